@@ -1,0 +1,87 @@
+"""Lightning callbacks: image grids and loss curves, written to the run directory and the loggers."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
+
+from cyclegan.visualize import image_grid, plot_loss_curves, save_image_grid
+
+
+def cycle_rows(visuals: dict, max_images: int) -> list:
+    """Two rows per example: [real A, fake B, rec A] and [real B, fake A, rec B]."""
+    rows = []
+    for i in range(min(max_images, visuals["real_A"].size(0))):
+        rows.append(torch.stack([visuals["real_A"][i], visuals["fake_B"][i], visuals["rec_A"][i]]))
+        rows.append(torch.stack([visuals["real_B"][i], visuals["fake_A"][i], visuals["rec_B"][i]]))
+    return rows
+
+
+def log_image_to_loggers(trainer: pl.Trainer, key: str, image, caption: str = "") -> None:
+    """Send an HxWx3 uint8 image to every logger that can show images (CSV keeps the PNG files only)."""
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            logger.log_image(key=key, images=[image], caption=[caption] if caption else None, step=trainer.global_step)
+        elif isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_image(key, image, trainer.global_step, dataformats="HWC")
+
+
+class ImageGridLogger(pl.Callback):
+    """Every `every_n_steps` steps: per example, rows [real A, fake B, rec A] and [real B, fake A, rec B].
+
+    Saved as `<output_dir>/images/step_XXXXXXX.png` and sent to W&B / TensorBoard.
+    """
+
+    def __init__(self, output_dir: str, every_n_steps: int = 500, max_images: int = 4):
+        self.output_dir = Path(output_dir)
+        self.every_n_steps = every_n_steps
+        self.max_images = max_images
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        step = trainer.global_step
+        if self.every_n_steps <= 0 or step % self.every_n_steps != 0 or not trainer.is_global_zero:
+            return
+        visuals = getattr(pl_module, "last_visuals", None)
+        if not visuals:
+            return
+        rows = cycle_rows(visuals, self.max_images)
+        save_image_grid(self.output_dir / "images" / f"step_{step:07d}.png", rows)
+        log_image_to_loggers(trainer, "train/images", image_grid(rows),
+                             caption="columns: real, translated, reconstructed; rows alternate A -> B and B -> A")
+
+
+class LossCurvePlot(pl.Callback):
+    """Keeps the per-step losses and draws `<output_dir>/loss_curves.png` at the end of fit (and each epoch)."""
+
+    def __init__(self, output_dir: str, every_n_steps: int = 10):
+        self.output_dir = Path(output_dir)
+        self.every_n_steps = max(1, every_n_steps)
+        self.history: dict[str, list[tuple[int, float]]] = defaultdict(list)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        step = trainer.global_step
+        if step % self.every_n_steps != 0 or not trainer.is_global_zero:
+            return
+        for key, value in trainer.callback_metrics.items():
+            if key.startswith("train/") and key.endswith("_step") and "lr" not in key:
+                self.history[key[len("train/") : -len("_step")]].append((step, float(value)))
+
+    def _plot(self, trainer) -> None:
+        if trainer.is_global_zero and self.history:
+            plot_loss_curves(self.history, self.output_dir / "loss_curves.png")
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self._plot(trainer)
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        self._plot(trainer)
+
+    def state_dict(self) -> dict:
+        return {"history": dict(self.history)}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.history = defaultdict(list, {k: list(v) for k, v in state_dict.get("history", {}).items()})

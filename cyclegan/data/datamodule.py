@@ -1,0 +1,367 @@
+"""``UnpairedDataModule``: two image domains A and B from any supported layout.
+
+Splits per ``source``:
+
+- ``berkeley``: fit on ``trainA``/``trainB``; test on ``testA``/``testB``; validate on a fixed
+  ``val_size`` subset of the test split (deterministic, spread over it).
+- ``kaggle``, ``tfrecord``, ``sample``, and ``folders`` without ``test_dir_a``/``test_dir_b``:
+  there is no test split, so a deterministic hold-out of ``val_size`` images per domain
+  (chosen by a hash of each image's relative path, at most half a domain) is used for both
+  validation and test, and training uses the rest.
+
+``dir_a``/``dir_b`` replace the training folders of any source (``folders`` requires them);
+``test_dir_a``/``test_dir_b`` give explicit test folders. Relative folders are taken from
+``root`` when it is set, else from the working directory.
+
+Data is looked for in :meth:`setup` (or the first :meth:`files` / :meth:`domain_dataset`
+call), not in ``__init__``, so configs can be instantiated before the data exists;
+``prepare_data`` downloads Berkeley sets when ``download=True``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+
+from .datasets import DomainDataset, PairedByIndexDataset, UnpairedDataset
+from .download import download_berkeley
+from .sources import (
+    BERKELEY_URL,
+    KAGGLE_URL,
+    LAYOUTS_HELP,
+    SOURCES,
+    DatasetNotFoundError,
+    FileImageList,
+    ImageList,
+    TFRecordImageList,
+    find_berkeley_root,
+    holdout,
+    sample_dir,
+    select_subset,
+)
+from .tfrecord import tfrecord_files
+from .transforms import build_transforms
+
+log = logging.getLogger(__name__)
+
+__all__ = ["UnpairedDataModule"]
+
+SPLITS = ("train", "val", "test")
+DOMAINS = ("A", "B")
+_LAYOUT_DIRS = {
+    "kaggle": ("monet_jpg", "photo_jpg"),
+    "tfrecord": ("monet_tfrec", "photo_tfrec"),
+    "sample": ("A", "B"),
+}
+
+
+def _abs(path, base: Path | None = None) -> Path | None:
+    """Absolute path; relative ones against ``base`` or Hydra's launch directory / cwd."""
+    if path is None or str(path) == "":
+        return None
+    p = Path(str(path)).expanduser()
+    if p.is_absolute():
+        return p
+    if base is not None:
+        return base / p
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.utils import get_original_cwd
+
+        if HydraConfig.initialized():
+            return Path(get_original_cwd()) / p
+    except Exception:  # pragma: no cover
+        pass
+    return p.absolute()
+
+
+class UnpairedDataModule(pl.LightningDataModule):
+    """Unpaired two-domain image data for CycleGAN-style training.
+
+    Batches (train/val/test): ``{"A": float32[N,3,H,W] in [-1,1], "B": ..., "A_path": [str], "B_path": [str]}``.
+    Training pairs ``A[i % |A|]`` with a random B; val/test pair by index (modulo the shorter
+    domain). See the module docstring for the splits of each ``source``.
+    """
+
+    def __init__(
+        self,
+        name: str = "custom",
+        source: str = "berkeley",
+        root: str | None = None,
+        dir_a: str | None = None,
+        dir_b: str | None = None,
+        download: bool = False,
+        image_size: int = 256,
+        load_size: int = 286,
+        batch_size: int = 1,
+        num_workers: int = 4,
+        epoch_length: int | None = None,
+        flip: bool = True,
+        rotate: float = 0,
+        color_jitter: float = 0.0,
+        serial_batches: bool = False,
+        pin_memory: bool = True,
+        persistent_workers: bool = True,
+        val_size: int = 16,
+        seed: int | None = None,
+        test_dir_a: str | None = None,
+        test_dir_b: str | None = None,
+        eval_batch_size: int | None = None,
+    ):
+        super().__init__()
+        self.save_hyperparameters(logger=False)
+        source = str(source).lower()
+        if source not in SOURCES:
+            raise ValueError(f"data.source must be one of {', '.join(SOURCES)}; got {source!r}")
+        if int(load_size) < int(image_size):
+            raise ValueError(
+                f"data.load_size ({load_size}) must be >= data.image_size ({image_size}): training images are "
+                "resized to load_size and then randomly cropped to image_size"
+            )
+        if int(image_size) <= 0 or int(batch_size) <= 0:
+            raise ValueError(f"data.image_size ({image_size}) and data.batch_size ({batch_size}) must be positive")
+        if epoch_length is not None and int(epoch_length) <= 0:
+            raise ValueError(f"data.epoch_length must be positive or null, got {epoch_length}")
+        if val_size is not None and int(val_size) < 0:
+            raise ValueError(f"data.val_size must be >= 0, got {val_size}")
+        if source == "folders" and (dir_a is None or dir_b is None):
+            raise ValueError("data.source=folders needs data.dir_a and data.dir_b (one folder of images per domain)")
+        if source not in ("folders", "sample") and root is None and (dir_a is None or dir_b is None):
+            raise ValueError(f"data.source={source} needs data.root (the dataset folder)")
+
+        self.name = str(name)
+        self.source = source
+        self.root = _abs(root)
+        self.dir_a, self.dir_b = _abs(dir_a, self.root), _abs(dir_b, self.root)
+        self.test_dir_a, self.test_dir_b = _abs(test_dir_a, self.root), _abs(test_dir_b, self.root)
+        self.download = bool(download)
+        self.image_size = int(image_size)
+        self.load_size = int(load_size)
+        self.batch_size = int(batch_size)
+        self.eval_batch_size = int(eval_batch_size) if eval_batch_size else self.batch_size
+        self.num_workers = int(num_workers)
+        self.epoch_length = int(epoch_length) if epoch_length else None
+        self.flip = bool(flip)
+        self.rotate = float(rotate or 0)
+        self.color_jitter = float(color_jitter or 0)
+        self.serial_batches = bool(serial_batches)
+        self.pin_memory = bool(pin_memory)
+        self.persistent_workers = bool(persistent_workers)
+        self.val_size = None if val_size is None else int(val_size)
+        self.seed = seed
+        self._lists: dict[tuple[str, str], ImageList] | None = None
+        self.data_train: UnpairedDataset | None = None
+        self.data_val: PairedByIndexDataset | None = None
+        self.data_test: PairedByIndexDataset | None = None
+
+    # ------------------------------------------------------------------ finding data
+    def _berkeley_missing(self, looked_for: str) -> DatasetNotFoundError:
+        root = self.root
+        url = BERKELEY_URL.format(name=self.name)
+        return DatasetNotFoundError(
+            f"Dataset {self.name!r} not found: looked for {looked_for} (Berkeley CycleGAN layout "
+            f"trainA/trainB/testA/testB). Download {url} and unzip it into {root.parent} so that {root}/trainA "
+            f"exists, or set data.download=true, or set paths.data_dir=... to the folder that contains "
+            f"{root.name}/ (or the env var CYCLEGAN_DATA_DIR)."
+        )
+
+    def _layout_missing(self, looked_for: str) -> DatasetNotFoundError:
+        if self.source in ("kaggle", "tfrecord"):
+            hint = (
+                f"Download Kaggle's gan-getting-started data ({KAGGLE_URL}, e.g. `kaggle competitions download "
+                f"-c gan-getting-started`; it needs a Kaggle account, so there is no automatic download) and unzip "
+                f"it into {self.root}, or set paths.data_dir=... to the folder that contains {self.root.name}/."
+            )
+        else:
+            hint = "Set data.dir_a / data.dir_b (or data.root) to existing folders."
+        return DatasetNotFoundError(f"Dataset {self.name!r} not found: looked for {looked_for}. {hint} {LAYOUTS_HELP}")
+
+    def _scan(self, folder: Path, domain: str, split: str) -> ImageList:
+        if self.source == "tfrecord" and tfrecord_files(folder):
+            images = TFRecordImageList.from_folder(folder)
+            if len(images) == 0:
+                raise DatasetNotFoundError(
+                    f"No readable records in the TFRecord files of {folder} (domain {domain}, split {split})."
+                )
+            return images
+        images = FileImageList.from_folder(folder)
+        if len(images) == 0:
+            what = "no *.tfrec files and no images" if self.source == "tfrecord" else "no images"
+            raise DatasetNotFoundError(
+                f"Found {what} in {folder} (domain {domain}, split {split}) for dataset {self.name!r}. {LAYOUTS_HELP}"
+            )
+        return images
+
+    def _folders(self) -> dict[str, dict[str, Path | None]]:
+        """``{domain: {"train": folder, "test": folder or None}}``; raises when missing."""
+        train = {"A": self.dir_a, "B": self.dir_b}
+        test = {"A": self.test_dir_a, "B": self.test_dir_b}
+        if self.source == "berkeley":
+            base = None
+            if self.root is not None:
+                base = find_berkeley_root(self.root, self.name)
+            if base is None and (train["A"] is None or train["B"] is None):
+                raise self._berkeley_missing(f"{self.root}/trainA and {self.root}/trainB")
+            for d in DOMAINS:
+                if base is not None:
+                    if train[d] is None:
+                        train[d] = base / f"train{d}"
+                    if test[d] is None and (base / f"test{d}").is_dir():
+                        test[d] = base / f"test{d}"
+                if not train[d].is_dir():
+                    raise self._berkeley_missing(str(train[d]))
+        elif self.source in _LAYOUT_DIRS:
+            base = sample_dir() if self.source == "sample" and self.root is None else self.root
+            names = _LAYOUT_DIRS[self.source]
+            for d, sub in zip(DOMAINS, names):
+                if train[d] is None:
+                    train[d] = base / sub
+            missing = [str(train[d]) for d in DOMAINS if not train[d].exists()]
+            if missing:
+                raise self._layout_missing(" and ".join(missing))
+        else:  # folders
+            missing = [str(train[d]) for d in DOMAINS if not train[d].exists()]
+            if missing:
+                raise self._layout_missing(" and ".join(missing))
+        for d in DOMAINS:
+            if test[d] is not None and not test[d].exists():
+                raise self._layout_missing(f"test folder {test[d]}")
+        return {d: {"train": train[d], "test": test[d]} for d in DOMAINS}
+
+    def _resolve(self) -> dict[tuple[str, str], ImageList]:
+        if self._lists is not None:
+            return self._lists
+        lists: dict[tuple[str, str], ImageList] = {}
+        val_size = 16 if self.val_size is None else self.val_size
+        for d, f in self._folders().items():
+            train = self._scan(f["train"], d, "train")
+            if f["test"] is not None:
+                test = self._scan(f["test"], d, "test")
+                val = test if self.val_size is None else select_subset(test, self.val_size)
+            else:
+                train, test = holdout(train, val_size)
+                val = test
+            lists[("train", d)], lists[("val", d)], lists[("test", d)] = train, val, test
+            log.info(
+                "data %s domain %s: %d train, %d val, %d test images (%s)",
+                self.name, d, len(train), len(val), len(test), f["train"],
+            )
+        self._lists = lists
+        return lists
+
+    # ------------------------------------------------------------------ Lightning hooks
+    def prepare_data(self) -> None:
+        if not self.download:
+            return
+        if self.source != "berkeley":
+            log.warning("data.download=true is only supported for Berkeley datasets (source=berkeley); ignored")
+            return
+        if self.root is None or find_berkeley_root(self.root, self.name) is not None:
+            return
+        if self.dir_a is not None and self.dir_b is not None:
+            return
+        download_berkeley(self.name, self.root.parent, folder=self.root.name)
+
+    def _transform(self, train: bool):
+        return build_transforms(
+            image_size=self.image_size,
+            load_size=self.load_size,
+            train=train,
+            flip=self.flip,
+            rotate=self.rotate,
+            color_jitter=self.color_jitter,
+        )
+
+    def _draft(self, train: bool) -> int:
+        return self.load_size if train else self.image_size
+
+    def setup(self, stage: str | None = None) -> None:
+        lists = self._resolve()
+        if stage in (None, "fit") and self.data_train is None:
+            self.data_train = UnpairedDataset(
+                lists[("train", "A")],
+                lists[("train", "B")],
+                self._transform(train=True),
+                epoch_length=self.epoch_length,
+                serial_batches=self.serial_batches,
+                seed=self.seed,
+                draft_size=self._draft(True),
+            )
+        if stage in (None, "fit", "validate") and self.data_val is None:
+            self.data_val = self.eval_dataset("val")
+        if stage in (None, "test", "predict") and self.data_test is None:
+            self.data_test = self.eval_dataset("test")
+
+    def _loader(self, dataset, batch_size: int, shuffle: bool) -> DataLoader:
+        workers = self.num_workers
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            num_workers=workers,
+            pin_memory=self.pin_memory and torch.cuda.is_available(),
+            persistent_workers=self.persistent_workers and workers > 0,
+            drop_last=False,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        if self.data_train is None:
+            self.setup("fit")
+        return self._loader(self.data_train, self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        if self.data_val is None:
+            self.setup("validate")
+        return self._loader(self.data_val, self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        if self.data_test is None:
+            self.setup("test")
+        return self._loader(self.data_test, self.eval_batch_size, shuffle=False)
+
+    # ------------------------------------------------------------------ helpers for evaluation
+    def files(self, split: str, domain: str) -> list[str]:
+        """Image paths of ``split`` (train/val/test) and ``domain`` (A/B), in dataset order."""
+        split, domain = _check(split, domain)
+        return list(self._resolve()[(split, domain)].paths)
+
+    def image_list(self, split: str, domain: str) -> ImageList:
+        split, domain = _check(split, domain)
+        return self._resolve()[(split, domain)]
+
+    def eval_dataset(self, split: str) -> PairedByIndexDataset:
+        """Deterministic A/B dataset of ``split`` (paired by index, test transforms)."""
+        split, _ = _check(split, "A")
+        lists = self._resolve()
+        return PairedByIndexDataset(
+            lists[(split, "A")], lists[(split, "B")], self._transform(train=False), draft_size=self._draft(False)
+        )
+
+    def domain_dataset(self, split: str, domain: str, transform=None) -> DomainDataset:
+        """Single-domain dataset of ``{"image", "path"}`` items (test transforms unless given)."""
+        split, domain = _check(split, domain)
+        return DomainDataset(
+            self._resolve()[(split, domain)],
+            transform if transform is not None else self._transform(train=False),
+            draft_size=self._draft(False),
+        )
+
+    def domain_dataloader(self, split: str, domain: str, batch_size: int | None = None) -> DataLoader:
+        return self._loader(self.domain_dataset(split, domain), batch_size or self.eval_batch_size, shuffle=False)
+
+    def __repr__(self) -> str:
+        return f"UnpairedDataModule(name={self.name!r}, source={self.source!r}, root={str(self.root)!r})"
+
+
+def _check(split: str, domain: str) -> tuple[str, str]:
+    split = {"fit": "train", "validate": "val", "validation": "val"}.get(split, split)
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    domain = str(domain).upper()
+    if domain not in DOMAINS:
+        raise ValueError(f"domain must be 'A' or 'B', got {domain!r}")
+    return split, domain

@@ -1,0 +1,256 @@
+"""Finding the images of each domain and split, for every supported on-disk layout.
+
+Nothing here decodes an image: scanning only lists file names (a 100k-file tree takes
+seconds), and TFRecord files are indexed by reading their 12-byte record headers.
+
+Layouts (``source``):
+
+- ``berkeley``: ``root/trainA``, ``root/trainB``, ``root/testA``, ``root/testB`` (the CycleGAN
+  dataset server's zips; ``root/<name>/trainA`` is accepted too).
+- ``kaggle``: ``root/monet_jpg`` (A) and ``root/photo_jpg`` (B) of Kaggle's ``gan-getting-started``.
+- ``tfrecord``: ``root/monet_tfrec/*.tfrec`` (A) and ``root/photo_tfrec/*.tfrec`` (B), same competition.
+- ``folders``: any two folders ``dir_a`` and ``dir_b``.
+- ``sample``: the tiny dataset bundled in this package (``cyclegan/data/sample/{A,B}``).
+
+Layouts without a test split get a deterministic hold-out (see :func:`holdout`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from .tfrecord import index_records, read_record, tfrecord_files
+
+__all__ = [
+    "IMG_EXTENSIONS",
+    "SOURCES",
+    "BERKELEY_URL",
+    "LAYOUTS_HELP",
+    "DatasetNotFoundError",
+    "ImageList",
+    "FileImageList",
+    "TFRecordImageList",
+    "scan_images",
+    "holdout",
+    "select_subset",
+    "sample_dir",
+    "find_berkeley_root",
+]
+
+IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+SOURCES = ("berkeley", "kaggle", "folders", "tfrecord", "sample")
+BERKELEY_URL = "https://efrosgans.eecs.berkeley.edu/cyclegan/datasets/{name}.zip"
+KAGGLE_URL = "https://www.kaggle.com/competitions/gan-getting-started/data"
+
+LAYOUTS_HELP = (
+    "Accepted layouts: berkeley = root/trainA, root/trainB (+ testA, testB); "
+    "kaggle = root/monet_jpg, root/photo_jpg; tfrecord = root/monet_tfrec/*.tfrec, root/photo_tfrec/*.tfrec; "
+    "folders = dir_a, dir_b. Images: " + " ".join(IMG_EXTENSIONS) + " (any case, searched recursively)."
+)
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """The data a config points at is missing or empty; the message says what was looked for."""
+
+
+# ----------------------------------------------------------------------------- image lists
+class ImageList(Sequence):
+    """An ordered, indexable list of images of one domain and split.
+
+    ``paths[i]`` is a display/identity string; ``open(i)`` returns something
+    :func:`PIL.Image.open` accepts (a path or a binary file object); ``keys[i]`` is a
+    location-independent identity used for the deterministic hold-out.
+    """
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i):  # Sequence protocol: the path string
+        return self.paths[i]
+
+    @property
+    def paths(self) -> list[str]:
+        raise NotImplementedError
+
+    @property
+    def keys(self) -> list[str]:
+        return self.paths
+
+    def open(self, i: int):
+        raise NotImplementedError
+
+    def subset(self, indices: Sequence[int]) -> ImageList:
+        raise NotImplementedError
+
+
+class FileImageList(ImageList):
+    """Image files on disk."""
+
+    def __init__(self, paths: Sequence[str], keys: Sequence[str] | None = None, folder: str | None = None):
+        self._paths = [str(p) for p in paths]
+        self._keys = list(keys) if keys is not None else None
+        self.folder = folder
+
+    @classmethod
+    def from_folder(cls, folder: str | os.PathLike) -> FileImageList:
+        folder = str(folder)
+        paths = scan_images(folder)
+        keys = [os.path.relpath(p, folder).replace(os.sep, "/") for p in paths]
+        return cls(paths, keys, folder=folder)
+
+    @property
+    def paths(self) -> list[str]:
+        return self._paths
+
+    @property
+    def keys(self) -> list[str]:
+        return self._keys if self._keys is not None else self._paths
+
+    def open(self, i: int):
+        return self._paths[i]
+
+    def subset(self, indices: Sequence[int]) -> FileImageList:
+        keys = self.keys
+        return FileImageList([self._paths[i] for i in indices], [keys[i] for i in indices], folder=self.folder)
+
+    def __repr__(self) -> str:
+        return f"FileImageList({self.folder or ''!s}, n={len(self)})"
+
+
+class TFRecordImageList(ImageList):
+    """JPEG images stored in the ``image`` feature of tf.train.Example records.
+
+    Entries are ``(file, data_offset, data_length, record_index)``; paths read
+    ``<file>#<record_index>``. ``verify`` checks the data CRC when a record is read (the
+    length CRCs are always checked while indexing; corrupt tails are skipped with a warning).
+    """
+
+    def __init__(self, entries: Sequence[tuple[str, int, int, int]], image_key: str = "image", verify: bool = True):
+        self.entries = list(entries)
+        self.image_key = image_key
+        self.verify = verify
+        self._paths = [f"{f}#{i}" for f, _, _, i in self.entries]
+
+    @classmethod
+    def from_folder(cls, folder: str | os.PathLike, image_key: str = "image", verify: bool = True):
+        entries = []
+        for f in tfrecord_files(folder):
+            for i, (off, n) in enumerate(index_records(f, verify=True)):
+                entries.append((str(f), off, n, i))
+        return cls(entries, image_key=image_key, verify=verify)
+
+    @property
+    def paths(self) -> list[str]:
+        return self._paths
+
+    @property
+    def keys(self) -> list[str]:
+        return [f"{os.path.basename(f)}#{i}" for f, _, _, i in self.entries]
+
+    def read_example(self, i: int) -> dict[str, list]:
+        from .tfrecord import parse_example
+
+        f, off, n, _ = self.entries[i]
+        return parse_example(read_record(f, off, n, verify=self.verify))
+
+    def open(self, i: int):
+        ex = self.read_example(i)
+        values = ex.get(self.image_key)
+        if not values or not isinstance(values[0], bytes):
+            raise ValueError(f"record has no bytes feature {self.image_key!r} (features: {sorted(ex)})")
+        return io.BytesIO(values[0])
+
+    def subset(self, indices: Sequence[int]) -> TFRecordImageList:
+        return TFRecordImageList([self.entries[i] for i in indices], image_key=self.image_key, verify=self.verify)
+
+    def __repr__(self) -> str:
+        return f"TFRecordImageList(n={len(self)})"
+
+
+# ----------------------------------------------------------------------------- scanning
+def scan_images(folder: str | os.PathLike) -> list[str]:
+    """All image files under ``folder`` (recursive, symlinks followed), sorted.
+
+    Extensions are matched case-insensitively; hidden files and folders (``.x``, macOS
+    ``._x`` resource forks, ``__MACOSX``) are skipped. No file is opened.
+    """
+    out: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".") and d != "__MACOSX"]
+        for fn in filenames:
+            if fn.startswith("."):
+                continue
+            if os.path.splitext(fn)[1].lower() in IMG_EXTENSIONS:
+                out.append(os.path.join(dirpath, fn))
+    out.sort()
+    return out
+
+
+def _rank(keys: Sequence[str]) -> list[int]:
+    """Indices ordered by a stable hash of each key (independent of file location)."""
+    return sorted(range(len(keys)), key=lambda i: (hashlib.md5(keys[i].encode("utf-8")).hexdigest(), keys[i]))
+
+
+def select_subset(images: ImageList, k: int) -> ImageList:
+    """A deterministic, spread-out subset of ``k`` images (all when ``k`` >= len)."""
+    if k is None or k >= len(images):
+        return images
+    chosen = sorted(_rank(images.keys)[: max(k, 0)])
+    return images.subset(chosen)
+
+
+def holdout(images: ImageList, k: int) -> tuple[ImageList, ImageList]:
+    """Split off a deterministic hold-out of ``k`` images: returns ``(rest, held_out)``.
+
+    The hold-out is the ``k`` images with the smallest MD5 of their relative path (or TFRecord
+    ``file#index``), so it does not depend on where the data lives and barely moves when
+    images are added. At most half of the images are held out, so training keeps data; a
+    domain of a single image is used for both. ``k <= 0`` holds out nothing (empty hold-out).
+    """
+    n = len(images)
+    if k is None or int(k) <= 0:
+        return images, images.subset([])
+    if n == 1:
+        return images, images
+    k = min(int(k), n // 2)
+    held = set(_rank(images.keys)[:k])
+    rest = [i for i in range(n) if i not in held]
+    return images.subset(rest), images.subset(sorted(held))
+
+
+# ----------------------------------------------------------------------------- layouts
+def sample_dir() -> Path:
+    """The bundled sample dataset (works from an installed package)."""
+    try:
+        from importlib.resources import files
+
+        p = Path(str(files("cyclegan.data") / "sample"))
+        if p.is_dir():
+            return p
+    except Exception:  # pragma: no cover - zipped installs etc.
+        pass
+    return Path(__file__).resolve().parent / "sample"
+
+
+def find_berkeley_root(root: Path, name: str | None = None) -> Path | None:
+    """``root`` if it holds trainA/trainB (or testA/testB), else ``root/<name>`` or a single
+    subfolder that does (zips unpacked one level too deep); None when nothing matches."""
+
+    def ok(p: Path) -> bool:
+        return ((p / "trainA").is_dir() and (p / "trainB").is_dir()) or (
+            (p / "testA").is_dir() and (p / "testB").is_dir()
+        )
+
+    if ok(root):
+        return root
+    if name and ok(root / name):
+        return root / name
+    if root.is_dir():
+        subs = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        if len(subs) == 1 and ok(subs[0]):
+            return subs[0]
+    return None

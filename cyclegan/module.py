@@ -1,0 +1,214 @@
+"""The CycleGAN LightningModule: two generators, two discriminators, manual optimization.
+
+Naming: ``G_AB`` translates domain A -> B and ``G_BA`` B -> A; ``D_A`` judges
+whether an image is a real A-domain image and ``D_B`` likewise for B. (The
+reference calls G_AB ``netG_A`` and names each discriminator after the generator
+it judges, so its ``netD_A`` is our ``D_B``.)
+
+One training step follows the paper's order:
+  1. forward both cycles: A -> fake_B -> rec_A and B -> fake_A -> rec_B;
+  2. generator step with both discriminators frozen:
+     adversarial + lambda * cycle L1 + lambda * lambda_identity * identity L1;
+  3. discriminator step on fakes drawn from the image pools (detached):
+     0.5 * (loss on real + loss on fake), plus the gradient penalty for wgangp.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+
+from cyclegan.losses import GANLoss, gradient_penalty
+from cyclegan.models import build_discriminator, build_generator
+from cyclegan.pool import ImagePool
+from cyclegan.schedulers import build_scheduler
+
+
+class CycleGAN(pl.LightningModule):
+    def __init__(
+        self,
+        # networks
+        gen: str = "resnet",
+        disc: str = "patch",
+        ngf: int = 64,
+        ndf: int = 64,
+        n_blocks: int = 9,
+        unet_depth: int = 8,
+        d_layers: int = 3,
+        norm: str = "instance",
+        dropout: bool = False,
+        init_type: str = "normal",
+        init_gain: float = 0.02,
+        # losses
+        gan_mode: str = "lsgan",
+        lambda_cycle: float = 10.0,
+        lambda_A: float | None = None,
+        lambda_B: float | None = None,
+        lambda_identity: float = 0.5,
+        lambda_gp: float = 10.0,
+        d_loss_weight: float = 0.5,
+        pool_size: int = 50,
+        # optimisation
+        lr: float = 2e-4,
+        lr_D: float | None = None,
+        beta1: float = 0.5,
+        beta2: float = 0.999,
+        lr_policy: str = "linear",
+        n_epochs: int = 100,
+        n_epochs_decay: int = 100,
+        lr_step_epochs: int = 50,
+        lr_gamma: float = 0.1,
+        plateau_monitor: str = "train/G_loss_epoch",
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        net = dict(norm=norm, init_type=init_type, init_gain=init_gain)
+        gen_kwargs = dict(ngf=ngf, dropout=dropout, n_blocks=n_blocks, depth=unet_depth, **net)
+        disc_kwargs = dict(ndf=ndf, n_layers=d_layers, **net)
+        self.G_AB = build_generator(gen, **gen_kwargs)
+        self.G_BA = build_generator(gen, **gen_kwargs)
+        self.D_A = build_discriminator(disc, **disc_kwargs)
+        self.D_B = build_discriminator(disc, **disc_kwargs)
+
+        self.gan_loss = GANLoss(gan_mode)
+        self.lambda_A = lambda_cycle if lambda_A is None else lambda_A
+        self.lambda_B = lambda_cycle if lambda_B is None else lambda_B
+        # Pools hold fakes *for* each discriminator: pool_A feeds D_A with fake A images.
+        self.pool_A = ImagePool(pool_size)
+        self.pool_B = ImagePool(pool_size)
+        self.automatic_optimization = False
+        self.last_visuals: dict[str, torch.Tensor] = {}
+
+    # ------------------------------------------------------------------ inference
+    def forward(self, x: torch.Tensor, direction: str = "AB") -> torch.Tensor:
+        return (self.G_AB if direction == "AB" else self.G_BA)(x)
+
+    # ------------------------------------------------------------------ losses
+    def generator_loss(self, real_A, real_B, fake_A, fake_B, rec_A, rec_B) -> tuple[torch.Tensor, dict]:
+        hp = self.hparams
+        adv_AB = self.gan_loss(self.D_B(fake_B), True, for_discriminator=False)
+        adv_BA = self.gan_loss(self.D_A(fake_A), True, for_discriminator=False)
+        cycle_A = F.l1_loss(rec_A, real_A) * self.lambda_A
+        cycle_B = F.l1_loss(rec_B, real_B) * self.lambda_B
+        logs = {"G_adv_AB": adv_AB, "G_adv_BA": adv_BA, "cycle_A": cycle_A, "cycle_B": cycle_B}
+        total = adv_AB + adv_BA + cycle_A + cycle_B
+        if hp.lambda_identity > 0:
+            # G_AB fed a B image should leave it unchanged (weighted with lambda_B), and vice versa.
+            idt_AB = F.l1_loss(self.G_AB(real_B), real_B) * self.lambda_B * hp.lambda_identity
+            idt_BA = F.l1_loss(self.G_BA(real_A), real_A) * self.lambda_A * hp.lambda_identity
+            logs.update(idt_AB=idt_AB, idt_BA=idt_BA)
+            total = total + idt_AB + idt_BA
+        logs["G_loss"] = total
+        return total, logs
+
+    def discriminator_loss(self, D, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        loss = self.hparams.d_loss_weight * (self.gan_loss(D(real), True) + self.gan_loss(D(fake.detach()), False))
+        if self.hparams.gan_mode == "wgangp":
+            loss = loss + gradient_penalty(D, real, fake, self.hparams.lambda_gp)
+        return loss
+
+    # ------------------------------------------------------------------ training
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        real_A, real_B = batch["A"], batch["B"]
+        opt_g, opt_d = self.optimizers()
+
+        fake_B = self.G_AB(real_A)
+        rec_A = self.G_BA(fake_B)
+        fake_A = self.G_BA(real_B)
+        rec_B = self.G_AB(fake_A)
+
+        # Generator step: toggle_optimizer freezes every parameter not in opt_g (the discriminators).
+        self.toggle_optimizer(opt_g)
+        loss_G, logs = self.generator_loss(real_A, real_B, fake_A, fake_B, rec_A, rec_B)
+        opt_g.zero_grad(set_to_none=True)
+        self.manual_backward(loss_G)
+        opt_g.step()
+        self.untoggle_optimizer(opt_g)
+
+        # Discriminator step on a mix of current and earlier fakes.
+        self.toggle_optimizer(opt_d)
+        loss_D_A = self.discriminator_loss(self.D_A, real_A, self.pool_A.query(fake_A))
+        loss_D_B = self.discriminator_loss(self.D_B, real_B, self.pool_B.query(fake_B))
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(loss_D_A + loss_D_B)
+        self._step_without_counting(opt_d)
+        self.untoggle_optimizer(opt_d)
+
+        logs.update(D_A=loss_D_A, D_B=loss_D_B)
+        self.log_dict({f"train/{k}": v.detach() for k, v in logs.items()}, on_step=True, on_epoch=True,
+                      batch_size=real_A.size(0))
+        self.log("train/lr", opt_g.param_groups[0]["lr"], on_step=True, on_epoch=False, prog_bar=True,
+                 batch_size=real_A.size(0))
+        self.last_visuals = {
+            "real_A": real_A, "fake_B": fake_B, "rec_A": rec_A,
+            "real_B": real_B, "fake_A": fake_A, "rec_B": rec_B,
+        }
+
+    def _step_without_counting(self, optimizer) -> None:
+        """Step without advancing `global_step`.
+
+        Under manual optimization Lightning counts every optimizer step, so one CycleGAN
+        iteration (G step + D step) would count twice and `trainer.max_steps`, checkpoint
+        and logging intervals would mean half as many iterations as users expect.
+        """
+        counting_hook = getattr(optimizer, "_on_after_step", None)
+        if counting_hook is None:  # not a LightningOptimizer (e.g. called outside a Trainer)
+            optimizer.step()
+            return
+        optimizer._on_after_step = lambda: self.trainer.profiler.stop("optimizer_step")
+        try:
+            optimizer.step()
+        finally:
+            optimizer._on_after_step = counting_hook
+
+    def on_train_epoch_end(self) -> None:
+        for scheduler in self.lr_schedulers():
+            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                metric = self.trainer.callback_metrics.get(self.hparams.plateau_monitor)
+                if metric is None:
+                    raise KeyError(
+                        f"model.plateau_monitor '{self.hparams.plateau_monitor}' was not logged; "
+                        f"logged metrics: {sorted(self.trainer.callback_metrics)}"
+                    )
+                scheduler.step(metric)
+            else:
+                scheduler.step()
+
+    # ------------------------------------------------------------------ validation
+    @torch.no_grad()
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
+        real_A, real_B = batch["A"], batch["B"]
+        fake_B, fake_A = self.G_AB(real_A), self.G_BA(real_B)
+        rec_A, rec_B = self.G_BA(fake_B), self.G_AB(fake_A)
+        self.log_dict(
+            {"val/cycle_A": F.l1_loss(rec_A, real_A), "val/cycle_B": F.l1_loss(rec_B, real_B)},
+            on_epoch=True, batch_size=real_A.size(0), sync_dist=True,
+        )
+        return {"real_A": real_A, "real_B": real_B, "fake_A": fake_A, "fake_B": fake_B}
+
+    # ------------------------------------------------------------------ optimisers
+    def configure_optimizers(self):
+        hp = self.hparams
+        betas = (hp.beta1, hp.beta2)
+        opt_g = torch.optim.Adam(list(self.G_AB.parameters()) + list(self.G_BA.parameters()), lr=hp.lr, betas=betas)
+        opt_d = torch.optim.Adam(
+            list(self.D_A.parameters()) + list(self.D_B.parameters()), lr=hp.lr_D or hp.lr, betas=betas
+        )
+        sched = dict(
+            policy=hp.lr_policy, n_epochs=hp.n_epochs, n_epochs_decay=hp.n_epochs_decay,
+            step_epochs=hp.lr_step_epochs, gamma=hp.lr_gamma,
+        )
+        return [opt_g, opt_d], [build_scheduler(opt_g, **sched), build_scheduler(opt_d, **sched)]
+
+    # ------------------------------------------------------------------ checkpoint extras
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["image_pools"] = {"A": self.pool_A.state_dict(), "B": self.pool_B.state_dict()}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        pools = checkpoint.get("image_pools")
+        if pools:
+            self.pool_A.load_state_dict(pools["A"])
+            self.pool_B.load_state_dict(pools["B"])

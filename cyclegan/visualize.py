@@ -1,0 +1,65 @@
+"""Image grids and loss-curve plots, written as PNG files (no torchvision needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] float images [N,3,H,W] -> uint8 [N,3,H,W] on the CPU."""
+    return ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
+
+
+def image_grid(rows: Sequence[torch.Tensor], max_columns: int = 8, pad: int = 2) -> np.ndarray:
+    """One row per tensor of [-1, 1] images [N,3,H,W] (same H, W); returns an HxWx3 uint8 array."""
+    rows = [to_uint8(r[:max_columns]) for r in rows]
+    n_cols = max(r.size(0) for r in rows)
+    _, _, h, w = rows[0].shape
+    canvas = torch.full((3, len(rows) * (h + pad) + pad, n_cols * (w + pad) + pad), 255, dtype=torch.uint8)
+    for i, row in enumerate(rows):
+        for j, img in enumerate(row):
+            y, x = pad + i * (h + pad), pad + j * (w + pad)
+            canvas[:, y : y + h, x : x + w] = img
+    return canvas.permute(1, 2, 0).numpy()
+
+
+def save_image_grid(path: str | Path, rows: Sequence[torch.Tensor], max_columns: int = 8) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image_grid(rows, max_columns)).save(path)
+    return path
+
+
+def plot_loss_curves(history: Mapping[str, Sequence[tuple[int, float]]], path: str | Path, title: str = "") -> Path:
+    """One panel for the generator terms, one for the discriminators; x = global step."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: works on headless machines and in workers
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, (ax_g, ax_d) = plt.subplots(1, 2, figsize=(11, 4))
+    for name, points in sorted(history.items()):
+        if not points:
+            continue
+        steps, values = zip(*points)
+        ax = ax_d if name.startswith("D_") else ax_g
+        ax.plot(steps, values, label=name, linewidth=1)
+    for ax, label in ((ax_g, "generator losses"), (ax_d, "discriminator losses")):
+        ax.set_xlabel("step")
+        ax.set_title(label)
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

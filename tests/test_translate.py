@@ -1,0 +1,350 @@
+"""Inference: checkpoint loading, any-size translation, tiling, Kaggle zip, chains, CLI, safety."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from cyclegan import checkpoint
+from cyclegan.checkpoint import CheckpointError, load_generator, load_generators
+from cyclegan.translate import (
+    Chain,
+    KaggleZipError,
+    TranslateError,
+    _size_batches,
+    load_chain,
+    main,
+    make_kaggle_zip,
+    parse_spec,
+    translate_folder,
+    translate_tensor,
+)
+
+TINY_RESNET = ("resnet", {"ngf": 4, "n_blocks": 1})
+
+
+# ------------------------------------------------------------------------------------------
+# helpers
+# ------------------------------------------------------------------------------------------
+class Identity(nn.Module):
+    """Identity 'generator' that insists on padded inputs and records the shapes it saw."""
+
+    def __init__(self, m: int = 4):
+        super().__init__()
+        self.size_multiple = m
+        self.shapes: list[tuple] = []
+
+    def forward(self, x):
+        assert x.shape[-2] % self.size_multiple == 0 and x.shape[-1] % self.size_multiple == 0
+        self.shapes.append(tuple(x.shape))
+        return x
+
+
+class SmallConv(nn.Module):
+    """Fully convolutional, receptive-field radius 2, zero padding: tiling must not show."""
+
+    size_multiple = 4
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 3, 3, padding=1), nn.Tanh())
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def make_ckpt(path, name="resnet", kw=None, seed=0):
+    """A fake Lightning checkpoint: hyper_parameters + G_AB/G_BA/D_A/D_B state dicts."""
+    kw = dict(TINY_RESNET[1] if kw is None else kw)
+    torch.manual_seed(seed)
+    g_ab = checkpoint._build_generator(name, **kw).eval()
+    g_ba = checkpoint._build_generator(name, **kw).eval()
+    sd = {f"G_AB.{k}": v for k, v in g_ab.state_dict().items()}
+    sd.update({f"G_BA.{k}": v for k, v in g_ba.state_dict().items()})
+    sd.update({"D_A.model.0.weight": torch.zeros(2, 3, 4, 4), "D_B.model.0.weight": torch.zeros(2, 3, 4, 4)})
+    hp = {"gen": name, "ngf": kw.get("ngf", 64), "n_blocks": kw.get("n_blocks", 9), "unet_depth": kw.get("depth", 8),
+          "norm": "instance", "dropout": False, "lr": 2e-4, "lambda_cyc": 10.0, "disc": "basic"}
+    torch.save({"state_dict": sd, "hyper_parameters": hp, "epoch": 1, "global_step": 10,
+                "pytorch-lightning_version": "2.6.0"}, path)
+    return g_ab, g_ba
+
+
+def rand_img(h, w, mode="RGB", seed=0):
+    rng = np.random.default_rng(seed)
+    ch = {"RGB": 3, "RGBA": 4, "L": 1}[mode]
+    a = rng.integers(0, 256, (h, w, ch), dtype=np.uint8)
+    return Image.fromarray(a[..., 0] if ch == 1 else a, mode)
+
+
+def read(path):
+    with Image.open(path) as im:
+        return np.array(im.convert("RGB") if im.mode != "RGB" else im)
+
+
+# ------------------------------------------------------------------------------------------
+# any size, padding, formats
+# ------------------------------------------------------------------------------------------
+def test_any_size_roundtrip_identity(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    (src / "sub").mkdir(parents=True)
+    imgs = {
+        "odd.png": rand_img(37, 53),
+        "gray.png": rand_img(20, 31, "L", 1),
+        "sub/rgba.png": rand_img(16, 9, "RGBA", 2),
+        "tiny.png": rand_img(3, 2, seed=3),  # smaller than the padding: repeated reflection
+    }
+    pal = rand_img(11, 13, seed=4).convert("P", palette=Image.ADAPTIVE, colors=16)
+    imgs["sub/pal.png"] = pal
+    for name, im in imgs.items():
+        im.save(src / name)
+    rand_img(30, 40, seed=5).save(src / "photo.jpg", quality=90)
+    (src / "notes.txt").write_text("not an image")
+
+    g = Identity(m=8)
+    written = translate_folder(g, src, out, batch_size=4, num_workers=0, progress=False)
+    rel = sorted(p.relative_to(out).as_posix() for p in written)
+    assert rel == sorted(list(imgs) + ["photo.jpg"])
+    for name, im in imgs.items():
+        res = Image.open(out / name)
+        assert res.mode == "RGB" and res.size == im.size
+        expected = np.array(im.convert("RGBA").convert("RGB") if im.mode == "P" else im.convert("RGB"))
+        np.testing.assert_array_equal(np.array(res), expected)  # identity => exact through padding
+    jpg = Image.open(out / "photo.jpg")
+    assert jpg.format == "JPEG" and jpg.size == (40, 30)
+    assert all(s[-2] % 8 == 0 and s[-1] % 8 == 0 for s in g.shapes)
+
+
+def test_forced_ext_single_file_and_refusals(tmp_path):
+    src = tmp_path / "a.jpg"
+    rand_img(10, 14).save(src)
+    out = translate_folder(Identity(), src, tmp_path / "o", ext="png", num_workers=0, progress=False)
+    assert [p.name for p in out] == ["a.png"] and Image.open(out[0]).format == "PNG"
+    one = translate_folder(Identity(), src, tmp_path / "x" / "b.webp", num_workers=0, progress=False)
+    assert one[0].name == "b.webp" and Image.open(one[0]).size == (14, 10)
+    with pytest.raises(TranslateError, match="overwrite the input"):
+        translate_folder(Identity(), tmp_path, tmp_path, num_workers=0, progress=False)
+    with pytest.raises(FileNotFoundError, match="missing_dir"):
+        translate_folder(Identity(), tmp_path / "missing_dir", tmp_path / "o2", progress=False)
+    with pytest.raises(TranslateError, match="no images"):
+        (tmp_path / "empty").mkdir()
+        translate_folder(Identity(), tmp_path / "empty", tmp_path / "o3", progress=False)
+
+
+def test_fixed_size_is_a_straight_batch(tmp_path):
+    for i in range(5):
+        rand_img(256, 256, seed=i).save(tmp_path / f"{i}.png")
+    files = sorted(tmp_path.glob("*.png"))
+    assert _size_batches(files, 4, None, 4 * 512 * 512) == [[0, 1, 2, 3], [4]]
+    g = Identity()
+    translate_folder(g, tmp_path, tmp_path / "out", batch_size=4, num_workers=0, progress=False)
+    assert g.shapes == [(4, 3, 256, 256), (1, 3, 256, 256)]
+
+
+def test_mixed_sizes_grouped_and_workers(tmp_path):
+    sizes = [(20, 24), (33, 17), (20, 24), (33, 17), (20, 24)]
+    for i, (h, w) in enumerate(sizes):
+        rand_img(h, w, seed=i).save(tmp_path / f"{i}.png")
+    g = Identity()
+    out = translate_folder(g, tmp_path, tmp_path / "out", batch_size=8, num_workers=2, progress=False)
+    assert sorted(s[0] for s in g.shapes) == [2, 3]  # one batch per size
+    for i, p in enumerate(sorted(out)):
+        np.testing.assert_array_equal(read(p), read(tmp_path / f"{i}.png"))
+
+
+def test_tiling_matches_whole_image():
+    g = SmallConv().eval()
+    x = torch.rand(2, 3, 70, 90) * 2 - 1
+    ref = translate_tensor(g, x)
+    for overlap in (None, 16):
+        tiled = translate_tensor(g, x, tile=32, overlap=overlap, batch_size=3)
+        assert tiled.shape == ref.shape
+        torch.testing.assert_close(tiled, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_tiling_in_translate_folder(tmp_path):
+    rand_img(70, 90).save(tmp_path / "big.png")
+    g = SmallConv().eval()
+    a = translate_folder(g, tmp_path / "big.png", tmp_path / "a", num_workers=0, progress=False)[0]
+    b = translate_folder(g, tmp_path / "big.png", tmp_path / "b", tile=32, num_workers=0, progress=False)[0]
+    assert np.abs(read(a).astype(int) - read(b).astype(int)).max() <= 1
+
+
+def test_real_generators_any_size(tmp_path):
+    """The project's generators, through padding: output has the input's size."""
+    rand_img(37, 53).save(tmp_path / "x.png")
+    for name, kw in (TINY_RESNET, ("unet", {"ngf": 4, "depth": 3})):
+        g = checkpoint._build_generator(name, **kw)
+        out = translate_folder(g, tmp_path / "x.png", tmp_path / name, num_workers=0, progress=False)
+        assert Image.open(out[0]).size == (53, 37)
+
+
+# ------------------------------------------------------------------------------------------
+# Kaggle zip
+# ------------------------------------------------------------------------------------------
+def _kaggle_inputs(d):
+    d.mkdir()
+    for i in range(4):
+        rand_img(256, 256, seed=i).save(d / f"photo_{i}.jpg", quality=95)
+    rand_img(300, 200, seed=7).save(d / "wide.png")  # resized to 256x256
+    rand_img(256, 256, "L", 8).save(d / "gray.jpg")
+    return d
+
+
+def test_kaggle_zip(tmp_path):
+    photos = _kaggle_inputs(tmp_path / "photos")
+    zp = make_kaggle_zip(Identity(), photos, tmp_path / "sub" / "images.zip", min_count=5, max_count=10,
+                         batch_size=4, num_workers=2, progress=False)
+    with zipfile.ZipFile(zp) as zf:
+        names = zf.namelist()
+        assert sorted(names) == sorted([f"photo_{i}.jpg" for i in range(4)] + ["wide.jpg", "gray.jpg"])
+        for info in zf.infolist():
+            assert info.compress_type == zipfile.ZIP_STORED
+            with Image.open(zf.open(info)) as im:
+                assert (im.format, im.size, im.mode) == ("JPEG", (256, 256), "RGB")
+    assert [p.name for p in zp.parent.iterdir()] == ["images.zip"]  # no temp file left
+
+
+@pytest.mark.parametrize("lo,hi", [(10, 20), (1, 5)])
+def test_kaggle_zip_count_violation_leaves_no_zip(tmp_path, lo, hi):
+    photos = _kaggle_inputs(tmp_path / "photos")
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(KaggleZipError, match=f"has 6 images.*between {lo} and {hi}"):
+        make_kaggle_zip(Identity(), photos, out / "images.zip", min_count=lo, max_count=hi, progress=False)
+    assert list(out.iterdir()) == []
+
+
+def test_kaggle_zip_failure_midway_leaves_no_zip(tmp_path):
+    photos = _kaggle_inputs(tmp_path / "photos")
+    (photos / "broken.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(TranslateError, match="broken.jpg"):
+        make_kaggle_zip(Identity(), photos, tmp_path / "images.zip", min_count=5, num_workers=0, progress=False)
+    assert not any(p.suffix in (".zip", ".part") or ".zip" in p.name for p in tmp_path.iterdir())
+
+
+# ------------------------------------------------------------------------------------------
+# checkpoints and chains
+# ------------------------------------------------------------------------------------------
+def test_load_generator_from_lightning_ckpt(tmp_path):
+    ck = tmp_path / "run.ckpt"
+    g_ab, g_ba = make_ckpt(ck)
+    x = torch.rand(1, 3, 16, 20) * 2 - 1
+    with torch.no_grad():
+        a, b = load_generator(ck, "AB"), load_generator(ck, direction="BA")
+        assert not a.training
+        torch.testing.assert_close(a(x), g_ab(x))
+        torch.testing.assert_close(b(x), g_ba(x))
+        both = load_generators(ck)
+        torch.testing.assert_close(both["BA"](x), g_ba(x))
+    with pytest.raises(FileNotFoundError, match="nope.ckpt"):
+        load_generator(tmp_path / "nope.ckpt")
+    with pytest.raises(CheckpointError, match="direction"):
+        load_generator(ck, "AC")
+
+
+def test_reference_state_dict(tmp_path):
+    torch.manual_seed(1)
+    g = checkpoint._build_generator("resnet", ngf=4, n_blocks=2)
+    torch.save(g.state_dict(), tmp_path / "latest_net_G_A.pth")
+    h = load_generator(tmp_path / "latest_net_G_A.pth", gen="resnet", ngf=4, n_blocks=2)
+    x = torch.rand(1, 3, 12, 12) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(h(x), g.eval()(x))
+    with pytest.raises(CheckpointError, match="weights"):  # wrong architecture: one-line error
+        load_generator(tmp_path / "latest_net_G_A.pth", gen="resnet", ngf=8, n_blocks=2)
+
+
+def test_chain_equals_sequence(tmp_path):
+    a, b = tmp_path / "monet2photo.ckpt", tmp_path / "vangogh2photo.ckpt"
+    a_ab, _ = make_ckpt(a, seed=1)
+    _, b_ba = make_ckpt(b, "unet", {"ngf": 4, "depth": 3}, seed=2)
+    chain = load_chain([f"{a}:AB", f"{b}:BA"])
+    assert isinstance(chain, Chain) and chain.size_multiple == 8
+    x = torch.rand(2, 3, 16, 24) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(chain(x), b_ba(a_ab(x)))
+    # any size through the chain: padded once to lcm(4, 8)
+    y = translate_tensor(chain, torch.rand(1, 3, 13, 21) * 2 - 1)
+    assert y.shape == (1, 3, 13, 21)
+
+
+def test_parse_spec():
+    assert parse_spec("runs/m2p.ckpt:BA") == (parse_spec("runs/m2p.ckpt")[0], "BA")
+    assert parse_spec("runs/m2p.ckpt")[1] == "AB"
+    assert parse_spec("C:/x/m.ckpt:ab")[1] == "AB"
+    assert str(parse_spec("C:/x/m.ckpt", "BA")[0]) == "C:/x/m.ckpt"
+
+
+class _Evil:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_malicious_pickle_refused(tmp_path, capsys):
+    marker = tmp_path / "PWNED"
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {"G_AB.x": _Evil(marker)}, "hyper_parameters": {"gen": "resnet"}}, evil)
+    with pytest.raises(CheckpointError) as exc:
+        load_generator(evil)
+    msg = str(exc.value)
+    assert "arbitrary code" in msg and "weights_only" in msg and "system" in msg and "\n" not in msg
+    assert not marker.exists()
+    rc = main(["--ckpt", str(evil), "--input", str(tmp_path), "--output", str(tmp_path / "o"), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "arbitrary code" in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not marker.exists()
+
+
+# ------------------------------------------------------------------------------------------
+# command line
+# ------------------------------------------------------------------------------------------
+def test_cli_help_subprocess():
+    r = subprocess.run([sys.executable, "-m", "cyclegan.translate", "--help"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0
+    for s in ("--kaggle-zip", "--export", "--tile", "examples:", "vangogh2photo.ckpt:BA"):
+        assert s in r.stdout
+
+
+def test_cli_run_and_errors(tmp_path, capsys):
+    ck = tmp_path / "m2p.ckpt"
+    _, g_ba = make_ckpt(ck)
+    src = tmp_path / "photos"
+    src.mkdir()
+    rand_img(21, 30).save(src / "a.png")
+    rand_img(16, 16, seed=1).save(src / "b.jpg")
+    rc = main(["--ckpt", str(ck), "--direction", "BA", "--input", str(src), "--output", str(tmp_path / "out"),
+               "--batch-size", "2", "--num-workers", "0", "--quiet", "--ext", "png"])
+    assert rc == 0
+    assert Image.open(tmp_path / "out" / "a.png").size == (30, 21)
+    expect = translate_folder(g_ba, src / "a.png", tmp_path / "ref.png", num_workers=0, progress=False)[0]
+    np.testing.assert_array_equal(read(tmp_path / "out" / "a.png"), read(expect))
+
+    rc = main(["--ckpt", f"{ck}:AB", "--ckpt", f"{ck}:BA", "--input", str(src), "--kaggle-zip",
+               str(tmp_path / "images.zip"), "--min-count", "1", "--num-workers", "0", "--quiet"])
+    assert rc == 0 and len(zipfile.ZipFile(tmp_path / "images.zip").namelist()) == 2
+    capsys.readouterr()
+
+    for argv, needle in (
+        (["--ckpt", str(tmp_path / "missing.ckpt"), "--input", str(src), "--output", "o"], "missing.ckpt"),
+        (["--ckpt", str(ck), "--input", str(tmp_path / "nowhere"), "--output", "o"], "nowhere"),
+        (["--ckpt", str(ck), "--input", str(src)], "--output is required"),
+        (["--ckpt", str(ck), "--input", str(src), "--kaggle-zip", str(tmp_path / "k.zip")], "between 7000"),
+        (["--ckpt", str(ck), "--input", str(src), "--output", "o", "--ext", "gif"], "extension"),
+    ):
+        rc = main(argv + ["--quiet"])
+        err = capsys.readouterr().err
+        assert rc == 2 and needle in err and err.count("\n") == 1, (argv, err)
+    assert not (tmp_path / "k.zip").exists()

@@ -1,0 +1,17 @@
+"""Train a CycleGAN: `python train.py data=vangogh2photo model.gen=unet` (see README for the surface)."""
+
+import hydra
+from omegaconf import DictConfig
+
+import cyclegan.config  # noqa: F401  (registers the config resolvers)
+from cyclegan.training import train
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    # Return the sweep objective (validation KID when it is computed) so Hydra sweepers can minimise it.
+    return train(cfg).get("objective")
+
+
+if __name__ == "__main__":
+    main()
