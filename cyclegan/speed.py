@@ -1,0 +1,142 @@
+"""Speed switches for the CycleGAN networks: channels_last, torch.compile and fused Adam.
+
+``CycleGAN`` applies them in ``configure_model`` (``model.channels_last``, ``model.compile``)
+and ``configure_optimizers`` (``model.fused_adam``); the helpers live here so the benchmark
+(`python -m cyclegan.bench`) and tests use exactly the same code path.
+
+Two rules keep checkpoints and Lightning's manual optimization working unchanged:
+
+- ``torch.compile`` is applied with ``nn.Module.compile()`` *in place*: the module keeps its
+  class, attributes and parameters, so ``state_dict`` keys stay ``G_AB.model.1.weight`` (no
+  ``_orig_mod.`` prefix), ``toggle_optimizer`` still flips the same parameters'
+  ``requires_grad`` (a compiled graph guards on it and recompiles once per state), and a
+  checkpoint saved by a compiled run loads into a plain model and vice versa.
+- channels_last converts the parameters' strides, not their shapes or names; ``.to(device)``
+  and ``load_state_dict`` preserve it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+NETWORKS = ("G_AB", "G_BA", "D_A", "D_B")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+_OFF = {"false", "off", "none", "no", "0", ""}
+_ON = {"true", "on", "yes", "1"}
+
+
+def compile_options(spec: Any) -> dict | None:
+    """``model.compile`` -> keyword arguments of ``torch.compile``, or None when off.
+
+    Accepts false/true, a mode name (``default``, ``reduce-overhead``, ``max-autotune``,
+    ``max-autotune-no-cudagraphs``), or a mapping of ``torch.compile`` arguments
+    (e.g. ``{backend: aot_eager}`` or ``{mode: max-autotune-no-cudagraphs, dynamic: false}``).
+    """
+    if spec is None or spec is False:
+        return None
+    if spec is True:
+        return {}
+    if isinstance(spec, Mapping):
+        return dict(spec)
+    text = str(spec).strip().lower()
+    if text in _OFF:
+        return None
+    if text in _ON:
+        return {}
+    if text in COMPILE_MODES:
+        return {} if text == "default" else {"mode": text}
+    raise ValueError(
+        f"model.compile={spec!r} is not understood; use false, true, one of {', '.join(COMPILE_MODES)}, "
+        "or a mapping of torch.compile arguments such as {backend: aot_eager}"
+    )
+
+
+def to_channels_last(module: nn.Module) -> nn.Module:
+    """Convert 4-D parameters/buffers to channels_last (NHWC strides) in place; returns ``module``.
+
+    On CUDA, cuDNN's NHWC convolution kernels use the tensor cores without the NCHW<->NHWC
+    transposes it otherwise inserts around each conv; inputs should be channels_last too
+    (:func:`channels_last_input`), later activations follow the weights' format.
+    """
+    return module.to(memory_format=torch.channels_last)
+
+
+def channels_last_input(x: torch.Tensor) -> torch.Tensor:
+    """4-D tensors -> channels_last (a no-op when already so); other tensors unchanged."""
+    if isinstance(x, torch.Tensor) and x.dim() == 4 and x.is_floating_point():
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def is_compiled(module: nn.Module) -> bool:
+    return getattr(module, "_compiled_call_impl", None) is not None
+
+
+def compile_in_place(modules: Iterable[nn.Module], options: dict) -> None:
+    """``module.compile(**options)`` for each module not compiled yet (idempotent)."""
+    for module in modules:
+        if not is_compiled(module):
+            module.compile(**options)
+
+
+def networks_to_compile(model: nn.Module, gan_mode: str | None = None) -> list[str]:
+    """Names of the networks that ``model.compile`` applies to.
+
+    WGAN-GP differentiates the discriminator twice (the gradient penalty needs
+    ``create_graph=True``), which compiled autograd graphs do not support, so its
+    discriminators stay eager.
+    """
+    names = [n for n in NETWORKS if isinstance(getattr(model, n, None), nn.Module)]
+    if gan_mode == "wgangp":
+        names = [n for n in names if not n.startswith("D_")]
+    return names
+
+
+def fused_adam_available(params: Iterable[torch.Tensor]) -> bool:
+    """Fused Adam needs every parameter on a CUDA (or XPU/MPS) device and floating point."""
+    params = list(params)
+    return bool(params) and all(p.is_floating_point() and p.device.type in ("cuda", "xpu", "mps") for p in params)
+
+
+def adam_kwargs(params: Iterable[torch.Tensor], fused: bool | None) -> dict:
+    """Keyword arguments for ``torch.optim.Adam``: one fused kernel per step instead of
+    dozens of foreach launches, and no host sync for the fp16 loss scaler's inf check.
+
+    ``fused=None`` picks it when all parameters live on an accelerator; ``True`` insists.
+    """
+    params = list(params)
+    if fused is None:
+        return {"fused": True} if fused_adam_available(params) else {}
+    if fused and not fused_adam_available(params):
+        devices = sorted({p.device.type for p in params})
+        raise ValueError(
+            f"model.fused_adam=true needs the parameters on a GPU, but they are on {', '.join(devices)}; "
+            "set model.fused_adam=null (auto) or false"
+        )
+    return {"fused": True} if fused else {"fused": False, "foreach": None}
+
+
+def apply_speedups(model: nn.Module, channels_last: bool = False, compile: Any = False,
+                   gan_mode: str | None = None) -> list[str]:
+    """Apply channels_last and torch.compile to ``model``'s four networks; returns the compiled names."""
+    if channels_last:
+        for name in NETWORKS:
+            net = getattr(model, name, None)
+            if isinstance(net, nn.Module):
+                to_channels_last(net)
+    options = compile_options(compile)
+    if options is None:
+        return []
+    names = networks_to_compile(model, gan_mode)
+    skipped = sorted(set(n for n in NETWORKS if hasattr(model, n)) - set(names))
+    if skipped:
+        log.warning("model.compile: %s stay eager (gan_mode=wgangp needs double backward)", ", ".join(skipped))
+    compile_in_place((getattr(model, n) for n in names), options)
+    return names
