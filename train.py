@@ -4,13 +4,15 @@ import hydra
 from omegaconf import DictConfig
 
 import cyclegan.config  # noqa: F401  (registers the config resolvers)
+from cyclegan.checks import exit_on_user_error
 from cyclegan.training import train
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     # Return the sweep objective (validation KID when it is computed) so Hydra sweepers can minimise it.
-    return train(cfg).get("objective")
+    with exit_on_user_error():  # user errors: one line + exit code 2; bugs keep their traceback
+        return train(cfg).get("objective")
 
 
 if __name__ == "__main__":

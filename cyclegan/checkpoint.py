@@ -102,7 +102,9 @@ def safe_load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
 
 
 def _strip_prefix(state_dict: Mapping[str, Any], prefix: str) -> dict[str, Any]:
-    return {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+    """Entries under ``prefix`` with it removed (and torch.compile's ``_orig_mod.`` dropped)."""
+    clean = ((k.replace("_orig_mod.", ""), v) for k, v in state_dict.items())
+    return {k[len(prefix):]: v for k, v in clean if k.startswith(prefix)}
 
 
 def _normalize_direction(direction: str) -> str:

@@ -337,7 +337,6 @@ def evaluate_model(
             d_accuracy=(acc_real + acc_fake) / 2,  # balanced: 0.5 means chance whatever the two counts are
             d_accuracy_real=acc_real, d_accuracy_fake=acc_fake,
             d_n_real=int(real_ok.numel()), d_n_fake=int(fake_fooled.numel()),
-            real_ref="+".join(splits),
         )
         results[key] = scores
         log.info("%s: FID %.3f, KID %.5f (n_real %d, n_fake %d), SSIM %.3f, D acc %.3f", key, scores["fid"],
@@ -425,12 +424,14 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = grid_rows(examples)
-    grid_path = save_image_grid(out_dir / "samples.png", rows, max_columns=len(rows[0])) if rows else None
+    columns = max((len(r) for r in rows), default=1)
+    grid_path = save_image_grid(out_dir / "samples.png", rows, max_columns=columns) if rows else None
     report = {
         "checkpoint": info["checkpoint"],
         "epoch": info["epoch"],
         "global_step": info["global_step"],
         "data": f"{cfg.data.get('name', '?')} ({str(m.get('split', 'test'))} split, {int(datamodule.image_size)} px)",
+        "real_ref": f"{m.real_ref} split(s) of the target domain",
         "inception": getattr(extractor, "extractor_id", str(m.inception)),
         "device": str(device) + (" bf16" if cfg.get("bf16", False) else ""),
         **results,
@@ -439,6 +440,6 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     write_report(out_dir, report, grid_path)
 
     loggers = instantiate_group(cfg.get("logger"))
-    _log_to_loggers(loggers, cfg, flat_scalars(results), image_grid(rows, max_columns=len(rows[0])) if rows else None)
+    _log_to_loggers(loggers, cfg, flat_scalars(results), image_grid(rows, max_columns=columns) if rows else None)
     log.info("evaluation written to %s (%.1f s)", out_dir, report["seconds"])
     return report

@@ -25,6 +25,7 @@ from cyclegan.losses import GANLoss, gradient_penalty
 from cyclegan.models import build_discriminator, build_generator
 from cyclegan.pool import ImagePool
 from cyclegan.schedulers import build_scheduler
+from cyclegan.speed import adam_kwargs, apply_speedups, channels_last_input, compile_options
 
 
 class CycleGAN(pl.LightningModule):
@@ -62,9 +63,14 @@ class CycleGAN(pl.LightningModule):
         lr_step_epochs: int = 50,
         lr_gamma: float = 0.1,
         plateau_monitor: str = "train/G_loss_epoch",
+        # speed (cyclegan/speed.py; docs/SPEED.md): applied in configure_model / configure_optimizers
+        channels_last: bool = False,
+        compile: bool | str | dict = False,  # stored as hparams.compile; never assign self.compile (nn.Module.compile)
+        fused_adam: bool | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
+        compile_options(compile)  # reject an unknown model.compile value now, not after the data is loaded
         net = dict(norm=norm, init_type=init_type, init_gain=init_gain)
         gen_kwargs = dict(ngf=ngf, dropout=dropout, n_blocks=n_blocks, depth=unet_depth, **net)
         disc_kwargs = dict(ndf=ndf, n_layers=d_layers, **net)
@@ -81,6 +87,20 @@ class CycleGAN(pl.LightningModule):
         self.pool_B = ImagePool(pool_size)
         self.automatic_optimization = False
         self.last_visuals: dict[str, torch.Tensor] = {}
+
+    # ------------------------------------------------------------------ speed
+    def configure_model(self) -> None:
+        """channels_last and torch.compile (in place: state-dict keys unchanged); idempotent,
+        as Lightning calls it once per fit/validate/test in the same process."""
+        apply_speedups(self, channels_last=self.hparams.get("channels_last", False),
+                       compile=self.hparams.get("compile", False), gan_mode=self.hparams.gan_mode)
+
+    def _input_pair(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        # channels_last weights want channels_last inputs (else cuDNN transposes the first layer's input).
+        # (Done here rather than in on_after_batch_transfer, which Lightning warns about with a datamodule.)
+        if self.hparams.get("channels_last", False):
+            return channels_last_input(batch["A"]), channels_last_input(batch["B"])
+        return batch["A"], batch["B"]
 
     # ------------------------------------------------------------------ inference
     def forward(self, x: torch.Tensor, direction: str = "AB") -> torch.Tensor:
@@ -112,7 +132,7 @@ class CycleGAN(pl.LightningModule):
 
     # ------------------------------------------------------------------ training
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        real_A, real_B = batch["A"], batch["B"]
+        real_A, real_B = self._input_pair(batch)
         opt_g, opt_d = self.optimizers()
 
         fake_B = self.G_AB(real_A)
@@ -140,8 +160,9 @@ class CycleGAN(pl.LightningModule):
         logs.update(D_A=loss_D_A, D_B=loss_D_B)
         self.log_dict({f"train/{k}": v.detach() for k, v in logs.items()}, on_step=True, on_epoch=True,
                       batch_size=real_A.size(0))
-        self.log("train/lr", opt_g.param_groups[0]["lr"], on_step=True, on_epoch=False, prog_bar=True,
-                 batch_size=real_A.size(0))
+        # A CPU tensor: a Python float would become a new CUDA tensor, i.e. a host sync every step.
+        self.log("train/lr", torch.tensor(float(opt_g.param_groups[0]["lr"])), on_step=True, on_epoch=False,
+                 prog_bar=True, batch_size=real_A.size(0))
         self.last_visuals = {
             "real_A": real_A, "fake_B": fake_B, "rec_A": rec_A,
             "real_B": real_B, "fake_A": fake_A, "rec_B": rec_B,
@@ -173,14 +194,15 @@ class CycleGAN(pl.LightningModule):
                         f"model.plateau_monitor '{self.hparams.plateau_monitor}' was not logged; "
                         f"logged metrics: {sorted(self.trainer.callback_metrics)}"
                     )
-                scheduler.step(metric)
+                # Under DDP each rank logged its own mean: average them so every rank takes the same decision.
+                scheduler.step(self.trainer.strategy.reduce(metric.to(self.device), reduce_op="mean"))
             else:
                 scheduler.step()
 
     # ------------------------------------------------------------------ validation
     @torch.no_grad()
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
-        real_A, real_B = batch["A"], batch["B"]
+        real_A, real_B = self._input_pair(batch)
         fake_B, fake_A = self.G_AB(real_A), self.G_BA(real_B)
         rec_A, rec_B = self.G_BA(fake_B), self.G_AB(fake_A)
         self.log_dict(
@@ -193,10 +215,11 @@ class CycleGAN(pl.LightningModule):
     def configure_optimizers(self):
         hp = self.hparams
         betas = (hp.beta1, hp.beta2)
-        opt_g = torch.optim.Adam(list(self.G_AB.parameters()) + list(self.G_BA.parameters()), lr=hp.lr, betas=betas)
-        opt_d = torch.optim.Adam(
-            list(self.D_A.parameters()) + list(self.D_B.parameters()), lr=hp.lr_D or hp.lr, betas=betas
-        )
+        g_params = list(self.G_AB.parameters()) + list(self.G_BA.parameters())
+        d_params = list(self.D_A.parameters()) + list(self.D_B.parameters())
+        fused = hp.get("fused_adam", None)  # None: fused when the parameters are on a GPU
+        opt_g = torch.optim.Adam(g_params, lr=hp.lr, betas=betas, **adam_kwargs(g_params, fused))
+        opt_d = torch.optim.Adam(d_params, lr=hp.lr_D or hp.lr, betas=betas, **adam_kwargs(d_params, fused))
         sched = dict(
             policy=hp.lr_policy, n_epochs=hp.n_epochs, n_epochs_decay=hp.n_epochs_decay,
             step_epochs=hp.lr_step_epochs, gamma=hp.lr_gamma,

@@ -75,6 +75,47 @@ def channels_last_input(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+class LayoutFreeInstanceNorm2d(nn.Module):
+    """``nn.InstanceNorm2d`` (no running stats) computed with a reduction over H and W.
+
+    ATen's instance norm reshapes its input to ``(1, N*C, H, W)`` and runs batch norm, which
+    needs NCHW memory: under channels_last every norm layer copies its input to NCHW and returns
+    NCHW, so each following conv converts back (on an H100 at batch 16 these copies were the
+    largest item of an eager bf16 step). This version works in whatever layout it gets, keeps the
+    statistics in fp32 under autocast, and has the same parameters (``weight``/``bias`` when
+    affine) and state-dict keys, so it replaces the module in place.
+    """
+
+    def __init__(self, source: nn.InstanceNorm2d):
+        super().__init__()
+        self.num_features, self.eps, self.affine = source.num_features, source.eps, source.affine
+        if source.affine:
+            self.weight, self.bias = source.weight, source.bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xf = x.float()
+        var, mean = torch.var_mean(xf, dim=(2, 3), keepdim=True, correction=0)
+        y = (xf - mean) * torch.rsqrt(var + self.eps)
+        if self.affine:
+            y = y * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+        return y.to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}, affine={self.affine}"
+
+
+def replace_instance_norms(module: nn.Module) -> int:
+    """Swap every ``nn.InstanceNorm2d`` without running stats for :class:`LayoutFreeInstanceNorm2d`."""
+    count = 0
+    for name, child in list(module.named_children()):
+        if isinstance(child, nn.InstanceNorm2d) and not child.track_running_stats:
+            setattr(module, name, LayoutFreeInstanceNorm2d(child))
+            count += 1
+        else:
+            count += replace_instance_norms(child)
+    return count
+
+
 def is_compiled(module: nn.Module) -> bool:
     return getattr(module, "_compiled_call_impl", None) is not None
 
@@ -99,28 +140,41 @@ def networks_to_compile(model: nn.Module, gan_mode: str | None = None) -> list[s
     return names
 
 
-def fused_adam_available(params: Iterable[torch.Tensor]) -> bool:
-    """Fused Adam needs every parameter on a CUDA (or XPU/MPS) device and floating point."""
+_ACCELERATORS = ("cuda", "xpu", "mps")
+
+
+def _fused_devices() -> tuple[str, ...]:
+    try:  # the device types torch has fused optimizer kernels for (CPU too since torch 2.4)
+        from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
+
+        return tuple(_get_fused_kernels_supported_devices())
+    except ImportError:  # pragma: no cover
+        return _ACCELERATORS
+
+
+def fused_adam_available(params: Iterable[torch.Tensor], devices: tuple[str, ...] = _ACCELERATORS) -> bool:
+    """True when every parameter is floating point and on one of ``devices``."""
     params = list(params)
-    return bool(params) and all(p.is_floating_point() and p.device.type in ("cuda", "xpu", "mps") for p in params)
+    return bool(params) and all(p.is_floating_point() and p.device.type in devices for p in params)
 
 
 def adam_kwargs(params: Iterable[torch.Tensor], fused: bool | None) -> dict:
     """Keyword arguments for ``torch.optim.Adam``: one fused kernel per step instead of
     dozens of foreach launches, and no host sync for the fp16 loss scaler's inf check.
 
-    ``fused=None`` picks it when all parameters live on an accelerator; ``True`` insists.
+    ``fused=None`` picks it when all parameters live on a GPU; ``True`` insists (any device
+    torch has a fused kernel for, the CPU included).
     """
     params = list(params)
     if fused is None:
         return {"fused": True} if fused_adam_available(params) else {}
-    if fused and not fused_adam_available(params):
+    if fused and not fused_adam_available(params, _fused_devices()):
         devices = sorted({p.device.type for p in params})
         raise ValueError(
-            f"model.fused_adam=true needs the parameters on a GPU, but they are on {', '.join(devices)}; "
+            f"model.fused_adam=true: torch has no fused Adam for parameters on {', '.join(devices)}; "
             "set model.fused_adam=null (auto) or false"
         )
-    return {"fused": True} if fused else {"fused": False, "foreach": None}
+    return {"fused": True} if fused else {}
 
 
 def apply_speedups(model: nn.Module, channels_last: bool = False, compile: Any = False,
@@ -130,6 +184,7 @@ def apply_speedups(model: nn.Module, channels_last: bool = False, compile: Any =
         for name in NETWORKS:
             net = getattr(model, name, None)
             if isinstance(net, nn.Module):
+                replace_instance_norms(net)  # else every norm layer converts back to NCHW
                 to_channels_last(net)
     options = compile_options(compile)
     if options is None:

@@ -1,16 +1,38 @@
-"""What `train.py` does once Hydra has composed the config: instantiate, fit, report."""
+"""What `train.py` does once Hydra has composed the config: instantiate, fit, report.
+
+Besides fitting, `train()`
+- resumes from `ckpt_path` (a file, or `last`: see cyclegan/resume.py) exactly where the run
+  stopped, continuing its W&B run;
+- writes checkpoints atomically (cyclegan.resume.AtomicCheckpointIO) unless `trainer.plugins` is set;
+- returns the final metrics with `objective` = the `optimized_metric` (what a sweeper minimises);
+- leaves `<run dir>/result.json` for the sweep summary (cyclegan/sweep.py). In a multirun a
+  failing job is recorded there and returns a NaN objective, so the other jobs go on; a single
+  run re-raises (train.py then exits non-zero with one line for user errors).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
 import hydra
 import pytorch_lightning as pl
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from cyclegan.checks import UserError, one_line, validate_config
+from cyclegan.preflight import check_resume_checkpoint, preflight_run
+from cyclegan.resume import AtomicCheckpointIO, find_last_checkpoint, wandb_run_id
+from cyclegan.safety import TrainingInterrupted
+from cyclegan.sweep import in_multirun, job_overrides, wandb_sweep_settings, write_job_result
 
 log = logging.getLogger(__name__)
+
+# The objective when `optimized_metric` was not logged (e.g. with ~callbacks.val_kid): a weak
+# stand-in (a low generator loss can mean a weak discriminator), so train() warns when it is used.
+FALLBACK_METRIC = "train/G_loss_epoch"
 
 
 def instantiate_group(group: DictConfig | None) -> list[Any]:
@@ -21,40 +43,111 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
 
 
 def resolve_ckpt_path(ckpt_path: str | None, output_dir: str) -> str | None:
-    """`last` means the newest last.ckpt under this run's checkpoint folder."""
+    """A checkpoint file, or `last`: this run directory's last.ckpt, else (single runs only) the
+    newest `last.ckpt` of the run directories beside it (find_last_checkpoint)."""
     if ckpt_path in (None, "", "null"):
         return None
     if ckpt_path == "last":
-        candidate = Path(output_dir) / "checkpoints" / "last.ckpt"
-        if not candidate.exists():
-            raise FileNotFoundError(
-                f"ckpt_path=last: no {candidate}; pass the run's checkpoint path instead, "
-                "e.g. ckpt_path=outputs/train/<run>/checkpoints/last.ckpt"
-            )
-        return str(candidate)
+        last = find_last_checkpoint(output_dir, search_siblings=not in_multirun())
+        if last.parent.parent != Path(output_dir):
+            check_resume_checkpoint(last, None)  # found beside this run: refuse anything that is not a training checkpoint
+        return str(last)
     if not Path(ckpt_path).is_file():
         raise FileNotFoundError(f"ckpt_path={ckpt_path}: no such file")
-    return ckpt_path
+    return str(ckpt_path)
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
+def configure_wandb(cfg: DictConfig, ckpt_path: str | None) -> None:
+    """W&B loggers: a sweep job joins the sweep's group under its overrides' name; a resumed run
+    continues the W&B run stored in its checkpoint. Keys set explicitly in the config win."""
+    nodes = [node for node in (cfg.get("logger") or {}).values()
+             if isinstance(node, DictConfig) and str(node.get("_target_", "")).endswith("WandbLogger")]
+    if not nodes:
+        return
+    sweep = wandb_sweep_settings()
+    run_id = wandb_run_id(ckpt_path) if ckpt_path else None
+    with open_dict(cfg):
+        for node in nodes:
+            for key in ("group", "job_type"):
+                if sweep and node.get(key) is None:
+                    node[key] = sweep[key]
+            if sweep and node.get("name") == cfg.get("run_name"):  # the default name is the same for every job
+                node.name = sweep["name"]
+            if run_id and node.get("id") is None:
+                node.id = run_id
+                node.resume = "allow"
+                log.info("continuing W&B run %s", run_id)
+
+
+def select_objective(metrics: dict[str, float], key: str | None) -> tuple[str | None, float]:
+    """(name, value) of the metric a sweeper minimises: `key`, else FALLBACK_METRIC, else NaN."""
+    if key and key in metrics:
+        return key, metrics[key]
+    if FALLBACK_METRIC in metrics:
+        log.warning("optimized_metric=%s was not logged (is callbacks.val_kid on?); the objective is %s",
+                    key, FALLBACK_METRIC)
+        return FALLBACK_METRIC, metrics[FALLBACK_METRIC]
+    return None, math.nan
+
+
+def fit(cfg: DictConfig) -> dict[str, float]:
+    validate_config(cfg)  # bad keys/values/combinations fail here, before anything heavy is built
+    preflight_run(cfg)  # output dir writable with room for checkpoints; ckpt_path safe to load
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
+
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.output_dir)
+    configure_wandb(cfg, ckpt_path)
 
     datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data)
     model: pl.LightningModule = hydra.utils.instantiate(cfg.model)
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
-    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    # a crash while saving must not leave a truncated last.ckpt (a user-given trainer.plugins replaces this)
+    plugins = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
+    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **plugins)
 
+    hparams = OmegaConf.to_container(cfg, resolve=True)
+    hparams["overrides"] = job_overrides()  # hydra.overrides.task: what this run (or sweep job) changed
     for logger in trainer.loggers:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        logger.log_hyperparams(hparams)
 
-    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.output_dir)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)  # never unpickle code
+    finally:
+        _finish_wandb(trainer)
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-    if "val/kid" in metrics:
-        metrics["objective"] = metrics["val/kid"]
     log.info("finished; run directory: %s", cfg.paths.output_dir)
+    return metrics
+
+
+def _finish_wandb(trainer: pl.Trainer) -> None:
+    # End the W&B run now: the next job of an in-process sweep starts its own.
+    from pytorch_lightning.loggers import WandbLogger
+
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger) and logger._experiment is not None:
+            logger.experiment.finish()
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Fit `cfg`; the final metrics with `objective` (see the module doc)."""
+    output_dir = cfg.paths.output_dir
+    try:
+        metrics = fit(cfg)
+    except TrainingInterrupted:
+        raise  # Ctrl-C / SIGTERM stops a sweep too
+    except Exception as exc:
+        with contextlib.suppress(OSError):  # an unwritable run directory is the error being reported
+            write_job_result(output_dir, "failed", error=one_line(exc))
+        if not in_multirun():
+            raise
+        if isinstance(exc, UserError):  # a config or data problem: its message says it all
+            log.error("job failed: %s (recorded in %s/result.json); the sweep goes on", one_line(exc), output_dir)
+        else:
+            log.exception("job failed (recorded in %s/result.json); the sweep goes on", output_dir)
+        return {"objective": math.nan}
+    name, metrics["objective"] = select_objective(metrics, cfg.get("optimized_metric"))
+    write_job_result(output_dir, "ok", metrics=metrics, objective=metrics["objective"], objective_metric=name)
     return metrics

@@ -397,7 +397,8 @@ def test_corrupt_image_raises_naming_file(tmp_path):
     make_domain(tmp_path / "B", 2, "b")
     bad.replace(tmp_path / "A" / "zz_broken.jpg")
     dm = UnpairedDataModule(**dm_kwargs(name="f", source="folders", dir_a=str(tmp_path / "A"),
-                                        dir_b=str(tmp_path / "B"), val_size=0))
+                                        dir_b=str(tmp_path / "B"), val_size=0,
+                                        bad_image_policy="raise"))  # default "skip": tests/test_robustness.py
     dm.setup("fit")
     with pytest.raises(ImageLoadError, match="zz_broken.jpg"):
         dm.data_train[2]

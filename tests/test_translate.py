@@ -199,7 +199,11 @@ def _kaggle_inputs(d):
     return d
 
 
-def test_kaggle_zip(tmp_path):
+def test_kaggle_zip(tmp_path, monkeypatch):
+    import cyclegan.translate as tr
+
+    monkeypatch.setattr(tr, "_PROCESS_POOL_MIN_IMAGES", 1)  # exercise the forked encoder processes
+    monkeypatch.setattr(tr, "_PROCESS_POOL_MIN_CPUS", 1)
     photos = _kaggle_inputs(tmp_path / "photos")
     zp = make_kaggle_zip(Identity(), photos, tmp_path / "sub" / "images.zip", min_count=5, max_count=10,
                          batch_size=4, num_workers=2, progress=False)

@@ -21,6 +21,8 @@ call), not in ``__init__``, so configs can be instantiated before the data exist
 from __future__ import annotations
 
 import logging
+import os
+import signal
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -38,7 +40,9 @@ from .sources import (
     FileImageList,
     ImageList,
     TFRecordImageList,
+    describe_folder,
     find_berkeley_root,
+    find_dataset_folders,
     holdout,
     sample_dir,
     select_subset,
@@ -111,6 +115,9 @@ class UnpairedDataModule(pl.LightningDataModule):
         test_dir_a: str | None = None,
         test_dir_b: str | None = None,
         eval_batch_size: int | None = None,
+        cache_images: bool = False,
+        min_size_policy: str = "upscale",
+        bad_image_policy: str = "skip",
     ):
         super().__init__()
         self.save_hyperparameters(logger=False)
@@ -153,6 +160,11 @@ class UnpairedDataModule(pl.LightningDataModule):
         self.persistent_workers = bool(persistent_workers)
         self.val_size = None if val_size is None else int(val_size)
         self.seed = seed
+        self.cache_images = bool(cache_images)
+        if min_size_policy not in ("upscale", "reject") or bad_image_policy not in ("skip", "raise"):
+            raise ValueError(f"data.min_size_policy must be upscale|reject (got {min_size_policy!r}) and "
+                             f"data.bad_image_policy skip|raise (got {bad_image_policy!r})")
+        self.min_size_policy, self.bad_image_policy = min_size_policy, bad_image_policy
         self._lists: dict[tuple[str, str], ImageList] | None = None
         self.data_train: UnpairedDataset | None = None
         self.data_val: PairedByIndexDataset | None = None
@@ -166,8 +178,18 @@ class UnpairedDataModule(pl.LightningDataModule):
             f"Dataset {self.name!r} not found: looked for {looked_for} (Berkeley CycleGAN layout "
             f"trainA/trainB/testA/testB). Download {url} and unzip it into {root.parent} so that {root}/trainA "
             f"exists, or set data.download=true, or set paths.data_dir=... to the folder that contains "
-            f"{root.name}/ (or the env var CYCLEGAN_DATA_DIR)."
+            f"{root.name}/ (or the env var CYCLEGAN_DATA_DIR).{self._found_here()}"
         )
+
+    def _found_here(self, missing: Path | None = None) -> str:
+        """What the data folder holds and which dataset folders in it would work (for not-found errors)."""
+        where = self.root.parent if self.root is not None else (missing.parent if missing is not None else None)
+        if where is None:
+            return ""
+        found = find_dataset_folders(where)
+        hint = (f" Dataset folders found there: {', '.join(found)} (select one with data=<name> when a config of "
+                f"that name exists, else data=folders data.dir_a=... data.dir_b=...).") if found else ""
+        return f" {describe_folder(where)}.{hint}"
 
     def _layout_missing(self, looked_for: str) -> DatasetNotFoundError:
         if self.source in ("kaggle", "tfrecord"):
@@ -178,7 +200,9 @@ class UnpairedDataModule(pl.LightningDataModule):
             )
         else:
             hint = "Set data.dir_a / data.dir_b (or data.root) to existing folders."
-        return DatasetNotFoundError(f"Dataset {self.name!r} not found: looked for {looked_for}. {hint} {LAYOUTS_HELP}")
+        first = Path(looked_for.split(" and ")[0].removeprefix("test folder "))
+        return DatasetNotFoundError(f"Dataset {self.name!r} not found: looked for {looked_for}. {hint} {LAYOUTS_HELP}"
+                                    f"{self._found_here(first)}")
 
     def _scan(self, folder: Path, domain: str, split: str) -> ImageList:
         if self.source == "tfrecord" and tfrecord_files(folder):
@@ -290,9 +314,16 @@ class UnpairedDataModule(pl.LightningDataModule):
                 serial_batches=self.serial_batches,
                 seed=self.seed,
                 draft_size=self._draft(True),
-            )
+            ).set_policies(**self._policies())
         if stage in (None, "fit", "validate") and self.data_val is None:
             self.data_val = self.eval_dataset("val")
+        if self.cache_images:
+            # Decoded once here, before the loader workers fork, so they share the arrays.
+            for split, dataset in (("train", self.data_train), ("val", self.data_val)):
+                if dataset is not None:
+                    size = dataset.cache_decoded()
+                    log.info("data.cache_images: %s images of %s decoded into memory (%.0f MiB)",
+                             split, self.name, size / 2**20)
         if stage in (None, "test", "predict") and self.data_test is None:
             self.data_test = self.eval_dataset("test")
 
@@ -306,6 +337,7 @@ class UnpairedDataModule(pl.LightningDataModule):
             pin_memory=self.pin_memory and torch.cuda.is_available(),
             persistent_workers=self.persistent_workers and workers > 0,
             drop_last=False,
+            worker_init_fn=_worker_init if workers > 0 else None,
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -339,7 +371,7 @@ class UnpairedDataModule(pl.LightningDataModule):
         lists = self._resolve()
         return PairedByIndexDataset(
             lists[(split, "A")], lists[(split, "B")], self._transform(train=False), draft_size=self._draft(False)
-        )
+        ).set_policies(**self._policies())
 
     def domain_dataset(self, split: str, domain: str, transform=None) -> DomainDataset:
         """Single-domain dataset of ``{"image", "path"}`` items (test transforms unless given)."""
@@ -348,13 +380,41 @@ class UnpairedDataModule(pl.LightningDataModule):
             self._resolve()[(split, domain)],
             transform if transform is not None else self._transform(train=False),
             draft_size=self._draft(False),
-        )
+        ).set_policies(**self._policies())
+
+    def _policies(self) -> dict:
+        return dict(min_size=self.image_size, min_size_policy=self.min_size_policy,
+                    bad_image_policy=self.bad_image_policy)
+
+    def teardown(self, stage: str | None = None) -> None:
+        # The count at the end: files skipped by any worker (their warnings went out as they were found).
+        skipped = sorted({p for d in (self.data_train, self.data_val, self.data_test) if d is not None
+                          for p in d.skipped_images()})
+        if skipped:
+            log.warning("data %s: %d image(s) were skipped as unreadable or too small (%s%s)", self.name,
+                        len(skipped), ", ".join(skipped[:5]), ", ..." if len(skipped) > 5 else "")
 
     def domain_dataloader(self, split: str, domain: str, batch_size: int | None = None) -> DataLoader:
         return self._loader(self.domain_dataset(split, domain), batch_size or self.eval_batch_size, shuffle=False)
 
     def __repr__(self) -> str:
         return f"UnpairedDataModule(name={self.name!r}, source={self.source!r}, root={str(self.root)!r})"
+
+
+def _worker_init(worker_id: int) -> None:
+    """DataLoader workers ignore SIGINT/SIGTERM, then get Lightning's seeding.
+
+    A Ctrl-C, or a scheduler's SIGTERM sent to the whole process group, must not kill a worker
+    mid-epoch: the main process finishes the batch, saves a checkpoint (cyclegan.safety.
+    GracefulShutdown) and shuts its workers down itself. Setting this function replaces the
+    worker_init_fn Lightning adds after seed_everything(workers=True), so it is called here.
+    """
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    if int(os.environ.get("PL_SEED_WORKERS", 0)):
+        from lightning_fabric.utilities.seed import pl_worker_init_function
+
+        pl_worker_init_function(worker_id)
 
 
 def _check(split: str, domain: str) -> tuple[str, str]:

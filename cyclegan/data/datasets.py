@@ -10,14 +10,17 @@ Items:
 - :class:`DomainDataset`: ``{"image", "path"}`` for one domain.
 
 Tensors are ``float32`` ``3xHxW`` in ``[-1, 1]``. Every image read goes through
-``self.load(images, index)`` which raises :class:`ImageLoadError` naming the file; override
-or wrap it to skip bad files instead.
+``self.load(images, index)`` which raises :class:`ImageLoadError` naming the file; ``item()``
+skips such files with a warning and uses the next image (``set_policies``: also how images
+smaller than the crop are handled).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import struct
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -25,6 +28,8 @@ from PIL import Image, ImageOps
 from torch.utils.data import Dataset, get_worker_info
 
 from .sources import ImageList
+
+log = logging.getLogger(__name__)
 
 __all__ = ["ImageLoadError", "load_image", "to_rgb", "UnpairedDataset", "PairedByIndexDataset", "DomainDataset"]
 
@@ -68,6 +73,27 @@ def to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
+# Modes PIL's Image.reduce accepts; others (P: palette indices cannot be averaged, 1, I;16) are
+# converted to RGB first.
+_REDUCIBLE_MODES = {"L", "LA", "RGB", "RGBA", "CMYK", "YCbCr", "I", "F"}
+
+
+def _shrink_large(im: Image.Image, target: int) -> Image.Image:
+    """Box-reduce a decoded non-JPEG image by an integer factor keeping both sides >= ``target``.
+
+    JPEGs shrink while decoding (draft); PNG/WebP/BMP decode at full size, so big ones are
+    reduced right away to keep the later conversions and transforms small. PIL's decompression
+    bomb limit (``Image.MAX_IMAGE_PIXELS``, ~179 MP refused) bounds the decode itself: such
+    files are skipped like any unreadable image.
+    """
+    factor = min(im.size) // max(target, 1)
+    if factor < 2:
+        return im
+    if im.mode not in _REDUCIBLE_MODES:
+        im = to_rgb(im)
+    return im.reduce(factor)
+
+
 def load_image(source, name: str | None = None, draft_size: int | None = None) -> Image.Image:
     """Decode ``source`` (path or binary file object) into an RGB PIL image.
 
@@ -80,6 +106,8 @@ def load_image(source, name: str | None = None, draft_size: int | None = None) -
         with Image.open(source) as im:
             if draft_size and im.format == "JPEG":
                 im.draft("RGB", (int(draft_size), int(draft_size)))
+            elif draft_size:
+                im = _shrink_large(im, int(draft_size))
             im = ImageOps.exif_transpose(im)  # a loaded copy (transposed when EXIF says so)
             rgb = to_rgb(im)
             rgb.load()
@@ -104,12 +132,48 @@ def _worker_seed(seed: int | None) -> int:
 
 
 class _ImageDatasetBase(Dataset):
+    _LIST_ATTRIBUTES = ("images_a", "images_b", "images")
+
     def __init__(self, transform, draft_size: int | None = None):
         self.transform = transform
         self.draft_size = draft_size
+        # attribute name of an ImageList -> its decoded uint8 HxWx3 arrays (see cache_decoded)
+        self._decoded: dict[str, list[np.ndarray]] = {}
 
-    def load(self, images: ImageList, index: int) -> Image.Image:
-        """Read image ``index`` of ``images``; raises :class:`ImageLoadError` naming the file."""
+    def cache_decoded(self, threads: int | None = None) -> int:
+        """Decode every image once and keep the RGB arrays in memory (``data.cache_images=true``).
+
+        Later reads skip file I/O and JPEG decoding; random augmentation still runs per item.
+        Call it before DataLoader workers start: forked workers then share the arrays
+        (copy-on-write) instead of each holding a copy. Returns the cache size in bytes.
+        """
+        threads = threads or min(8, os.cpu_count() or 1)
+        for name in self._LIST_ATTRIBUTES:
+            images = getattr(self, name, None)
+            if images is None or name in self._decoded:
+                continue
+            with ThreadPoolExecutor(threads) as pool:  # PIL releases the GIL while decoding
+                self._decoded[name] = list(pool.map(lambda i: self._decode_array(images, i), range(len(images))))
+        return sum(a.nbytes for arrays in self._decoded.values() for a in arrays if isinstance(a, np.ndarray))
+
+    def _decode_array(self, images: ImageList, index: int) -> np.ndarray | ImageLoadError:
+        # A bad file is kept as its error and raised when read, so item() skips it like an uncached one.
+        try:
+            return np.asarray(self.decode(images, index))
+        except ImageLoadError as e:
+            return e
+
+    def load(self, images: ImageList, index: int) -> Image.Image | np.ndarray:
+        """Image ``index`` of ``images`` (an RGB array when cached); raises :class:`ImageLoadError` naming the file."""
+        for name, arrays in self._decoded.items():
+            if getattr(self, name) is images:
+                if isinstance(arrays[index], ImageLoadError):
+                    raise arrays[index]
+                return arrays[index]
+        return self.decode(images, index)
+
+    def decode(self, images: ImageList, index: int) -> Image.Image:
+        """Read and decode image ``index`` of ``images`` from its source."""
         path = images.paths[index]
         try:
             src = images.open(index)
@@ -126,8 +190,93 @@ class _ImageDatasetBase(Dataset):
             return t / 127.5 - 1.0
         return self.transform(image=arr)["image"]
 
+    # ------------------------------------------------------------------ unreadable and small images
+    # Defaults; UnpairedDataModule sets them from data.min_size_policy / data.bad_image_policy.
+    min_size: int | None = None        # images with a side below this are upscaled or rejected
+    min_size_policy: str = "upscale"   # upscale (warn once per file) | reject (skip like a bad file)
+    bad_image_policy: str = "skip"     # skip (warn, use the next image) | raise (ImageLoadError)
+    max_substitutes: int = 50          # consecutive bad images tolerated before giving up
+
+    def set_policies(self, min_size: int | None = None, min_size_policy: str = "upscale",
+                     bad_image_policy: str = "skip"):
+        """Set how unreadable and too-small images are handled.
+
+        Call it in the main process before DataLoader workers start: the record of bad files
+        lives in shared memory, so a file found bad in one worker is skipped (and warned about)
+        once for all workers and epochs, and :meth:`skipped_images` sees it.
+        """
+        self.min_size = int(min_size) if min_size else None
+        self.min_size_policy = min_size_policy
+        self.bad_image_policy = bad_image_policy
+        self._bad_masks = {name: torch.zeros(len(getattr(self, name)), dtype=torch.bool).share_memory_()
+                           for name in self._LIST_ATTRIBUTES if getattr(self, name, None) is not None}
+        return self
+
+    def _bad_mask(self, images: ImageList) -> torch.Tensor:
+        masks = self.__dict__.setdefault("_bad_masks", {})
+        for name in self._LIST_ATTRIBUTES:
+            if getattr(self, name, None) is images:
+                if name not in masks:  # set_policies() not called: a record local to this process
+                    masks[name] = torch.zeros(len(images), dtype=torch.bool)
+                return masks[name]
+        return torch.zeros(len(images), dtype=torch.bool)
+
+    def skipped_images(self) -> list[str]:
+        """Files skipped so far (unreadable or rejected as too small), in any worker."""
+        paths: set[str] = set()
+        for name, mask in self.__dict__.get("_bad_masks", {}).items():
+            images = getattr(self, name)
+            paths.update(images.paths[i] for i in mask.nonzero().flatten().tolist())
+        return sorted(paths)
+
+    def _too_small(self, im, path: str) -> str | None:
+        """None when ``im`` is large enough (or gets upscaled), else why it is rejected."""
+        if not self.min_size:
+            return None
+        h, w = (im.shape[0], im.shape[1]) if isinstance(im, np.ndarray) else (im.height, im.width)
+        if min(h, w) >= self.min_size:
+            return None
+        if self.min_size_policy == "reject":
+            return f"{w}x{h} is smaller than data.image_size={self.min_size} (data.min_size_policy=reject)"
+        warned = self.__dict__.setdefault("_warned_small", set())
+        if path not in warned:
+            warned.add(path)
+            log.warning("image %s is %dx%d, smaller than data.image_size=%d: upscaled (data.min_size_policy=reject "
+                        "skips such images instead)", path, w, h, self.min_size)
+        return None
+
     def item(self, images: ImageList, index: int) -> tuple[torch.Tensor, str]:
-        return self.to_tensor(self.load(images, index)), images.paths[index]
+        """Image ``index`` as a tensor, and its path.
+
+        An unreadable (or rejected) file is skipped with one warning and the next usable image
+        of the same list is returned in its place, so a bad file never stops a DataLoader
+        worker mid-epoch (``bad_image_policy="raise"`` raises :class:`ImageLoadError` instead).
+        """
+        bad = self._bad_mask(images)
+        n = len(images)
+        for k in range(min(n, self.max_substitutes + 1)):
+            i = (index + k) % n
+            if bad[i]:
+                continue
+            path = images.paths[i]
+            try:
+                im = self.load(images, i)
+            except ImageLoadError as e:
+                if self.bad_image_policy == "raise":
+                    raise
+                reason = str(e)
+            else:
+                reason = self._too_small(im, path)
+                if reason is None:
+                    return self.to_tensor(im), path
+                if self.bad_image_policy == "raise":
+                    raise ImageLoadError(path, reason)
+                reason = f"{path}: {reason}"
+            bad[i] = True
+            log.warning("skipping %s; the next usable image is used in its place (%d skipped in this domain so far)",
+                        reason, int(bad.sum()))
+        raise ImageLoadError(images.paths[index], f"it and the {min(n, self.max_substitutes + 1) - 1} images after it "
+                             "are unreadable or too small (see the warnings above): check the data folder")
 
 
 class UnpairedDataset(_ImageDatasetBase):

@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from .tfrecord import index_records, read_record, tfrecord_files
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "IMG_EXTENSIONS",
@@ -176,18 +179,74 @@ def scan_images(folder: str | os.PathLike) -> list[str]:
     """All image files under ``folder`` (recursive, symlinks followed), sorted.
 
     Extensions are matched case-insensitively; hidden files and folders (``.x``, macOS
-    ``._x`` resource forks, ``__MACOSX``) are skipped. No file is opened.
+    ``._x`` resource forks, ``__MACOSX``) are skipped. No file is opened: empty (0-byte) files
+    and broken links are dropped here from one ``stat`` each, with a warning per file (the first
+    ``MAX_LISTED_SKIPS``) and a count; files that fail to decode are skipped later, when read.
     """
     out: list[str] = []
+    skipped = 0
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
         dirnames[:] = [d for d in dirnames if not d.startswith(".") and d != "__MACOSX"]
         for fn in filenames:
             if fn.startswith("."):
                 continue
             if os.path.splitext(fn)[1].lower() in IMG_EXTENSIONS:
-                out.append(os.path.join(dirpath, fn))
+                path = os.path.join(dirpath, fn)
+                try:
+                    empty = os.stat(path).st_size == 0
+                    reason = "empty file (0 bytes)"
+                except OSError as e:  # a dangling symlink, or removed while scanning
+                    empty, reason = True, f"cannot stat it ({e.strerror})"
+                if empty:
+                    skipped += 1
+                    if skipped <= MAX_LISTED_SKIPS:
+                        log.warning("skipping %s: %s", path, reason)
+                    continue
+                out.append(path)
+    if skipped:
+        log.warning("%s: skipped %d unusable file(s)%s; %d image(s) kept", folder, skipped,
+                    f" ({skipped - MAX_LISTED_SKIPS} not listed)" if skipped > MAX_LISTED_SKIPS else "", len(out))
     out.sort()
     return out
+
+
+MAX_LISTED_SKIPS = 20  # scan warnings listed one by one; the rest are only counted
+
+
+def describe_folder(folder: str | os.PathLike, limit: int = 12) -> str:
+    """What a folder holds, for error messages: 'X does not exist' / 'X is empty' / 'X contains: a/, b.txt'."""
+    folder = Path(folder)
+    if not folder.exists():
+        parent = next((p for p in folder.parents if p.exists()), None)
+        return f"{folder} does not exist" + (f" ({describe_folder(parent, limit)})" if parent and parent != folder
+                                              and str(parent) not in ("/", ".") else "")
+    if not folder.is_dir():
+        return f"{folder} is a file, not a folder"
+    try:
+        entries = sorted(folder.iterdir(), key=lambda p: p.name)
+    except OSError as e:
+        return f"{folder} cannot be listed ({e.strerror})"
+    names = [p.name + ("/" if p.is_dir() else "") for p in entries if not p.name.startswith(".")]
+    if not names:
+        return f"{folder} is empty"
+    more = f" (+{len(names) - limit} more)" if len(names) > limit else ""
+    return f"{folder} contains: {', '.join(names[:limit])}{more}"
+
+
+def find_dataset_folders(folder: str | os.PathLike) -> list[str]:
+    """Subfolders of ``folder`` holding a recognised layout (Berkeley trainA/trainB, Kaggle, TFRecord)."""
+    folder = Path(folder)
+    found = []
+    try:
+        subs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError:
+        return []
+    for sub in subs:
+        if find_berkeley_root(sub, sub.name) is not None or any(
+            (sub / a).is_dir() and (sub / b).is_dir() for a, b in (("monet_jpg", "photo_jpg"),
+                                                                    ("monet_tfrec", "photo_tfrec"))):
+            found.append(sub.name)
+    return found
 
 
 def _rank(keys: Sequence[str]) -> list[int]:

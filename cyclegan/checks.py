@@ -1,0 +1,409 @@
+"""Configuration checks that run before anything heavy is built, and the one-line error report.
+
+``validate_config(cfg)`` reads the composed Hydra config and raises :class:`ConfigError`
+naming every bad key, its value and what is allowed, e.g.::
+
+    model.gen='unett' is not one of: resnet, unet, ... (did you mean 'unet'?)
+    data.image_size=200 does not fit model.gen=unet with model.unet_depth=8: ...
+
+It only reads the config (networks are built on PyTorch's ``meta`` device to check that the
+chosen image size flows through them: no memory, no weights), so it costs well under a second.
+Groups or keys a config does not have are skipped, so the same function serves train.py and
+evaluate.py.
+
+``exit_on_user_error()`` wraps the body of a command-line entry point: errors a user can fix
+(:data:`USER_ERRORS`) become one log line and exit code 2 (3 for a diverged run, 128+signal for
+an interrupted one); anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import logging
+import math
+import sys
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "UserError",
+    "ConfigError",
+    "USER_ERRORS",
+    "validate_config",
+    "exit_on_user_error",
+    "one_line",
+    "MIN_SIZE_POLICIES",
+    "BAD_IMAGE_POLICIES",
+    "NAN_POLICIES",
+]
+
+MIN_SIZE_POLICIES = ("upscale", "reject")
+BAD_IMAGE_POLICIES = ("skip", "raise")
+NAN_POLICIES = ("stop", "skip")
+
+
+class UserError(Exception):
+    """A failure the user can fix (bad config, missing data, unwritable folder, diverged run).
+
+    Entry points report it as one line without a traceback and exit with ``exit_code``.
+    """
+
+    exit_code = 2
+
+
+class ConfigError(UserError, ValueError):
+    """The composed configuration is invalid; the message names the keys and the allowed values."""
+
+
+def _user_error_types() -> tuple[type[BaseException], ...]:
+    # Errors raised by other parts of the package that are about the user's inputs.
+    from cyclegan.checkpoint import CheckpointError
+    from cyclegan.data.sources import DatasetNotFoundError
+
+    return (UserError, DatasetNotFoundError, CheckpointError)
+
+
+USER_ERRORS: tuple[type[BaseException], ...] = _user_error_types()
+
+
+# ----------------------------------------------------------------------------- reporting
+def one_line(exc: BaseException) -> str:
+    """The exception's message on one line (multi-line messages are joined with ' | ')."""
+    text = str(exc).strip() or type(exc).__name__
+    return " | ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _in_multirun() -> bool:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    except Exception:  # noqa: BLE001 - outside Hydra
+        return False
+
+
+def _unwrap(exc: BaseException, types: tuple[type[BaseException], ...]) -> BaseException | None:
+    """``exc`` or the user error it wraps (hydra.utils.instantiate wraps constructor errors)."""
+    seen = 0
+    while exc is not None and seen < 5:
+        if isinstance(exc, types):
+            return exc
+        exc = exc.__cause__
+        seen += 1
+    return None
+
+
+@contextlib.contextmanager
+def exit_on_user_error(extra: Sequence[type[BaseException]] = ()) -> Iterator[None]:
+    """Turn user errors raised in the block into one ``ERROR`` log line and ``sys.exit(code)``.
+
+    ``extra``: more exception types to treat as user errors (exit code 2). Other exceptions
+    propagate with their traceback. In a Hydra multirun the error is logged and re-raised so the
+    sweeper records the failed job instead of the whole sweep exiting.
+    """
+    types = tuple(USER_ERRORS) + tuple(extra)
+    try:
+        yield
+    except KeyboardInterrupt:
+        # Ctrl-C outside training (start-up, evaluation): nothing to save; training itself
+        # is covered by cyclegan.safety.GracefulShutdown, which checkpoints first.
+        log.error("interrupted (Ctrl-C)")
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - classified below
+        from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+        if isinstance(exc, SIGTERMException):
+            # Lightning's own SIGTERM stop (GracefulShutdown normally reports first).
+            log.error("stopped by SIGTERM")
+            sys.exit(143)
+        user = _unwrap(exc, types)
+        if user is None:
+            raise
+        log.error("%s", one_line(user))
+        if _in_multirun():
+            raise
+        sys.exit(getattr(user, "exit_code", 2))
+
+
+# ----------------------------------------------------------------------------- helpers
+class _Problems:
+    """Collects every problem so one run of the checks reports them all."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def add(self, message: str) -> None:
+        self.items.append(message)
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            head = "invalid configuration: " if len(self.items) > 1 else ""
+            raise ConfigError(head + "; ".join(self.items))
+
+
+def _get(node: DictConfig, key: str, problems: _Problems, prefix: str) -> Any:
+    """``node[key]`` (None when absent); an interpolation that cannot be resolved is a problem."""
+    try:
+        return node.get(key)
+    except OmegaConfBaseException as exc:
+        problems.add(f"{prefix}.{key} cannot be resolved: {one_line(exc)}")
+        return None
+
+
+def _choice(problems: _Problems, name: str, value: Any, allowed: Sequence[str]) -> bool:
+    if value in allowed:
+        return True
+    hint = difflib.get_close_matches(str(value), list(allowed), n=1, cutoff=0.6)
+    did_you_mean = f" (did you mean '{hint[0]}'?)" if hint else ""
+    problems.add(f"{name}={value!r} is not one of: {', '.join(allowed)}{did_you_mean}")
+    return False
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _int(problems: _Problems, name: str, value: Any, minimum: int, nullable: bool = False) -> bool:
+    if value is None and nullable:
+        return True
+    if _is_int(value) and value >= minimum:
+        return True
+    extra = " or null" if nullable else ""
+    problems.add(f"{name}={value!r} must be an integer >= {minimum}{extra}")
+    return False
+
+
+def _number(problems: _Problems, name: str, value: Any, *, low: float, low_open: bool = False,
+            high: float | None = None, high_open: bool = True, nullable: bool = False) -> bool:
+    if value is None and nullable:
+        return True
+    ok = _is_number(value) and (value > low if low_open else value >= low)
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if ok:
+        return True
+    rng = f"{'>' if low_open else '>='} {low:g}"
+    if high is not None:
+        rng = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    problems.add(f"{name}={value!r} must be a number {rng}{' or null' if nullable else ''}")
+    return False
+
+
+# ----------------------------------------------------------------------------- groups
+def _check_missing(cfg: DictConfig, problems: _Problems) -> None:
+    for key in sorted(OmegaConf.missing_keys(cfg)):
+        if key.startswith("hydra."):
+            continue
+        problems.add(f"{key} is required (it is ??? in the config): set it on the command line, e.g. {key}=...")
+
+
+def _check_model(model: DictConfig, problems: _Problems) -> None:
+    from cyclegan.losses import GAN_MODES
+    from cyclegan.models import DISCRIMINATOR_NAMES, GENERATOR_NAMES, INIT_TYPES, NORM_TYPES
+    from cyclegan.schedulers import LR_POLICIES
+
+    def get(key: str) -> Any:
+        return _get(model, key, problems, "model")
+
+    for key, allowed in (("gen", GENERATOR_NAMES), ("disc", DISCRIMINATOR_NAMES), ("norm", NORM_TYPES),
+                         ("init_type", INIT_TYPES), ("gan_mode", GAN_MODES), ("lr_policy", LR_POLICIES)):
+        if key in model:
+            _choice(problems, f"model.{key}", get(key), allowed)
+    for key, minimum in (("ngf", 1), ("ndf", 1), ("n_blocks", 0), ("unet_depth", 2), ("d_layers", 1),
+                         ("pool_size", 0), ("n_epochs", 0), ("n_epochs_decay", 0), ("lr_step_epochs", 1)):
+        if key in model:
+            _int(problems, f"model.{key}", get(key), minimum)
+    if "lr" in model:
+        _number(problems, "model.lr", get("lr"), low=0, low_open=True)
+    if "lr_D" in model:
+        _number(problems, "model.lr_D", get("lr_D"), low=0, low_open=True, nullable=True)
+    for key in ("beta1", "beta2"):
+        if key in model:
+            _number(problems, f"model.{key}", get(key), low=0, high=1)
+    for key in ("lambda_cycle", "lambda_identity", "lambda_gp", "d_loss_weight"):
+        if key in model:
+            _number(problems, f"model.{key}", get(key), low=0)
+    for key in ("lambda_A", "lambda_B"):
+        if key in model:
+            _number(problems, f"model.{key}", get(key), low=0, nullable=True)
+    for key in ("init_gain", "lr_gamma"):
+        if key in model:
+            _number(problems, f"model.{key}", get(key), low=0, low_open=True)
+
+
+def _check_data(data: DictConfig, problems: _Problems) -> None:
+    from cyclegan.data.sources import SOURCES
+
+    def get(key: str) -> Any:
+        return _get(data, key, problems, "data")
+
+    source = str(get("source")).lower() if "source" in data and get("source") is not None else None
+    if source is not None and _choice(problems, "data.source", source, SOURCES):
+        dirs_given = get("dir_a") is not None and get("dir_b") is not None
+        if source == "folders" and not dirs_given:
+            problems.add("data=folders needs data.dir_a and data.dir_b (one folder of images per domain), e.g. "
+                         "data.dir_a=/data/cats data.dir_b=/data/dogs")
+        elif source not in ("folders", "sample") and get("root") is None and not dirs_given:
+            problems.add(f"data.source={source} needs data.root (the dataset folder) or data.dir_a and data.dir_b")
+    size_ok = "image_size" not in data or _int(problems, "data.image_size", get("image_size"), 1)
+    if "load_size" in data and _int(problems, "data.load_size", get("load_size"), 1) and size_ok:
+        if "image_size" in data and get("load_size") < get("image_size"):
+            problems.add(
+                f"data.load_size={get('load_size')} must be >= data.image_size={get('image_size')} (training "
+                f"images are resized to load_size, then randomly cropped to image_size): e.g. "
+                f"data.load_size={round(get('image_size') * 286 / 256)}"
+            )
+    for key, minimum, nullable in (("batch_size", 1, False), ("eval_batch_size", 1, True), ("num_workers", 0, False),
+                                   ("epoch_length", 1, True), ("val_size", 0, True)):
+        if key in data:
+            _int(problems, f"data.{key}", get(key), minimum, nullable=nullable)
+    for key in ("rotate", "color_jitter"):
+        if key in data:
+            _number(problems, f"data.{key}", get(key) or 0, low=0)
+    if "min_size_policy" in data:
+        _choice(problems, "data.min_size_policy", get("min_size_policy"), MIN_SIZE_POLICIES)
+    if "bad_image_policy" in data:
+        _choice(problems, "data.bad_image_policy", get("bad_image_policy"), BAD_IMAGE_POLICIES)
+
+
+def _largest_depth(size: int) -> int:
+    """The largest U-Net depth d with ``size`` a multiple of 2**d."""
+    depth = 0
+    while size % (2 ** (depth + 1)) == 0 and 2 ** (depth + 1) <= size:
+        depth += 1
+    return depth
+
+
+def _check_sizes(model: DictConfig, data: DictConfig, problems: _Problems) -> None:
+    """Run the chosen networks on a meta tensor of the configured size (shapes only, no memory)."""
+    import torch
+
+    from cyclegan.models import build_discriminator, build_generator
+
+    size, batch = data.get("image_size"), data.get("batch_size") or 1
+    gen, disc = model.get("gen", "resnet"), model.get("disc", "patch")
+    norm, depth, d_layers = model.get("norm", "instance"), model.get("unet_depth", 8), model.get("d_layers", 3)
+    with torch.device("meta"):
+        try:  # width does not change shapes: ngf=ndf=1 keeps this instant even for big models
+            G = build_generator(gen, ngf=1, n_blocks=model.get("n_blocks", 9), depth=depth, norm=norm)
+            D = build_discriminator(disc, ndf=1, n_layers=d_layers, norm=norm)
+        except ValueError as exc:  # e.g. an alias that fixes a depth the config contradicts
+            problems.add(f"model.gen={gen}, model.disc={disc}: {one_line(exc)}")
+            return
+        m, lo = G.size_multiple, G.min_size
+        if size % m or size < lo:
+            lower, upper = max(lo, size // m * m), max(lo, (size // m + 1) * m)
+            fix = f"use data.image_size={lower}" + (f" or {upper}" if upper != lower else "")
+            what = f"model.gen={gen}"
+            if gen == "unet":
+                what += f" with model.unet_depth={depth}"
+                fix += f", or model.unet_depth={_largest_depth(size)}" if _largest_depth(size) >= 2 else ""
+            problems.add(
+                f"data.image_size={size} does not fit {what}: image sizes must be multiples of {m} and at least "
+                f"{lo}; {fix} (data.load_size too: it must stay >= image_size)"
+            )
+            return
+        try:
+            D(torch.empty(batch, 3, size, size))
+        except (RuntimeError, ValueError) as exc:
+            smallest = next((s for s in range(m, 4097, m) if _runs(D, batch, s)), None)
+            need = f"data.image_size >= {smallest}" if smallest else "a larger data.image_size"
+            problems.add(
+                f"model.disc={disc} with model.d_layers={d_layers} and model.norm={norm} cannot judge "
+                f"{size}px images at data.batch_size={batch} ({one_line(exc)}): use {need}, fewer model.d_layers, "
+                "or model.disc=pixel"
+            )
+
+
+def _runs(D: Any, batch: int, size: int) -> bool:
+    import torch
+
+    try:
+        D(torch.empty(batch, 3, size, size, device="meta"))
+        return True
+    except (RuntimeError, ValueError):
+        return False
+
+
+def _check_trainer(trainer: DictConfig, problems: _Problems) -> None:
+    import torch
+
+    accelerator = str(trainer.get("accelerator", "auto")).lower()
+    devices = trainer.get("devices", "auto")
+    strategy = str(trainer.get("strategy", "auto")).lower()
+    n_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if accelerator in ("gpu", "cuda") and n_gpus == 0:
+        problems.add(
+            f"trainer.accelerator={accelerator} but no CUDA GPU is visible on this machine: use trainer=cpu or "
+            "trainer.accelerator=auto"
+        )
+        return
+    if isinstance(devices, (list, tuple)) or OmegaConf.is_list(devices):
+        requested = len(devices)
+    elif _is_int(devices):
+        requested = devices if devices > 0 else n_gpus  # -1 = all
+    elif isinstance(devices, str) and devices.strip().lstrip("-").isdigit():
+        requested = int(devices)
+    else:  # "auto"
+        requested = None
+    uses_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and n_gpus > 0)
+    if uses_gpu and requested is not None and requested > n_gpus:
+        problems.add(f"trainer.devices={devices} but this machine has {n_gpus} GPU(s): use trainer.devices={n_gpus}"
+                     " or fewer")
+    if accelerator == "auto" and n_gpus == 0 and requested is not None and requested > 1:
+        problems.add(f"trainer.devices={devices} but this machine has no GPU: use trainer.devices=1 (for several "
+                     "CPU processes set trainer.accelerator=cpu explicitly)")
+    if "ddp" in strategy and not uses_gpu and accelerator != "cpu":
+        problems.add(f"trainer.strategy={strategy} needs several devices, and this machine has no GPU: "
+                     "drop the strategy (trainer=cpu)")
+    max_epochs, max_steps = trainer.get("max_epochs"), trainer.get("max_steps")
+    if max_epochs == 0 and (max_steps is None or max_steps < 0):
+        problems.add("trainer.max_epochs=0 (model.n_epochs + model.n_epochs_decay) trains nothing: raise "
+                     "model.n_epochs or set trainer.max_steps")
+
+
+def _check_callbacks(callbacks: DictConfig, problems: _Problems) -> None:
+    guard = callbacks.get("nan_guard")
+    if guard and "policy" in guard:
+        _choice(problems, "callbacks.nan_guard.policy", guard.get("policy"), NAN_POLICIES)
+        _int(problems, "callbacks.nan_guard.max_consecutive_skips", guard.get("max_consecutive_skips", 1), 0)
+
+
+# ----------------------------------------------------------------------------- entry point
+def validate_config(cfg: DictConfig) -> None:
+    """Raise :class:`ConfigError` (one line, every problem) when ``cfg`` cannot train or evaluate.
+
+    Checked: missing mandatory (``???``) values; model choices (gen, disc, norm, init_type,
+    gan_mode, lr_policy) and ranges (lr > 0, betas in [0, 1), pool_size >= 0, ...); data sizes
+    (load_size >= image_size, batch_size >= 1, policies); that the image size flows through the
+    chosen generator and discriminator; trainer devices against the GPUs present;
+    ``callbacks.nan_guard.policy``.
+    """
+    problems = _Problems()
+    _check_missing(cfg, problems)
+    problems.raise_if_any()  # the checks below would trip over the missing values
+    model = cfg.get("model") if isinstance(cfg.get("model"), DictConfig) else None
+    data = cfg.get("data") if isinstance(cfg.get("data"), DictConfig) else None
+    if model is not None:
+        _check_model(model, problems)
+    if data is not None:
+        _check_data(data, problems)
+    if isinstance(cfg.get("trainer"), DictConfig):
+        _check_trainer(cfg.trainer, problems)
+    if isinstance(cfg.get("callbacks"), DictConfig):
+        _check_callbacks(cfg.callbacks, problems)
+    # Size compatibility needs valid choices and sizes: only when everything above passed.
+    if not problems.items and model is not None and data is not None and "image_size" in data:
+        _check_sizes(model, data, problems)
+    problems.raise_if_any()

@@ -1,0 +1,239 @@
+"""Exact resume: what Lightning does not put in a checkpoint, and checkpoints that survive a crash.
+
+Lightning already saves the epoch / global-step counters, optimizer and LR-scheduler states and
+(through ``CycleGAN.on_save_checkpoint``) the image pools. :class:`ExactResume` adds the rest of
+what decides the next step of training:
+
+- the global random generators: torch (CPU and every CUDA device), numpy and Python ``random``;
+- the random streams of the training dataset when it runs in the main process
+  (``data.num_workers=0``): the B-image choice generator and the albumentations generators.
+  With worker processes those streams are re-derived from torch's generator at each epoch, so the
+  torch state covers them (not with ``persistent_workers``, whose workers outlive the epoch);
+- the W&B run id, so ``ckpt_path=...`` continues the same W&B run (``training.py`` reads it
+  with :func:`wandb_run_id` before the loggers exist).
+
+A run resumed from an end-of-epoch checkpoint then continues exactly as if it had never stopped.
+From a mid-epoch checkpoint, counters, LR, optimizers, pools and generators are restored, but the
+rest of the interrupted epoch is drawn from a new shuffle (Lightning's plain DataLoader cannot
+replay its position; it warns about it).
+
+:class:`AtomicCheckpointIO` writes every checkpoint to a temporary file in the same folder and
+renames it over the target, so a crash while saving leaves the previous ``last.ckpt`` intact.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+from pytorch_lightning.loggers import WandbLogger
+from torch.utils.data import DataLoader
+
+log = logging.getLogger(__name__)
+
+WANDB_RUN_ID_KEY = "wandb_run_id"
+
+
+# ----------------------------------------------------------------------------- global generators
+# Checkpoint contents stay plain Python types and tensors: checkpoints are loaded with
+# torch.load(weights_only=True), which refuses numpy arrays.
+def global_rng_state() -> dict[str, Any]:
+    kind, keys, pos, has_gauss, cached_gauss = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached_gauss)],
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_global_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    kind, keys, pos, has_gauss, cached_gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached_gauss))
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    cuda = state.get("cuda")
+    if cuda is not None and torch.cuda.is_available():
+        # a run resumed on fewer GPUs restores the ones it has
+        for device, device_state in enumerate(cuda[: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(device_state, device)
+
+
+# ----------------------------------------------------------------------------- dataset streams
+def _albumentations_nodes(transform) -> list:
+    """The transform and its children, depth first: each keeps its own generators (albumentations 2)."""
+    nodes = [transform]
+    for child in getattr(transform, "transforms", None) or []:
+        nodes.extend(_albumentations_nodes(child))
+    return nodes
+
+
+def dataset_rng_state(dataset) -> dict[str, Any] | None:
+    """Random streams of a dataset drawing in the main process (UnpairedDataset), or None."""
+    make_generator = getattr(dataset, "generator", None)
+    if not callable(make_generator):
+        return None
+    generator = make_generator()  # created (and the transform seeded) on first use
+    if not isinstance(generator, torch.Generator):
+        return None
+    transforms = []
+    for node in _albumentations_nodes(getattr(dataset, "transform", None)):
+        if hasattr(node, "random_generator") and hasattr(node, "py_random"):
+            transforms.append([node.random_generator.bit_generator.state, node.py_random.getstate()])
+    return {"generator": generator.get_state(), "transforms": transforms}
+
+
+def set_dataset_rng_state(dataset, state: dict[str, Any]) -> None:
+    generator = dataset.generator()  # seeds everything the dataset's way first, then we overwrite
+    generator.set_state(state["generator"])
+    nodes = [n for n in _albumentations_nodes(getattr(dataset, "transform", None))
+             if hasattr(n, "random_generator") and hasattr(n, "py_random")]
+    if len(nodes) != len(state["transforms"]):
+        log.warning("the training transforms changed since the checkpoint; their random streams restart")
+        return
+    for node, (numpy_state, python_state) in zip(nodes, state["transforms"]):
+        node.random_generator.bit_generator.state = numpy_state
+        version, internal, gauss_next = python_state
+        node.py_random.setstate((version, tuple(internal), gauss_next))
+
+
+def _training_dataset(trainer: pl.Trainer):
+    """The training dataset: the running loader's, else (while restoring, before the loader
+    exists) the datamodule's `data_train`, which is the object that loader will draw from."""
+    loader = trainer.train_dataloader
+    if isinstance(loader, DataLoader):
+        return loader.dataset
+    return getattr(trainer.datamodule, "data_train", None)
+
+
+# ----------------------------------------------------------------------------- the callback
+class ExactResume(pl.Callback):
+    """Saves and restores the random state of training and the W&B run id (see the module doc).
+
+    Two more things make the point where a checkpoint was saved irrelevant:
+
+    - validation runs on a copy of the random state (it is put back when validation ends), so a
+      checkpoint saved before or after an epoch's validation continues identically and training
+      does not depend on how often it validates;
+    - a checkpoint saved on the last batch of an epoch (`every_n_train_steps`) precedes the
+      epoch-end hooks, which Lightning does not replay on resume: the per-epoch LR schedulers are
+      stepped on to the resumed epoch (CycleGAN steps them once at each epoch end).
+    """
+
+    def __init__(self) -> None:
+        self._rng_before_validation: dict | None = None
+        self._restored = False
+
+    # ---- checkpoint contents
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
+        checkpoint["rng_state"] = {"global": global_rng_state()}
+        dataset = _training_dataset(trainer)
+        if dataset is not None and (data_state := dataset_rng_state(dataset)) is not None:
+            checkpoint["rng_state"]["train_dataset"] = data_state
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger) and logger.version:
+                checkpoint[WANDB_RUN_ID_KEY] = logger.version
+
+    def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
+        # Called while Lightning restores the checkpoint, after the datamodule's setup and before
+        # the first training dataloader iterator is created: nothing random happens in between.
+        self._restored = True
+        state = checkpoint.get("rng_state")
+        if not state:
+            log.warning("the checkpoint has no random state (saved without ExactResume): "
+                        "training continues, but not bit-for-bit as an uninterrupted run")
+            return
+        set_global_rng_state(state["global"])
+        data_state = state.get("train_dataset")
+        dataset = _training_dataset(trainer)
+        if data_state is not None and dataset is not None and callable(getattr(dataset, "generator", None)):
+            set_dataset_rng_state(dataset, data_state)
+
+    # ---- LR schedulers of a checkpoint saved before its epoch's end hooks
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self._restored:
+            return
+        for config in trainer.lr_scheduler_configs:
+            scheduler = config.scheduler
+            if config.interval != "epoch" or isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                continue  # plateau steps need the epoch's metric, which was not logged before the stop
+            while scheduler.last_epoch < trainer.current_epoch:
+                scheduler.step()
+
+    # ---- validation leaves the training's random state as it found it
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking:  # Lightning isolates the sanity check itself
+            self._rng_before_validation = global_rng_state()
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # runs before ModelCheckpoint's on_validation_end (Lightning calls checkpoint callbacks last)
+        if self._rng_before_validation is not None:
+            set_global_rng_state(self._rng_before_validation)
+            self._rng_before_validation = None
+
+
+def wandb_run_id(ckpt_path: str | os.PathLike) -> str | None:
+    """The W&B run id stored in a checkpoint by ExactResume (memory-mapped: tensors are not read)."""
+    checkpoint = torch.load(ckpt_path, map_location="cpu", mmap=True, weights_only=True)
+    return checkpoint.get(WANDB_RUN_ID_KEY)
+
+
+# ----------------------------------------------------------------------------- finding `last`
+def find_last_checkpoint(output_dir: str | os.PathLike, search_siblings: bool) -> Path:
+    """`ckpt_path=last`: this run directory's checkpoints/last.ckpt when it exists (a run continued
+    in place with `hydra.run.dir=<old run dir>`), else, with `search_siblings`, the newest
+    `*/checkpoints/last.ckpt` next to it (Hydra gives the resumed run a new directory beside the old one).
+    """
+    output_dir = Path(output_dir)
+    own = output_dir / "checkpoints" / "last.ckpt"
+    if own.is_file():
+        return own
+    candidates = []
+    if search_siblings and output_dir.parent.is_dir():
+        candidates = [p for p in output_dir.parent.glob("*/checkpoints/last.ckpt") if p.is_file()]
+    if not candidates:
+        where = f"{own} or {output_dir.parent}/*/checkpoints/last.ckpt" if search_siblings else str(own)
+        raise FileNotFoundError(
+            f"ckpt_path=last: no checkpoint at {where}; pass a path "
+            "(ckpt_path=outputs/train/<run>/checkpoints/last.ckpt) or continue in place with "
+            "hydra.run.dir=<old run dir> (hydra.sweep.dir=<old sweep dir> for a sweep)"
+        )
+    newest = max(candidates, key=lambda p: p.stat().st_mtime)
+    log.info("ckpt_path=last -> %s (newest of %d)", newest, len(candidates))
+    return newest
+
+
+# ----------------------------------------------------------------------------- atomic writes
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """torch.save into `.<name>.tmp-<pid>` beside the target, fsync, then os.replace over it.
+
+    os.replace is atomic on POSIX and Windows within one filesystem: readers see the old file or
+    the new one, never a half-written one. Remote paths (s3://, gs://, ...) use Lightning's own save.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
+        if "://" in str(path):
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        try:
+            with open(tmp, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)

@@ -1,0 +1,162 @@
+"""A cheap KID during training, usable as checkpoint monitor and sweep objective.
+
+At the end of a validation run, :class:`ValidationKIDCallback` translates a small fixed subset of
+validation images of each domain (``num_images`` per domain, evenly spaced over the datamodule's val
+split, test pipeline) and compares their Inception features with those of the real images of the
+target domain in that subset. It logs
+
+- ``val/kid_AB``: KID(G_AB(val A), val B), ``val/kid_BA``: KID(G_BA(val B), val A),
+- ``val/kid``: their mean (``callbacks.model_checkpoint.monitor=val/kid``; the sweep objective).
+
+The real features are computed once per fit. The KID subsets are drawn with a fixed seed, so epochs
+are comparable; with tens of images the absolute value is noisy and biased upwards compared with the
+full-test-set KID of ``evaluate.py`` and only meant for comparing epochs of one run.
+
+It computes on the first validation of a fit, every ``every_n_epochs``-th epoch after that (Lightning's
+convention: when ``(epoch + 1) % every_n_epochs == 0``) and at the last epoch; in between the previous
+value stays in ``trainer.callback_metrics`` so a ModelCheckpoint monitoring ``val/kid`` keeps working.
+Every rank computes the same value on the same images (no communication, consistent logging under DDP).
+When no Inception network can be loaded it warns once and switches itself off; training goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Optional
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.utilities import rank_zero_warn
+from torch import nn
+
+from cyclegan.metrics import ValidationKID, compute_features, load_inception
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ValidationKIDCallback"]
+
+
+class ValidationKIDCallback(pl.Callback):
+    def __init__(
+        self,
+        every_n_epochs: int = 1,
+        num_images: int = 16,
+        inception: Any = "auto",
+        kid_subset_size: int = 100,
+        kid_subsets: int = 50,
+        batch_size: int = 16,
+        seed: int = 0,
+    ):
+        if int(every_n_epochs) < 1:
+            raise ValueError(f"callbacks.val_kid.every_n_epochs must be >= 1, got {every_n_epochs}")
+        if int(num_images) < 2:
+            raise ValueError(f"callbacks.val_kid.num_images must be >= 2 (KID needs two images), got {num_images}")
+        self.every_n_epochs = int(every_n_epochs)
+        self.num_images = int(num_images)
+        self.inception = inception
+        self.kid_subset_size = int(kid_subset_size)
+        self.kid_subsets = int(kid_subsets)
+        self.batch_size = int(batch_size)
+        self.seed = int(seed)
+        self.disabled = False
+        self._extractor: Optional[nn.Module] = None
+        self._images: Optional[dict[str, torch.Tensor]] = None  # the fixed val subset, [-1, 1], CPU
+        self._scorers: Optional[dict[str, ValidationKID]] = None  # per target domain, real features inside
+        self._computed_this_fit = False
+
+    # ------------------------------------------------------------------ state
+    def _disable(self, reason: str) -> None:
+        self.disabled = True
+        rank_zero_warn(f"ValidationKIDCallback disabled: {reason}. val/kid will not be logged; training continues.")
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # The val images and their real features are computed once per fit (the data may differ between fits).
+        self._images = None
+        self._scorers = None
+        self._computed_this_fit = False
+
+    # ------------------------------------------------------------------ data
+    def _subset(self, trainer: pl.Trainer) -> dict[str, torch.Tensor]:
+        """``{"A": [n,3,H,W], "B": ...}``: ``num_images`` evenly spaced val images per domain."""
+        dm = trainer.datamodule
+        if dm is not None and hasattr(dm, "domain_dataset"):
+            out = {}
+            for domain in ("A", "B"):
+                ds = dm.domain_dataset("val", domain)
+                idx = np.unique(np.linspace(0, len(ds) - 1, min(self.num_images, len(ds))).round().astype(int))
+                out[domain] = torch.stack([ds[int(i)]["image"] for i in idx]) if len(ds) else torch.zeros(0)
+            return out
+        # Any other data source: the first images of the val dataloader's {"A", "B"} batches.
+        loaders = trainer.val_dataloaders
+        loader = loaders[0] if isinstance(loaders, (list, tuple)) else loaders
+        got: dict[str, list[torch.Tensor]] = {"A": [], "B": []}
+        for batch in loader or []:
+            for domain in got:
+                got[domain].extend(batch[domain].detach().cpu())
+            if min(len(v) for v in got.values()) >= self.num_images:
+                break
+        return {d: torch.stack(v[: self.num_images]) if v else torch.zeros(0) for d, v in got.items()}
+
+    def _prepare(self, trainer: pl.Trainer, device: torch.device) -> bool:
+        """Load the Inception and the real features once; False (and disabled) when that is impossible."""
+        if self._scorers is not None:
+            return True
+        if self._extractor is None:
+            try:
+                self._extractor = load_inception(self.inception)
+            except Exception as exc:  # no network, bad path, offline download: never fail the training
+                # The full message: it lists what was tried and the three ways to get a network.
+                self._disable(f"no Inception network for callbacks.val_kid.inception={self.inception} "
+                              f"({type(exc).__name__}: {exc})")
+                return False
+        images = self._subset(trainer)
+        if min(len(v) for v in images.values()) < 2:
+            self._disable(f"the val split has fewer than 2 images in a domain ({ {d: len(v) for d, v in images.items()} })")
+            return False
+        extractor = self._extractor.to(device)
+        self._images = images
+        self._scorers = {
+            domain: ValidationKID(
+                compute_features(images[domain], extractor, self.batch_size, device, value_range=(-1.0, 1.0)),
+                extractor, subset_size=self.kid_subset_size, num_subsets=self.kid_subsets, seed=self.seed,
+                batch_size=self.batch_size, device=device,
+            )
+            for domain in ("A", "B")
+        }
+        return True
+
+    # ------------------------------------------------------------------ hooks
+    def _due(self, trainer: pl.Trainer) -> bool:
+        epoch = trainer.current_epoch
+        last = trainer.max_epochs is not None and trainer.max_epochs > 0 and epoch + 1 >= trainer.max_epochs
+        return not self._computed_this_fit or (epoch + 1) % self.every_n_epochs == 0 or last
+
+    @torch.no_grad()
+    def _translate(self, G: nn.Module, images: torch.Tensor, device: torch.device) -> torch.Tensor:
+        dtype = next(G.parameters()).dtype  # bf16-true / 16-true trainings keep the weights in half precision
+        outs = [G(images[i : i + self.batch_size].to(device, dtype)).float().clamp(-1, 1)
+                for i in range(0, len(images), self.batch_size)]
+        return torch.cat(outs)
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.disabled or trainer.sanity_checking or not self._due(trainer):
+            return
+        device = pl_module.device
+        if not self._prepare(trainer, device):
+            return
+        was_training = pl_module.training
+        pl_module.eval()
+        try:
+            kid = {
+                "AB": self._scorers["B"].score(self._translate(pl_module.G_AB, self._images["A"], device))["kid_mean"],
+                "BA": self._scorers["A"].score(self._translate(pl_module.G_BA, self._images["B"], device))["kid_mean"],
+            }
+        finally:
+            pl_module.train(was_training)
+        self._computed_this_fit = True
+        n = min(len(v) for v in self._images.values())
+        # Identical on every rank (same images, same weights), so no sync is needed.
+        for name, value in (("val/kid_AB", kid["AB"]), ("val/kid_BA", kid["BA"]),
+                            ("val/kid", (kid["AB"] + kid["BA"]) / 2)):
+            pl_module.log(name, float(value), on_epoch=True, on_step=False, prog_bar=name == "val/kid", batch_size=n)

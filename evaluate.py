@@ -1,0 +1,29 @@
+"""Evaluate a CycleGAN checkpoint: `python evaluate.py ckpt_path=PATH data=monet2photo` (see docs/EVALUATION.md)."""
+
+import logging
+
+import hydra
+from omegaconf import DictConfig
+
+import cyclegan.config  # noqa: F401  (registers the config resolvers)
+from cyclegan.checkpoint import CheckpointError
+from cyclegan.checks import exit_on_user_error, validate_config
+from cyclegan.data.datasets import ImageLoadError
+from cyclegan.evaluation import EvaluationError, evaluate
+from cyclegan.inception import InceptionNotAvailableError
+
+log = logging.getLogger("evaluate")
+
+# Problems the user can fix: reported as their message alone, without a traceback.
+USER_ERRORS = (EvaluationError, CheckpointError, InceptionNotAvailableError, FileNotFoundError, ImageLoadError)
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    with exit_on_user_error(extra=USER_ERRORS):  # one line + exit code 2, as train.py; bugs keep their traceback
+        validate_config(cfg)
+        evaluate(cfg)
+
+
+if __name__ == "__main__":
+    main()

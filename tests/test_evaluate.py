@@ -1,0 +1,212 @@
+"""evaluate.py and the validation-KID callback: tiny models, the bundled sample, the `tiny` feature extractor."""
+
+import json
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from PIL import Image
+from torch import nn
+
+import cyclegan.inception as inception
+from conftest import compose_config
+from cyclegan.data import UnpairedDataModule
+from cyclegan.evaluation import EvaluationError, evaluate, evaluate_model, load_cyclegan
+from cyclegan.inception import InceptionNotAvailableError, TinyFeatureExtractor
+from cyclegan.module import CycleGAN
+from cyclegan.training import train
+from cyclegan.validation_kid import ValidationKIDCallback
+
+ROOT = Path(__file__).resolve().parents[1]
+# The sample holds out 4 images per domain as its test split and trains on the other 26.
+N_TEST, N_TRAIN = 4, 26
+EVAL = ["data.image_size=32", "data.num_workers=0", "metrics.inception=tiny"]
+KEYS = {"fid", "kid_mean", "kid_std", "mifid", "ssim", "cycle_l1", "d_accuracy", "n_real", "n_fake",
+        "n_train_ref", "n_pairs", "d_n_real", "d_n_fake"}
+
+
+def sample_datamodule(**kw):
+    return UnpairedDataModule(source="sample", image_size=32, load_size=36, num_workers=0, val_size=N_TEST, **kw)
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory):
+    """A real Lightning checkpoint: one training step of a tiny CycleGAN on the sample."""
+    pl.seed_everything(0)
+    model = CycleGAN(ngf=4, ndf=4, n_blocks=1, d_layers=2)
+    trainer = pl.Trainer(max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)
+    trainer.fit(model, datamodule=sample_datamodule())
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"
+    trainer.save_checkpoint(path)
+    return path
+
+
+def eval_cfg(out_dir, ckpt, *overrides, cache=None):
+    cache = cache or Path(out_dir).parent / "cache"
+    return compose_config(out_dir, f"ckpt_path={ckpt}", f"metrics.cache_dir={cache}", *EVAL, *overrides,
+                          config_name="evaluate")
+
+
+# ---------------------------------------------------------------------------------------------- evaluate
+
+
+def test_evaluate_writes_metrics_report_grid_and_logs(tiny_ckpt, tmp_path):
+    report = evaluate(eval_cfg(tmp_path / "run", tiny_ckpt, "metrics.train_ref=true"))
+    run = tmp_path / "run"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["checkpoint"] == str(tiny_ckpt) and metrics["global_step"] == 1
+    for direction in ("A2B", "B2A"):
+        m = metrics[direction]
+        assert KEYS <= set(m), KEYS - set(m)
+        assert m["n_real"] == m["n_fake"] == m["n_pairs"] == m["d_n_real"] == m["d_n_fake"] == N_TEST
+        assert m["n_train_ref"] == N_TRAIN and m["mifid"] is not None and m["mifid"] >= 0
+        assert m["fid"] >= 0 and m["kid_mean"] is not None
+        assert -1 <= m["ssim"] <= 1 and 0 <= m["cycle_l1"] <= 1
+        assert 0 <= m["d_accuracy"] <= 1 and 0 <= m["d_accuracy_real"] <= 1
+    assert report["A2B"]["fid"] == pytest.approx(metrics["A2B"]["fid"])
+
+    md = (run / "report.md").read_text()
+    assert "A → B" in md and "B → A" in md and "n_real" in md and "](samples.png)" in md
+    # 6 rows (real, translated, reconstructed per direction) x 4 examples of 32 px with 2 px padding
+    assert Image.open(run / "samples.png").size == (4 * 34 + 2, 6 * 34 + 2)
+    assert "eval/A2B/fid" in (run / "csv" / "metrics.csv").read_text()
+
+
+def test_real_features_are_cached_and_max_images_limits_the_translations(tiny_ckpt, tmp_path):
+    cache = tmp_path / "cache"
+    first = evaluate(eval_cfg(tmp_path / "run1", tiny_ckpt, cache=cache))
+    cached = sorted(cache.iterdir())
+    assert len(cached) == 2  # real test A and real test B
+
+    calls = []
+    original = TinyFeatureExtractor.forward
+    TinyFeatureExtractor.forward = lambda self, x: calls.append(len(x)) or original(self, x)
+    try:
+        second = evaluate(eval_cfg(tmp_path / "run2", tiny_ckpt, "metrics.max_images=2", cache=cache))
+    finally:
+        TinyFeatureExtractor.forward = original
+    assert sorted(cache.iterdir()) == cached
+    assert sum(calls) == 2 + 2  # only the translations went through the extractor
+    for d in ("A2B", "B2A"):
+        assert (second[d]["n_fake"], second[d]["n_real"], second[d]["n_pairs"]) == (2, N_TEST, 2)
+    # train+test as the real reference: more real images, a separate cache entry
+    third = evaluate(eval_cfg(tmp_path / "run3", tiny_ckpt, "metrics.real_ref=train+test", cache=cache))
+    assert third["A2B"]["n_real"] == N_TRAIN + N_TEST and len(list(cache.iterdir())) == 4
+    assert first["A2B"]["n_real"] == N_TEST
+
+
+class ConstantD(nn.Module):
+    def __init__(self, value):
+        super().__init__()
+        self.value = value
+
+    def forward(self, x):
+        return torch.full((x.shape[0], 1, 2, 2), float(self.value), device=x.device)
+
+
+def test_identity_translation_and_discriminator_wiring(tiny_ckpt):
+    model, _ = load_cyclegan(tiny_ckpt)
+    model.G_AB, model.G_BA = nn.Identity(), nn.Identity()
+    model.D_B = ConstantD(1.0)  # calls everything real: right on real B, wrong on A -> B translations
+    model.D_A = ConstantD(0.0)  # calls everything fake
+    results, examples = evaluate_model(model, sample_datamodule(), TinyFeatureExtractor(), num_examples=3)
+    for d in ("A2B", "B2A"):
+        assert results[d]["ssim"] == pytest.approx(1.0, abs=1e-4)
+        assert results[d]["cycle_l1"] == pytest.approx(0.0, abs=1e-6)
+        assert results[d]["d_accuracy"] == pytest.approx(0.5)
+    assert (results["A2B"]["d_accuracy_real"], results["A2B"]["d_accuracy_fake"]) == (1.0, 0.0)
+    assert (results["B2A"]["d_accuracy_real"], results["B2A"]["d_accuracy_fake"]) == (0.0, 1.0)
+    assert examples["real_A"].shape == examples["fake_B"].shape == (3, 3, 32, 32)
+    assert torch.equal(examples["real_A"], examples["fake_B"])
+
+
+def test_no_inception_fails_first_with_the_three_ways(tiny_ckpt, tmp_path, monkeypatch):
+    def unavailable():
+        raise FileNotFoundError("not installed")
+
+    monkeypatch.setitem(inception._LOADERS, "fid_helper", unavailable)
+    monkeypatch.setitem(inception._LOADERS, "torchmetrics", unavailable)
+    cfg = eval_cfg(tmp_path / "run", tiny_ckpt, "metrics.inception=fid_helper")
+    with pytest.raises(InceptionNotAvailableError, match="three ways"):
+        evaluate(cfg)
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_user_errors_name_the_key(tiny_ckpt, tmp_path):
+    with pytest.raises(EvaluationError, match="ckpt_path is required"):
+        evaluate(eval_cfg(tmp_path / "a", tiny_ckpt, "ckpt_path=null"))
+    with pytest.raises(EvaluationError, match="metrics.real_ref"):
+        evaluate(eval_cfg(tmp_path / "b", tiny_ckpt, "metrics.real_ref=validation"))
+    with pytest.raises(EvaluationError, match="data.image_size=30"):
+        evaluate(eval_cfg(tmp_path / "c", tiny_ckpt, "data.image_size=30"))  # resnet needs multiples of 4
+
+
+def test_evaluate_py_command_line(tiny_ckpt, tmp_path):
+    run = tmp_path / "run"
+    cmd = [sys.executable, "evaluate.py", f"ckpt_path={tiny_ckpt}", *EVAL, f"metrics.cache_dir={tmp_path / 'c'}",
+           f"hydra.run.dir={run}"]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["A2B"]["n_fake"] == metrics["B2A"]["n_fake"] == N_TEST
+    assert (run / "report.md").exists() and (run / "samples.png").exists()
+
+    missing = subprocess.run([*cmd[:2], f"ckpt_path={tmp_path / 'nope.ckpt'}", *cmd[3:]], cwd=ROOT,
+                             capture_output=True, text=True, timeout=300)
+    assert missing.returncode == 2  # user errors: one line, exit code 2 (cyclegan.checks.exit_on_user_error)
+    assert "nope.ckpt: no such file" in missing.stderr + missing.stdout
+    assert "Traceback" not in missing.stderr
+
+
+# ---------------------------------------------------------------------------------------------- val KID
+
+
+def test_val_kid_is_logged_and_drives_checkpointing_and_the_objective(tiny_cfg, tmp_path):
+    cfg = tiny_cfg("trainer.max_steps=-1", "trainer.max_epochs=2", "+trainer.limit_train_batches=2",
+                   "callbacks.val_kid.inception=tiny", "callbacks.model_checkpoint.monitor=val/kid")
+    metrics = train(cfg)
+    assert {"val/kid", "val/kid_AB", "val/kid_BA"} <= set(metrics)
+    assert metrics["val/kid"] == pytest.approx((metrics["val/kid_AB"] + metrics["val/kid_BA"]) / 2)
+    assert metrics["objective"] == metrics["val/kid"]
+
+    rows = (tmp_path / "csv" / "metrics.csv").read_text().splitlines()
+    col = rows[0].split(",").index("val/kid")
+    assert sum(1 for r in rows[1:] if r.split(",")[col]) == 2  # once per epoch
+
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    state = next(v for k, v in ckpt["callbacks"].items() if k.startswith("ModelCheckpoint"))
+    assert state["monitor"] == "val/kid" and torch.isfinite(torch.as_tensor(state["best_model_score"]))
+    assert Path(state["best_model_path"]).exists()
+
+
+def test_val_kid_schedule():
+    cb = ValidationKIDCallback(every_n_epochs=3, inception="tiny")
+    due = []
+    for epoch in range(7):
+        if cb._due(SimpleNamespace(current_epoch=epoch, max_epochs=7)):
+            due.append(epoch)
+            cb._computed_this_fit = True
+    assert due == [0, 2, 5, 6]  # the first validation, every third epoch, the last epoch
+
+
+def test_val_kid_without_inception_warns_once_and_training_goes_on(tiny_cfg, monkeypatch):
+    def unavailable():
+        raise FileNotFoundError("not installed")
+
+    monkeypatch.setitem(inception._LOADERS, "fid_helper", unavailable)
+    monkeypatch.setitem(inception._LOADERS, "torchmetrics", unavailable)
+    cfg = tiny_cfg("trainer.max_steps=-1", "trainer.max_epochs=2", "+trainer.limit_train_batches=1",
+                   "callbacks.val_kid.inception=auto")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        metrics = train(cfg)
+    disabled = [w for w in caught if "ValidationKIDCallback disabled" in str(w.message)]
+    assert len(disabled) == 1 and "no Inception network" in str(disabled[0].message)
+    assert "val/kid" not in metrics and "objective" not in metrics
+    assert metrics  # training finished and logged its losses

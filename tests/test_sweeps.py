@@ -1,0 +1,137 @@
+"""`python train.py -m ...`: grid and Optuna sweeps, the sweep summary, failing jobs, W&B grouping.
+
+Sweeps run in-process through train.py's real Hydra entry point (one import, several jobs).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from hydra.core.global_hydra import GlobalHydra
+
+from cyclegan.training import train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# conftest.TINY for the command line, without the validation KID unless a test needs it.
+TINY_CLI = [
+    "data=sample", "data.image_size=32", "data.load_size=36", "data.num_workers=0", "data.val_size=2",
+    "data.epoch_length=2", "model.ngf=4", "model.ndf=4", "model.n_blocks=1", "trainer=cpu",
+    "trainer.max_steps=2", "trainer.limit_val_batches=1", "trainer.enable_model_summary=false",
+    "callbacks.progress_bar.refresh_rate=0", "~callbacks.val_kid",
+]
+
+
+def run_cli(*args: str) -> None:
+    """`python train.py *args`, in this process (as __main__, so Hydra finds conf/ beside the file)."""
+    GlobalHydra.instance().clear()
+    argv = sys.argv
+    sys.argv = [str(ROOT / "train.py"), *args]
+    try:
+        runpy.run_path(str(ROOT / "train.py"), run_name="__main__")
+    finally:
+        sys.argv = argv
+        GlobalHydra.instance().clear()
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_grid_sweep_runs_each_job_in_its_folder_and_summarises_them(tmp_path):
+    sweep = tmp_path / "sweep"
+    run_cli("-m", "model.lr=1e-4,2e-4", "model.lambda_cycle=5,10", *TINY_CLI, f"hydra.sweep.dir={sweep}")
+
+    rows = read_csv(sweep / "summary.csv")
+    assert [(r["job"], r["model.lr"], r["model.lambda_cycle"]) for r in rows] == [
+        ("0", "0.0001", "5"), ("1", "0.0001", "10"), ("2", "0.0002", "5"), ("3", "0.0002", "10")]
+    for row in rows:
+        job_dir = sweep / row["job"]
+        assert row["status"] == "ok" and row["output_dir"] == str(job_dir)
+        assert (job_dir / "checkpoints" / "last.ckpt").is_file()
+        result = json.loads((job_dir / "result.json").read_text())
+        assert f"model.lr={row['model.lr']}" in result["overrides"]
+        # val_kid is off: the objective falls back to the final generator loss
+        assert result["objective_metric"] == "train/G_loss_epoch"
+        assert float(row["objective"]) == pytest.approx(float(row["train/G_loss_epoch"]))
+        assert float(row["val/cycle_A"]) > 0  # validation metrics reach the summary too
+        assert float(row["train/lr"]) == pytest.approx(float(row["model.lr"]))
+    # the overrides reached the model: after 2 steps the cycle term still scales with lambda_cycle
+    by_params = {(r["model.lr"], r["model.lambda_cycle"]): float(r["train/cycle_A_epoch"]) for r in rows}
+    assert by_params[("0.0001", "10")] / by_params[("0.0001", "5")] == pytest.approx(2.0, rel=0.1)
+
+    md = (sweep / "summary.md").read_text()
+    assert "4 jobs, 4 ok, 0 failed" in md and "Objective: train/G_loss_epoch" in md
+    assert "| job | status | model.lr | model.lambda_cycle | objective |" in md
+    best = min(rows, key=lambda r: float(r["objective"]))
+    assert f"Best: job {best['job']} " in md
+
+
+def test_a_failing_job_is_recorded_and_the_others_run_as_wandb_runs_of_one_group(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb"))
+    sweep = tmp_path / "sweep"
+    run_cli("-m", "model.gan_mode=bogus,lsgan", "logger=[csv,wandb]", *TINY_CLI, f"hydra.sweep.dir={sweep}")
+
+    failed, ok = read_csv(sweep / "summary.csv")
+    assert (failed["model.gan_mode"], failed["status"], failed["objective"]) == ("bogus", "failed", "")
+    assert "model.gan_mode='bogus'" in failed["error"]
+    assert json.loads((sweep / "0" / "result.json").read_text())["status"] == "failed"
+    assert (ok["model.gan_mode"], ok["status"]) == ("lsgan", "ok")
+    assert "1 failed" in (sweep / "summary.md").read_text()
+
+    from test_loggers import wandb_run_records
+
+    records = wandb_run_records(sweep / "1")
+    assert records["run"].run_group == sweep.name  # one group per sweep
+    assert records["run"].display_name == "model.gan_mode=lsgan"  # named after its sweep parameters
+    assert records["run"].job_type == "sweep"
+    assert "model.gan_mode=lsgan" in json.loads(records["config"]["overrides"])
+    assert "train/G_loss_step" in records["history_keys"]
+
+
+def test_a_single_run_still_fails_loudly(tiny_cfg):
+    cfg = tiny_cfg("model.gan_mode=bogus")
+    with pytest.raises(Exception, match="model.gan_mode='bogus'"):
+        train(cfg)
+    assert json.loads((Path(cfg.paths.output_dir) / "result.json").read_text())["status"] == "failed"
+
+
+def test_a_single_run_exits_non_zero_through_train_py(tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli("model.gan_mode=bogus", *TINY_CLI, f"hydra.run.dir={tmp_path / 'run'}")
+    assert exit_info.value.code not in (0, None)
+
+
+def test_optuna_search_minimises_the_validation_kid(tmp_path):
+    sweep = tmp_path / "optuna"
+    run_cli("-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.seed=0",
+            *TINY_CLI[:-1], "callbacks.val_kid.inception=tiny", "callbacks.val_kid.num_images=2",
+            f"hydra.sweep.dir={sweep}")
+
+    rows = read_csv(sweep / "summary.csv")
+    assert len(rows) == 2 and all(r["status"] == "ok" for r in rows)
+    searched = {"model.lr", "model.lambda_cycle", "model.lambda_identity", "model.gan_mode"}
+    assert searched <= set(rows[0])  # every searched key is a column
+    assert rows[0]["model.lr"] != rows[1]["model.lr"]
+    objectives = [float(r["objective"]) for r in rows]
+    assert objectives == pytest.approx([float(r["val/kid"]) for r in rows])
+    assert all(math.isfinite(v) for v in objectives)
+
+    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert best["best_value"] == pytest.approx(min(objectives))
+    assert "Objective: val/kid" in (sweep / "summary.md").read_text()
+    # the trial's parameters reached its model
+    winner = rows[objectives.index(min(objectives))]
+    hparams = torch.load(Path(winner["output_dir"]) / "checkpoints" / "last.ckpt", weights_only=True)["hyper_parameters"]
+    assert hparams["gan_mode"] == winner["model.gan_mode"]
+    assert hparams["lr"] == pytest.approx(float(winner["model.lr"]))
