@@ -9,6 +9,8 @@ what decides the next step of training:
   (``data.num_workers=0``): the B-image choice generator and the albumentations generators.
   With worker processes those streams are re-derived from torch's generator at each epoch, so the
   torch state covers them (not with ``persistent_workers``, whose workers outlive the epoch);
+- under DDP, every rank's generators (gathered when the checkpoint is built), each restored on
+  its own rank;
 - the W&B run id, so ``ckpt_path=...`` continues the same W&B run (``training.py`` reads it
   with :func:`wandb_run_id` before the loggers exist).
 
@@ -136,10 +138,13 @@ class ExactResume(pl.Callback):
 
     # ---- checkpoint contents
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
-        checkpoint["rng_state"] = {"global": global_rng_state()}
+        # Lightning builds the checkpoint on every rank and rank 0 writes it: gather each rank's
+        # generators (they differ: the data streams are seeded per rank) so each gets its own back.
+        own = {"global": global_rng_state()}
         dataset = _training_dataset(trainer)
         if dataset is not None and (data_state := dataset_rng_state(dataset)) is not None:
-            checkpoint["rng_state"]["train_dataset"] = data_state
+            own["train_dataset"] = data_state
+        checkpoint["rng_state"] = {"ranks": _gather_from_ranks(trainer, own)}
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger) and logger.version:
                 checkpoint[WANDB_RUN_ID_KEY] = logger.version
@@ -148,11 +153,15 @@ class ExactResume(pl.Callback):
         # Called while Lightning restores the checkpoint, after the datamodule's setup and before
         # the first training dataloader iterator is created: nothing random happens in between.
         self._restored = True
-        state = checkpoint.get("rng_state")
-        if not state:
+        ranks = (checkpoint.get("rng_state") or {}).get("ranks")
+        if not ranks:
             log.warning("the checkpoint has no random state (saved without ExactResume): "
                         "training continues, but not bit-for-bit as an uninterrupted run")
             return
+        if len(ranks) != trainer.world_size:
+            log.warning("the checkpoint was saved by %d processes and is resumed by %d: the random state "
+                        "of each rank is not the one it had", len(ranks), trainer.world_size)
+        state = ranks[trainer.global_rank % len(ranks)]
         set_global_rng_state(state["global"])
         data_state = state.get("train_dataset")
         dataset = _training_dataset(trainer)
@@ -182,6 +191,15 @@ class ExactResume(pl.Callback):
             self._rng_before_validation = None
 
 
+def _gather_from_ranks(trainer: pl.Trainer, state: dict) -> list[dict]:
+    """[state of rank 0, rank 1, ...]: a collective, like Trainer.save_checkpoint itself."""
+    if trainer.world_size == 1 or not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return [state]
+    states: list = [None] * trainer.world_size
+    torch.distributed.all_gather_object(states, state)
+    return states
+
+
 def wandb_run_id(ckpt_path: str | os.PathLike) -> str | None:
     """The W&B run id stored in a checkpoint by ExactResume (memory-mapped: tensors are not read)."""
     checkpoint = torch.load(ckpt_path, map_location="cpu", mmap=True, weights_only=True)
@@ -189,13 +207,16 @@ def wandb_run_id(ckpt_path: str | os.PathLike) -> str | None:
 
 
 # ----------------------------------------------------------------------------- finding `last`
-def find_last_checkpoint(output_dir: str | os.PathLike, search_siblings: bool) -> Path:
-    """`ckpt_path=last`: this run directory's checkpoints/last.ckpt when it exists (a run continued
-    in place with `hydra.run.dir=<old run dir>`), else, with `search_siblings`, the newest
-    `*/checkpoints/last.ckpt` next to it (Hydra gives the resumed run a new directory beside the old one).
+def find_last_checkpoint(output_dir: str | os.PathLike, search_siblings: bool,
+                         checkpoint_dir: str | os.PathLike | None = None) -> Path:
+    """`ckpt_path=last`: this run's own last.ckpt (in `checkpoint_dir`, default
+    <output_dir>/checkpoints) when it exists, i.e. a run continued in place with
+    `hydra.run.dir=<old run dir>`; else, with `search_siblings`, the newest
+    `*/checkpoints/last.ckpt` beside the run directory (Hydra gives a resumed run a new directory
+    beside the old one).
     """
     output_dir = Path(output_dir)
-    own = output_dir / "checkpoints" / "last.ckpt"
+    own = Path(checkpoint_dir or output_dir / "checkpoints") / "last.ckpt"
     if own.is_file():
         return own
     candidates = []

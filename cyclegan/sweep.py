@@ -252,22 +252,23 @@ except ImportError:  # pragma: no cover - Hydra < 1.1
 class SweepSummary(_HydraCallback):
     """Keeps `<sweep dir>/summary.{csv,md}` up to date during a multirun (conf/hydra/default.yaml)."""
 
-    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
-        from hydra.core.utils import JobStatus
-        from hydra.types import RunMode
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # a job re-run in an old sweep folder (resuming a sweep) must not be summarised by the
+        # result of its previous attempt
+        if _is_multirun(config):
+            (Path(config.hydra.runtime.output_dir) / RESULT_FILE).unlink(missing_ok=True)
 
-        if config.hydra.mode != RunMode.MULTIRUN:
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        if not _is_multirun(config):
             return
         output_dir = Path(config.hydra.runtime.output_dir)
         if not (output_dir / RESULT_FILE).exists():  # the task died before train() wrote its result
-            failed = job_return.status == JobStatus.FAILED
-            value = job_return._return_value  # reading .return_value would re-raise the job's error
-            write_job_result(
-                output_dir, "failed" if failed else "ok",
-                objective=None if failed else value,
-                error=_one_line(value) if failed else None,
-                overrides=list(config.hydra.overrides.task),
-            )
+            try:
+                value, error = job_return.return_value, None  # re-raises the job's exception
+            except Exception as exc:  # noqa: BLE001 - recorded, not handled
+                value, error = None, _one_line(exc)
+            write_job_result(output_dir, "failed" if error else "ok", objective=value, error=error,
+                             overrides=list(config.hydra.overrides.task))
         write_summary(config.hydra.sweep.dir)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -281,7 +282,13 @@ class SweepSummary(_HydraCallback):
             raise RuntimeError(f"all {len(results)} jobs of the sweep failed; see {paths[1]}")
 
 
-def _one_line(exc: Any) -> str:
+def _is_multirun(config: DictConfig) -> bool:
+    from hydra.types import RunMode
+
+    return config.hydra.mode == RunMode.MULTIRUN
+
+
+def _one_line(exc: BaseException) -> str:
     from cyclegan.checks import one_line
 
-    return one_line(exc) if isinstance(exc, BaseException) else str(exc)
+    return one_line(exc)

@@ -6,7 +6,7 @@ Besides fitting, `train()`
 - writes checkpoints atomically (cyclegan.resume.AtomicCheckpointIO) unless `trainer.plugins` is set;
 - returns the final metrics with `objective` = the `optimized_metric` (what a sweeper minimises);
 - leaves `<run dir>/result.json` for the sweep summary (cyclegan/sweep.py). In a multirun a
-  failing job is recorded there and returns a NaN objective, so the other jobs go on; a single
+  failing job is recorded there and returns no objective, so the other jobs go on; a single
   run re-raises (train.py then exits non-zero with one line for user errors).
 """
 
@@ -26,7 +26,14 @@ from cyclegan.checks import UserError, one_line, validate_config
 from cyclegan.preflight import check_resume_checkpoint, preflight_run
 from cyclegan.resume import AtomicCheckpointIO, find_last_checkpoint, wandb_run_id
 from cyclegan.safety import TrainingInterrupted
-from cyclegan.sweep import in_multirun, job_overrides, wandb_sweep_settings, write_job_result
+from cyclegan.sweep import (
+    hydra_job,
+    in_multirun,
+    job_overrides,
+    wandb_sweep_settings,
+    write_job_result,
+    write_summary,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,15 +49,18 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
     return [hydra.utils.instantiate(node) for node in group.values() if node and "_target_" in node]
 
 
-def resolve_ckpt_path(ckpt_path: str | None, output_dir: str) -> str | None:
-    """A checkpoint file, or `last`: this run directory's last.ckpt, else (single runs only) the
-    newest `last.ckpt` of the run directories beside it (find_last_checkpoint)."""
+def resolve_ckpt_path(ckpt_path: str | None, output_dir: str, cfg: DictConfig | None = None) -> str | None:
+    """A checkpoint file, or `last`: this run's own last.ckpt, else (single runs only) the newest
+    `last.ckpt` of the run directories beside it (cyclegan.resume.find_last_checkpoint)."""
     if ckpt_path in (None, "", "null"):
         return None
     if ckpt_path == "last":
-        last = find_last_checkpoint(output_dir, search_siblings=not in_multirun())
-        if last.parent.parent != Path(output_dir):
-            check_resume_checkpoint(last, None)  # found beside this run: refuse anything that is not a training checkpoint
+        own_dir = OmegaConf.select(cfg, "callbacks.model_checkpoint.dirpath") if cfg is not None else None
+        last = find_last_checkpoint(output_dir, search_siblings=not in_multirun(), checkpoint_dir=own_dir)
+        if last.parent != Path(own_dir or Path(output_dir) / "checkpoints"):
+            # found beside this run (preflight only checked the run's own folder): the newest run
+            # there may have trained another model
+            check_resume_checkpoint(last, cfg.get("model") if cfg is not None else None)
         return str(last)
     if not Path(ckpt_path).is_file():
         raise FileNotFoundError(f"ckpt_path={ckpt_path}: no such file")
@@ -84,8 +94,9 @@ def select_objective(metrics: dict[str, float], key: str | None) -> tuple[str | 
     if key and key in metrics:
         return key, metrics[key]
     if FALLBACK_METRIC in metrics:
-        log.warning("optimized_metric=%s was not logged (is callbacks.val_kid on?); the objective is %s",
-                    key, FALLBACK_METRIC)
+        report = log.warning if in_multirun() else log.info  # only a sweeper uses the objective
+        report("optimized_metric=%s was not logged (is callbacks.val_kid on?); the objective is %s",
+               key, FALLBACK_METRIC)
         return FALLBACK_METRIC, metrics[FALLBACK_METRIC]
     return None, math.nan
 
@@ -96,7 +107,7 @@ def fit(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
 
-    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.output_dir)
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.output_dir, cfg)
     configure_wandb(cfg, ckpt_path)
 
     datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data)
@@ -114,30 +125,43 @@ def fit(cfg: DictConfig) -> dict[str, float]:
 
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)  # never unpickle code
-    finally:
-        _finish_wandb(trainer)
+    except BaseException:
+        _finish_wandb(trainer, exit_code=1)
+        raise
+    _finish_wandb(trainer, exit_code=0)
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     log.info("finished; run directory: %s", cfg.paths.output_dir)
     return metrics
 
 
-def _finish_wandb(trainer: pl.Trainer) -> None:
-    # End the W&B run now: the next job of an in-process sweep starts its own.
+def _finish_wandb(trainer: pl.Trainer, exit_code: int) -> None:
+    # End the W&B run now (marked failed when training raised): the next job of an in-process
+    # sweep starts its own run.
     from pytorch_lightning.loggers import WandbLogger
 
-    for logger in trainer.loggers:
-        if isinstance(logger, WandbLogger) and logger._experiment is not None:
-            logger.experiment.finish()
+    if any(isinstance(logger, WandbLogger) for logger in trainer.loggers):
+        import wandb
+
+        if wandb.run is not None:
+            wandb.finish(exit_code=exit_code)
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
-    """Fit `cfg`; the final metrics with `objective` (see the module doc)."""
+def train(cfg: DictConfig) -> dict[str, float | None]:
+    """Fit `cfg`; the final metrics with `objective` (None when it is missing, not finite or the
+    job failed in a multirun; see the module doc)."""
     output_dir = cfg.paths.output_dir
     try:
         metrics = fit(cfg)
-    except TrainingInterrupted:
-        raise  # Ctrl-C / SIGTERM stops a sweep too
+    except TrainingInterrupted as exc:  # Ctrl-C / SIGTERM: a resumable checkpoint was saved
+        with contextlib.suppress(OSError):
+            write_job_result(output_dir, "interrupted", error=one_line(exc))
+        if in_multirun():
+            # Hydra records a job's exception and launches the next job: exit to stop the sweep
+            log.error("%s; the sweep stops", one_line(exc))
+            write_summary(hydra_job().sweep.dir)  # Hydra's job-end callback will not run
+            raise SystemExit(exc.exit_code) from exc
+        raise
     except Exception as exc:
         with contextlib.suppress(OSError):  # an unwritable run directory is the error being reported
             write_job_result(output_dir, "failed", error=one_line(exc))
@@ -147,7 +171,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
             log.error("job failed: %s (recorded in %s/result.json); the sweep goes on", one_line(exc), output_dir)
         else:
             log.exception("job failed (recorded in %s/result.json); the sweep goes on", output_dir)
-        return {"objective": math.nan}
-    name, metrics["objective"] = select_objective(metrics, cfg.get("optimized_metric"))
-    write_job_result(output_dir, "ok", metrics=metrics, objective=metrics["objective"], objective_metric=name)
+        return {"objective": None}
+    name, value = select_objective(metrics, cfg.get("optimized_metric"))
+    # No objective (None) rather than NaN: the Optuna sweeper records None as a failed trial and
+    # goes on, while a NaN makes it crash (optuna 2.10 refuses to record it).
+    metrics["objective"] = value if math.isfinite(value) else None
+    write_job_result(output_dir, "ok", metrics=metrics, objective=value, objective_metric=name)
     return metrics

@@ -22,6 +22,7 @@ When no Inception network can be loaded it warns once and switches itself off; t
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Optional
 
 import numpy as np
@@ -143,6 +144,7 @@ class ValidationKIDCallback(pl.Callback):
         if self.disabled or trainer.sanity_checking or not self._due(trainer):
             return
         device = pl_module.device
+        t0 = time.perf_counter()
         if not self._prepare(trainer, device):
             return
         was_training = pl_module.training
@@ -156,6 +158,8 @@ class ValidationKIDCallback(pl.Callback):
             pl_module.train(was_training)
         self._computed_this_fit = True
         n = min(len(v) for v in self._images.values())
+        log.info("val KID on %d + %d images: AB %.4f, BA %.4f (%.1f s)", len(self._images["A"]),
+                 len(self._images["B"]), kid["AB"], kid["BA"], time.perf_counter() - t0)
         # Identical on every rank (same images, same weights), so no sync is needed.
         for name, value in (("val/kid_AB", kid["AB"]), ("val/kid_BA", kid["BA"]),
                             ("val/kid", (kid["AB"] + kid["BA"]) / 2)):

@@ -12,6 +12,11 @@ from omegaconf import DictConfig, open_dict
 
 import cyclegan.config  # noqa: F401  (registers resolvers)
 
+import torch
+
+# Tiny CPU models run many times faster on one thread than on two competing ones (2-core CI).
+torch.set_num_threads(1)
+
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
@@ -31,6 +36,7 @@ TINY = [
     "trainer.max_steps=2",
     "trainer.limit_val_batches=1",
     "trainer.enable_model_summary=false",
+    "callbacks.val_kid.inception=tiny",  # the real Inception costs seconds per run; tested in test_metrics
 ]
 
 

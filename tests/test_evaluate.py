@@ -208,5 +208,5 @@ def test_val_kid_without_inception_warns_once_and_training_goes_on(tiny_cfg, mon
         metrics = train(cfg)
     disabled = [w for w in caught if "ValidationKIDCallback disabled" in str(w.message)]
     assert len(disabled) == 1 and "no Inception network" in str(disabled[0].message)
-    assert "val/kid" not in metrics and "objective" not in metrics
-    assert metrics  # training finished and logged its losses
+    assert "val/kid" not in metrics
+    assert "train/G_loss_epoch" in metrics  # training finished and logged its losses

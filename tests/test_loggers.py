@@ -15,6 +15,7 @@ from wandb.proto import wandb_internal_pb2
 
 from conftest import TINY, compose_config
 from cyclegan.training import instantiate_group, train
+from test_sweeps import single_threaded_torch  # noqa: F401 (autouse: one torch thread)
 
 SCALARS = {"train/G_loss_step", "train/D_A_step", "train/D_B_step", "train/cycle_A_step", "train/lr",
            "train/G_loss_epoch", "val/cycle_A", "val/cycle_B", "val/kid"}
@@ -52,13 +53,15 @@ def wandb_run_records(run_dir: Path) -> dict:
     wandb.teardown()  # the wandb-core service writes the log asynchronously: wait until it has flushed
     logs = sorted(Path(run_dir).glob("wandb/offline-run-*/run-*.wandb"))
     assert logs, f"no offline W&B run under {run_dir}/wandb"
-    out = {"run": None, "config": {}, "history_keys": set(), "path": logs[-1]}
+    out = {"run": None, "config": {}, "history_keys": set(), "artifacts": [], "path": logs[-1]}
     for record in _wandb_records(logs[-1]):
         kind = record.WhichOneof("record_type")
         if kind == "run":
             out["run"] = record.run
         elif kind == "config":
             out["config"].update({item.key: item.value_json for item in record.config.update})
+        elif kind == "artifact":
+            out["artifacts"].append((record.artifact.type, [entry.path for entry in record.artifact.manifest.contents]))
         elif kind == "history":
             out["history_keys"] |= {item.key or "/".join(item.nested_key) for item in record.history.item}
     out["media"] = sorted(p.name for p in logs[-1].parent.glob("files/media/images/**/*.png"))
@@ -73,7 +76,8 @@ def logged_run(tmp_path_factory):
         mp.setenv("WANDB_MODE", "offline")
         mp.setenv("WANDB_DIR", str(out / "wandb_dir"))
         mp.setenv("WANDB_PROJECT", "cyclegan-tests")
-        cfg = compose_config(out, *TINY, "logger=many", "trainer.max_steps=4", "data.epoch_length=2",
+        cfg = compose_config(out, *TINY, "logger=many", "logger.wandb.log_model=true", "trainer.max_steps=4",
+                             "data.epoch_length=2",
                              "callbacks.image_grid.every_n_steps=2", "callbacks.loss_curves.every_n_steps=1",
                              "callbacks.val_kid.inception=tiny", "callbacks.val_kid.num_images=2")
         train(cfg)
@@ -116,6 +120,8 @@ def test_wandb_run_has_the_config_overrides_and_project_from_the_environment(log
     # the checkpoint remembers the run, so a resumed run continues it (test_resume.py)
     ckpt = torch.load(logged_run / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["wandb_run_id"] == wandb_run["run"].run_id
+    # logger.wandb.log_model=true: the checkpoint goes up as a model artifact at the end
+    assert ("model", ["model.ckpt"]) in wandb_run["artifacts"]
 
 
 def test_loss_curve_png_is_drawn_from_the_logged_values(logged_run):

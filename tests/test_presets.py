@@ -8,13 +8,12 @@ import json
 import math
 from pathlib import Path
 
-import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.types import RunMode
 
 from conftest import CONF_DIR, compose_config
-from test_sweeps import TINY_CLI, run_cli
+from test_sweeps import TINY_CLI, run_cli, single_threaded_torch  # noqa: F401 (autouse)
 
 PRESETS = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
 

@@ -7,6 +7,7 @@ linearly, so a missed or doubled scheduler step shows in the final LR.
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import torch
 from conftest import TINY, compose_config
 from cyclegan.resume import AtomicCheckpointIO, find_last_checkpoint
 from cyclegan.training import resolve_ckpt_path, train
+from test_sweeps import single_threaded_torch  # noqa: F401 (autouse: one torch thread)
 
 SCHEDULE = ["data.epoch_length=4", "model.n_epochs=1", "model.n_epochs_decay=2", "trainer.max_steps=-1",
             "callbacks.val_kid.inception=tiny", "callbacks.val_kid.num_images=2",
@@ -69,7 +71,8 @@ def crash(output_dir: Path, step: int, *overrides: str) -> None:
 
 
 def assert_same_end(resumed: dict, uninterrupted: dict, exact: bool = True) -> None:
-    assert (resumed["global_step"], resumed["epoch"]) == (uninterrupted["global_step"], uninterrupted["epoch"]) == (12, 3)
+    counters = (resumed["global_step"], resumed["epoch"])
+    assert counters == (uninterrupted["global_step"], uninterrupted["epoch"]) == (12, 3)
     assert resumed["lr"] == pytest.approx(uninterrupted["lr"])
     if not exact:
         return
@@ -100,6 +103,14 @@ def test_stopped_at_an_epoch_end_then_resumed_with_ckpt_path_last_ends_identical
     resumed = run(second, "ckpt_path=last")
     assert_same_end(resumed, uninterrupted)
     assert resumed["checkpoint_io"] == "AtomicCheckpointIO"
+
+
+def test_continue_in_place_overwrites_the_runs_own_last_ckpt(tmp_path, uninterrupted):
+    # `hydra.run.dir=<old run dir> ckpt_path=last`: the run's own folder, its own last.ckpt
+    run(tmp_path, "trainer.max_steps=8")
+    resumed = run(tmp_path, "ckpt_path=last")
+    assert_same_end(resumed, uninterrupted)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["epoch_002.ckpt", "last.ckpt"]
 
 
 def test_crash_after_a_checkpoint_on_the_last_batch_of_an_epoch_resumes_identically(tmp_path, uninterrupted):
@@ -138,12 +149,31 @@ def test_resumed_run_continues_the_wandb_run(tmp_path, monkeypatch):
     assert FINAL[str(tmp_path / "b")]["global_step"] == 6
 
 
+def test_two_process_ddp_resume_gives_each_rank_its_own_random_state_back(tmp_path):
+    # Each rank draws its own B images (per-rank data generators), so restoring rank 0's state
+    # everywhere would change training; checkpoints carry every rank's generators.
+    ddp = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.limit_val_batches=0",
+           "trainer.strategy=ddp_spawn_find_unused_parameters_true", "data.epoch_length=4", "~callbacks.val_kid",
+           "~callbacks.final_state"]  # spawned processes: compare the final checkpoints instead
+    for name, extra in (("whole", []), ("first", ["trainer.max_steps=4"]),
+                        ("resumed", [f"ckpt_path={tmp_path / 'first' / 'checkpoints' / 'last.ckpt'}"])):
+        train(compose_config(tmp_path / name, *TINY, *SCHEDULE, *ddp, *extra))
+    whole, resumed = (torch.load(tmp_path / name / "checkpoints" / "last.ckpt", weights_only=True)
+                      for name in ("whole", "resumed"))
+    assert whole["global_step"] == resumed["global_step"] == 6  # 2 steps per rank and epoch
+    for name, weight in whole["state_dict"].items():
+        assert torch.equal(resumed["state_dict"][name], weight), name
+    ranks = [r["train_dataset"]["generator"] for r in whole["rng_state"]["ranks"]]
+    assert len(ranks) == 2 and not torch.equal(*ranks)
+    for mine, theirs in zip(resumed["rng_state"]["ranks"], whole["rng_state"]["ranks"]):
+        assert torch.equal(mine["global"]["torch"], theirs["global"]["torch"])
+        assert torch.equal(mine["train_dataset"]["generator"], theirs["train_dataset"]["generator"])
+
+
 # ----------------------------------------------------------------------------- ckpt_path=last
 def touch(path: Path, mtime: float) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"x")
-    import os
-
     os.utime(path, (mtime, mtime))
     return path
 

@@ -9,14 +9,17 @@ import csv
 import json
 import math
 import runpy
+import signal
 import sys
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
 import yaml
 from hydra.core.global_hydra import GlobalHydra
 
+from cyclegan.safety import TrainingInterrupted
 from cyclegan.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,6 +31,16 @@ TINY_CLI = [
     "trainer.max_steps=2", "trainer.limit_val_batches=1", "trainer.enable_model_summary=false",
     "callbacks.progress_bar.refresh_rate=0", "~callbacks.val_kid",
 ]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def single_threaded_torch():
+    """One intra-op thread: tiny CPU models gain nothing from two, and on a busy machine two
+    threads spin against other processes and make a tiny run tens of times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def run_cli(*args: str) -> None:
@@ -112,26 +125,77 @@ def test_a_single_run_exits_non_zero_through_train_py(tmp_path):
     assert exit_info.value.code not in (0, None)
 
 
-def test_optuna_search_minimises_the_validation_kid(tmp_path):
+def test_optuna_search_minimises_the_validation_kid_and_survives_failed_trials(tmp_path):
     sweep = tmp_path / "optuna"
-    run_cli("-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.seed=0",
-            *TINY_CLI[:-1], "callbacks.val_kid.inception=tiny", "callbacks.val_kid.num_images=2",
-            f"hydra.sweep.dir={sweep}")
+    # pool_size=-1 is refused by the model: those trials fail; the search must go on (a NaN
+    # objective would crash the Optuna sweeper, so failed trials return none)
+    run_cli("-m", "hparams_search=optuna", "hydra.sweeper.n_trials=3", "hydra.sweeper.sampler.seed=0",
+            "model.pool_size=choice(-1,50)", *TINY_CLI[:-1], "callbacks.val_kid.inception=tiny",
+            "callbacks.val_kid.num_images=2", f"hydra.sweep.dir={sweep}")
 
     rows = read_csv(sweep / "summary.csv")
-    assert len(rows) == 2 and all(r["status"] == "ok" for r in rows)
+    assert len(rows) == 3
+    assert {r["status"] for r in rows} == {"ok", "failed"}  # this seed draws both pool sizes
+    assert all((r["status"] == "failed") == (r["model.pool_size"] == "-1") for r in rows)
+    ok = [r for r in rows if r["status"] == "ok"]
     searched = {"model.lr", "model.lambda_cycle", "model.lambda_identity", "model.gan_mode"}
     assert searched <= set(rows[0])  # every searched key is a column
-    assert rows[0]["model.lr"] != rows[1]["model.lr"]
-    objectives = [float(r["objective"]) for r in rows]
-    assert objectives == pytest.approx([float(r["val/kid"]) for r in rows])
+    objectives = [float(r["objective"]) for r in ok]
+    assert objectives == pytest.approx([float(r["val/kid"]) for r in ok])
     assert all(math.isfinite(v) for v in objectives)
 
     best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     assert best["best_value"] == pytest.approx(min(objectives))
     assert "Objective: val/kid" in (sweep / "summary.md").read_text()
     # the trial's parameters reached its model
-    winner = rows[objectives.index(min(objectives))]
-    hparams = torch.load(Path(winner["output_dir"]) / "checkpoints" / "last.ckpt", weights_only=True)["hyper_parameters"]
+    winner = ok[objectives.index(min(objectives))]
+    ckpt = torch.load(Path(winner["output_dir"]) / "checkpoints" / "last.ckpt", weights_only=True)
+    hparams = ckpt["hyper_parameters"]
     assert hparams["gan_mode"] == winner["model.gan_mode"]
     assert hparams["lr"] == pytest.approx(float(winner["model.lr"]))
+
+
+def test_a_job_that_dies_before_train_is_summarised_from_hydras_job_return(tmp_path):
+    from hydra.core.utils import JobReturn, JobStatus
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    from cyclegan.sweep import SweepSummary
+
+    def job_config(num: int):
+        return OmegaConf.create({"hydra": {
+            "mode": RunMode.MULTIRUN, "sweep": {"dir": str(tmp_path)},
+            "runtime": {"output_dir": str(tmp_path / str(num))},
+            "overrides": {"task": [f"model.lr={num}e-4", "data=sample"]}}})
+
+    callback = SweepSummary()
+    for num, ret in enumerate([JobReturn(status=JobStatus.COMPLETED, _return_value=0.25),
+                               JobReturn(status=JobStatus.FAILED, _return_value=ImportError("no module named x"))]):
+        config = job_config(num)
+        (tmp_path / str(num)).mkdir()
+        (tmp_path / str(num) / "result.json").write_text("{}")  # left by an earlier attempt of this job
+        callback.on_job_start(config=config, task_function=None)
+        callback.on_job_end(config=config, job_return=ret)
+    callback.on_multirun_end(config=job_config(0))
+
+    rows = read_csv(tmp_path / "summary.csv")
+    assert [(r["model.lr"], r["status"], r["objective"], r["error"]) for r in rows] == [
+        ("0e-4", "ok", "0.25", ""), ("1e-4", "failed", "", "no module named x")]
+
+
+class InterruptAtFirstStep(pl.Callback):
+    """What GracefulShutdown raises after saving, on Ctrl-C."""
+
+    def on_train_batch_end(self, trainer, *args):
+        raise TrainingInterrupted("interrupted by SIGINT (checkpoint saved)", signum=signal.SIGINT)
+
+
+def test_ctrl_c_stops_the_whole_sweep(tmp_path):
+    sweep = tmp_path / "sweep"
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli("-m", "model.lr=1e-4,2e-4", "+callbacks.interrupt._target_=test_sweeps.InterruptAtFirstStep",
+                *TINY_CLI, f"hydra.sweep.dir={sweep}")
+    assert exit_info.value.code == 128 + signal.SIGINT
+    assert json.loads((sweep / "0" / "result.json").read_text())["status"] == "interrupted"
+    assert not (sweep / "1").exists()  # the second job never started
+    assert [r["status"] for r in read_csv(sweep / "summary.csv")] == ["interrupted"]
