@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from torch.utils.data import Dataset
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
@@ -58,3 +59,18 @@ def tiny_cfg(tmp_path):
         return compose_config(tmp_path, *TINY, *overrides, config_name=config_name)
 
     return make
+
+
+class RandomPairs(Dataset):
+    """`n` reproducible pairs of random [-1, 1] images (item i is the same on every call)."""
+
+    def __init__(self, n=8, size=32):
+        self.n, self.size = n, size
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        g = torch.Generator().manual_seed(i)
+        return {"A": torch.rand(3, self.size, self.size, generator=g) * 2 - 1,
+                "B": torch.rand(3, self.size, self.size, generator=g) * 2 - 1}

@@ -6,29 +6,17 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from conftest import RandomPairs
 from cyclegan.module import CycleGAN
 
 TINY = dict(ngf=4, ndf=4, n_blocks=1, d_layers=2)
-
-
-class RandomPairs(Dataset):
-    def __init__(self, n=4, size=32):
-        self.n, self.size = n, size
-
-    def __len__(self):
-        return self.n
-
-    def __getitem__(self, i):
-        g = torch.Generator().manual_seed(i)
-        return {"A": torch.rand(3, self.size, self.size, generator=g) * 2 - 1,
-                "B": torch.rand(3, self.size, self.size, generator=g) * 2 - 1}
 
 
 def fit(model, max_epochs=1, max_steps=-1, data=None, batch_size=2, **trainer_kw):
     trainer = pl.Trainer(max_epochs=max_epochs, max_steps=max_steps, accelerator="cpu", logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                          limit_val_batches=0, **trainer_kw)
-    trainer.fit(model, DataLoader(data or RandomPairs(), batch_size=batch_size))
+    trainer.fit(model, DataLoader(data or RandomPairs(n=4), batch_size=batch_size))
     return trainer
 
 

@@ -22,9 +22,9 @@ import torch
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
-from conftest import TINY, compose_config
+from conftest import TINY, RandomPairs, compose_config
 from cyclegan.checks import ConfigError, exit_on_user_error, validate_config
 from cyclegan.data import DatasetNotFoundError, ImageLoadError, UnpairedDataModule, load_image, scan_images
 from cyclegan.module import CycleGAN
@@ -55,19 +55,6 @@ def folders_dm(dir_a: Path, dir_b: Path, **kw) -> UnpairedDataModule:
                 batch_size=1, num_workers=0, pin_memory=False, persistent_workers=False, val_size=0)
     base.update(kw)
     return UnpairedDataModule(**base)
-
-
-class RandomPairs(Dataset):
-    def __init__(self, n=8, size=32):
-        self.n, self.size = n, size
-
-    def __len__(self):
-        return self.n
-
-    def __getitem__(self, i):
-        g = torch.Generator().manual_seed(i)
-        return {"A": torch.rand(3, self.size, self.size, generator=g) * 2 - 1,
-                "B": torch.rand(3, self.size, self.size, generator=g) * 2 - 1}
 
 
 def tiny_fit(root: Path, model: pl.LightningModule, callbacks: list, max_steps: int, ckpt_path=None) -> pl.Trainer:

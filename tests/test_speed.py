@@ -8,6 +8,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
+from conftest import RandomPairs
 from cyclegan.module import CycleGAN
 from cyclegan.speed import adam_kwargs, apply_speedups, compile_options, is_compiled
 
@@ -68,14 +69,6 @@ def test_inductor_compiled_generator_matches_eager():
         torch.testing.assert_close(model.G_AB(x), ref, rtol=1e-5, atol=1e-6)
 
 
-class RandomPairs(torch.utils.data.Dataset):
-    def __len__(self):
-        return 4
-
-    def __getitem__(self, i):
-        return {"A": images(10 + i, n=1)[0], "B": images(20 + i, n=1)[0]}
-
-
 def test_compiled_channels_last_training_keeps_checkpoint_keys(tmp_path):
     model = CycleGAN(**TINY, channels_last=True, compile=AOT_EAGER, pool_size=2)
     d_before = [p.clone() for p in model.D_A.parameters()]
@@ -83,7 +76,7 @@ def test_compiled_channels_last_training_keeps_checkpoint_keys(tmp_path):
     trainer = pl.Trainer(max_steps=2, accelerator="cpu", logger=False, enable_progress_bar=False,
                          enable_model_summary=False, limit_val_batches=0, default_root_dir=tmp_path,
                          callbacks=[pl.callbacks.ModelCheckpoint(dirpath=tmp_path, filename="last")])
-    trainer.fit(model, DataLoader(RandomPairs(), batch_size=2))
+    trainer.fit(model, DataLoader(RandomPairs(n=4), batch_size=2))
     assert trainer.global_step == 2 and is_compiled(model.G_AB) and is_compiled(model.D_B)
     # toggle_optimizer still freezes the right parameters: both optimizers stepped their own networks
     assert all(not torch.equal(a, b) for a, b in zip(d_before, model.D_A.parameters()))
@@ -119,7 +112,7 @@ def test_fp16_mixed_steps_through_the_loss_scaler():
     plugin = MixedPrecision(precision="16-mixed", device="cpu", scaler=scaler)
     trainer = pl.Trainer(max_steps=2, accelerator="cpu", plugins=[plugin], logger=False,
                          enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
-    trainer.fit(model, DataLoader(RandomPairs(), batch_size=2))
+    trainer.fit(model, DataLoader(RandomPairs(n=4), batch_size=2))
     assert trainer.precision_plugin.scaler is scaler
     # two optimizer steps per iteration, each followed by scaler.update(): the scale grew 4 times
     assert scaler.get_scale() == 2.0**14

@@ -156,33 +156,11 @@ def read_record(path: str | os.PathLike, offset: int, length: int, verify: bool 
 
 def iter_records(path: str | os.PathLike, verify: bool = True) -> Iterator[bytes]:
     """Yield the payload of every record; corrupt records are skipped with a warning."""
-    path = os.fspath(path)
-    with open(path, "rb") as f:
-        pos = 0
-        while True:
-            head = f.read(_HEADER.size)
-            if not head:
-                return
-            if len(head) < _HEADER.size:
-                warnings.warn(f"{path}: truncated record header at byte {pos}; ignoring the rest of the file")
-                return
-            length, length_crc = _HEADER.unpack(head)
-            if verify and masked_crc32c(head[:8]) != length_crc:
-                warnings.warn(
-                    f"{path}: corrupt record length at byte {pos} (CRC mismatch); ignoring the rest of the file"
-                )
-                return
-            data = f.read(length + _FOOTER.size)
-            if len(data) < length + _FOOTER.size:
-                warnings.warn(f"{path}: truncated record at byte {pos}; ignoring the rest of the file")
-                return
-            payload = data[:length]
-            (crc,) = _FOOTER.unpack(data[length:])
-            if verify and masked_crc32c(payload) != crc:
-                warnings.warn(f"{path}: skipping corrupt record at byte {pos} (data CRC mismatch)")
-            else:
-                yield payload
-            pos += _HEADER.size + length + _FOOTER.size
+    for offset, length in index_records(path, verify=verify):
+        try:
+            yield read_record(path, offset, length, verify=verify)
+        except TFRecordError as err:
+            warnings.warn(f"skipping record: {err}")
 
 
 # ----------------------------------------------------------------------------- protobuf wire format
