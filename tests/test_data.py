@@ -529,3 +529,19 @@ def test_hydra_configs_instantiate(tmp_path):
                 assert dm.name == name and dm.download and dm.root == tmp_path / "d" / name
         cfg = compose("cfg")
         assert cfg.data.source == "sample" and cfg.data.image_size == 64 and cfg.data.load_size == 72
+
+
+def test_max_train_images_keeps_a_fixed_subset_per_domain(tmp_path):
+    for domain in ("a", "b"):
+        folder = tmp_path / domain
+        folder.mkdir()
+        for i in range(12):
+            Image.new("RGB", (40, 40), (i * 20, 0, 0)).save(folder / f"{i:02d}.png")
+    kwargs = dict(name="f", source="folders", dir_a=str(tmp_path / "a"), dir_b=str(tmp_path / "b"), image_size=32,
+                  load_size=36, num_workers=0, val_size=2, max_train_images=5)
+    first, second = UnpairedDataModule(**kwargs), UnpairedDataModule(**kwargs)
+    assert len(first.files("train", "A")) == len(first.files("train", "B")) == 5
+    assert first.files("train", "A") == second.files("train", "A")  # deterministic
+    assert not set(first.files("train", "A")) & set(first.files("test", "A"))  # still disjoint from the hold-out
+    with pytest.raises(ValueError, match="data.max_train_images"):
+        UnpairedDataModule(**{**kwargs, "max_train_images": 0})

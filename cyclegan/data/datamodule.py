@@ -118,6 +118,7 @@ class UnpairedDataModule(pl.LightningDataModule):
         cache_images: bool = False,
         min_size_policy: str = "upscale",
         bad_image_policy: str = "skip",
+        max_train_images: int | None = None,
     ):
         super().__init__()
         self.save_hyperparameters(logger=False)
@@ -160,6 +161,10 @@ class UnpairedDataModule(pl.LightningDataModule):
         self.persistent_workers = bool(persistent_workers)
         self.val_size = None if val_size is None else int(val_size)
         self.seed = seed
+        if max_train_images is not None and int(max_train_images) <= 0:
+            raise ValueError(f"data.max_train_images must be positive or null, got {max_train_images}")
+        # Some source projects train on a fixed subset (e.g. 300 + 300 Kaggle images).
+        self.max_train_images = None if max_train_images is None else int(max_train_images)
         self.cache_images = bool(cache_images)
         if min_size_policy not in ("upscale", "reject") or bad_image_policy not in ("skip", "raise"):
             raise ValueError(f"data.min_size_policy must be upscale|reject (got {min_size_policy!r}) and "
@@ -269,6 +274,7 @@ class UnpairedDataModule(pl.LightningDataModule):
             else:
                 train, test = holdout(train, val_size)
                 val = test
+            train = select_subset(train, self.max_train_images)
             lists[("train", d)], lists[("val", d)], lists[("test", d)] = train, val, test
             log.info(
                 "data %s domain %s: %d train, %d val, %d test images (%s)",
