@@ -157,8 +157,6 @@ def build_from_spec(name: str, gen_kwargs: Mapping[str, Any], state_dict: Mappin
         ) from None
     net.eval()
     net.requires_grad_(False)
-    # remember how it was built, so that cyclegan.export can write it back out
-    net._cyclegan_spec = (name, dict(gen_kwargs))  # type: ignore[attr-defined]
     return net
 
 
