@@ -37,16 +37,20 @@ def test_state_dict_export_roundtrip(tmp_path, x):
     p = export_state_dict(g, tmp_path / "g.pt")
     obj = torch.load(p, weights_only=True)
     assert obj["format"] == "cyclegan-generator" and obj["version"] == 1
-    assert obj["gen"] == "resnet" and obj["gen_kwargs"] == {"ngf": 4, "n_blocks": 1} and obj["size_multiple"] == 4
+    assert obj["gen"] == "resnet" and obj["size_multiple"] == 4
+    assert {k: obj["gen_kwargs"][k] for k in ("ngf", "n_blocks")} == {"ngf": 4, "n_blocks": 1}
     for h in (load_exported(p), load_generator(p), load_generator(p, direction="BA")):
         assert not h.training and h.size_multiple == 4
         assert torch.equal(_out(h, x), _out(g, x))
 
 
 def test_state_dict_export_needs_architecture(tmp_path):
-    bare = checkpoint._build_generator("resnet", ngf=4, n_blocks=1)  # not built by load_generator
+    built = checkpoint._build_generator("resnet", ngf=4, n_blocks=1)  # remembers how it was built
+    assert load_exported(export_state_dict(built, tmp_path / "built.pt")).size_multiple == 4
+    foreign = torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1), torch.nn.Tanh())  # not one of ours
     with pytest.raises(CheckpointError, match="architecture"):
-        export_state_dict(bare, tmp_path / "g.pt")
+        export_state_dict(foreign, tmp_path / "g.pt")
+    bare = checkpoint._build_generator("resnet", ngf=4, n_blocks=1)
     export_state_dict(bare, tmp_path / "g.pt", gen="resnet", gen_kwargs={"ngf": 4, "n_blocks": 1})
     with pytest.raises(CheckpointError, match="ts' or 'onnx"):
         export_state_dict(Chain([tiny(), tiny(seed=1)]), tmp_path / "c.pt")
