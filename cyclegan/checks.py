@@ -64,9 +64,10 @@ class ConfigError(UserError, ValueError):
 def _user_error_types() -> tuple[type[BaseException], ...]:
     # Errors raised by other parts of the package that are about the user's inputs.
     from cyclegan.checkpoint import CheckpointError
+    from cyclegan.data.download import DatasetDownloadError
     from cyclegan.data.sources import DatasetNotFoundError
 
-    return (UserError, DatasetNotFoundError, CheckpointError)
+    return (UserError, DatasetNotFoundError, DatasetDownloadError, CheckpointError)
 
 
 USER_ERRORS: tuple[type[BaseException], ...] = _user_error_types()

@@ -501,3 +501,22 @@ def test_a_malicious_checkpoint_is_refused_and_its_payload_never_runs(tmp_path, 
     torch.save(CycleGAN(**TINY_MODEL).G_AB.state_dict(), weights)
     with pytest.raises(ResumeError, match="not a training checkpoint"):
         check_resume_checkpoint(weights)
+
+
+def test_offline_download_of_a_berkeley_set_is_one_line_and_exit_2(tmp_path, monkeypatch, caplog):
+    from urllib.error import URLError
+
+    import cyclegan.data.download as download
+
+    def offline(*args, **kwargs):
+        raise URLError("Name or service not known")
+
+    monkeypatch.setattr(download, "urlopen", offline)
+    cfg = compose_config(tmp_path, *TINY, "data=vangogh2photo", f"paths.data_dir={tmp_path / 'data'}",
+                         "data.image_size=32", "data.load_size=36")
+    with pytest.raises(SystemExit) as exit_info, caplog.at_level(logging.ERROR):
+        with exit_on_user_error():
+            train(cfg)
+    assert exit_info.value.code == 2
+    message = caplog.records[-1].getMessage()
+    assert "vangogh2photo.zip" in message and "paths.data_dir" in message and "\n" not in message

@@ -5,7 +5,7 @@ Main entry point: :class:`UnpairedDataModule` (instantiated from ``conf/data/*.y
 
 from .datamodule import UnpairedDataModule
 from .datasets import DomainDataset, ImageLoadError, PairedByIndexDataset, UnpairedDataset, load_image, to_rgb
-from .download import berkeley_url, download_berkeley
+from .download import DatasetDownloadError, berkeley_url, download_berkeley
 from .sources import (
     BERKELEY_URL,
     IMG_EXTENSIONS,
@@ -31,6 +31,7 @@ __all__ = [
     "build_transforms",
     "denormalize",
     "download_berkeley",
+    "DatasetDownloadError",
     "berkeley_url",
     "BERKELEY_URL",
     "IMG_EXTENSIONS",

@@ -20,6 +20,10 @@ from urllib.request import urlopen  # module global so tests can monkeypatch it
 
 from .sources import BERKELEY_URL
 
+
+class DatasetDownloadError(RuntimeError):
+    """A dataset could not be fetched or unpacked; the message says where to put the files instead."""
+
 __all__ = ["BERKELEY_DATASETS", "berkeley_url", "download_berkeley", "download_url", "unpack_zip"]
 
 BERKELEY_DATASETS = (
@@ -100,7 +104,7 @@ def unpack_zip(zip_path: str | os.PathLike, target: str | os.PathLike) -> Path:
             for member in zf.namelist():
                 dest = (tmp / member).resolve()
                 if dest != root and root not in dest.parents:
-                    raise RuntimeError(f"unsafe path {member!r} in {zip_path}")
+                    raise DatasetDownloadError(f"unsafe path {member!r} in {zip_path}")
             zf.extractall(tmp)
         shutil.rmtree(tmp / "__MACOSX", ignore_errors=True)
         entries = [p for p in tmp.iterdir() if not p.name.startswith(".")]
@@ -114,7 +118,7 @@ def unpack_zip(zip_path: str | os.PathLike, target: str | os.PathLike) -> Path:
             content = tmp
         if target.exists():
             if any(target.iterdir()):
-                raise RuntimeError(f"cannot unpack {zip_path}: {target} exists and is not empty")
+                raise DatasetDownloadError(f"cannot unpack {zip_path}: {target} exists and is not empty")
             target.rmdir()
         os.replace(content, target)
     finally:
@@ -134,7 +138,7 @@ def download_berkeley(
     """Make ``data_dir/<folder or name>`` hold the Berkeley dataset ``name``; returns that folder.
 
     Already there: nothing happens. ``data_dir/<name>.zip`` present: it is unpacked. Else it is
-    downloaded first. Offline or failed: ``RuntimeError`` saying where to put the files.
+    downloaded first. Offline or failed: ``DatasetDownloadError`` (a ``RuntimeError``) saying where to put the files.
     """
     data_dir = Path(data_dir).expanduser().absolute()
     target = data_dir / (folder or name)
@@ -147,13 +151,13 @@ def download_berkeley(
             download_url(url, zip_path, timeout=timeout, progress=progress)
         except (URLError, TimeoutError, socket.timeout, ConnectionError, OSError) as e:
             reason = getattr(e, "reason", None) or e
-            raise RuntimeError(
+            raise DatasetDownloadError(
                 f"Could not download {url} ({type(e).__name__}: {reason}). If this machine is offline, get that "
                 f"zip elsewhere and put it at {zip_path} (it is unpacked on the next run) or unzip it so that "
                 f"{target}/trainA exists; or point paths.data_dir=... at the folder that holds {target.name}/."
             ) from e
     if not zipfile.is_zipfile(zip_path):
-        raise RuntimeError(f"{zip_path} is not a zip file (interrupted or blocked download?); delete it and retry")
+        raise DatasetDownloadError(f"{zip_path} is not a zip file (interrupted or blocked download?); delete it and retry")
     unpack_zip(zip_path, target)
     if not keep_zip:
         zip_path.unlink(missing_ok=True)
