@@ -2,11 +2,14 @@
 
 import logging
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
 import cyclegan.config  # noqa: F401  (registers the config resolvers)
 from cyclegan.checkpoint import CheckpointError
+from cyclegan.cli import check_overrides
 from cyclegan.checks import exit_on_user_error, validate_config
 from cyclegan.data.datasets import ImageLoadError
 from cyclegan.evaluation import EvaluationError, evaluate
@@ -26,4 +29,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_overrides(sys.argv[1:], config_name="evaluate")  # a misspelled key: one line listing the real ones
     main()

@@ -1,9 +1,12 @@
 """Train a CycleGAN: `python train.py data=vangogh2photo model.gen=unet` (see README for the surface)."""
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
 import cyclegan.config  # noqa: F401  (registers the config resolvers)
+from cyclegan.cli import check_overrides
 from cyclegan.checks import exit_on_user_error
 from cyclegan.training import train
 
@@ -16,4 +19,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    check_overrides(sys.argv[1:], config_name="train")  # a misspelled key: one line listing the real ones
     main()

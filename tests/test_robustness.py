@@ -520,3 +520,18 @@ def test_offline_download_of_a_berkeley_set_is_one_line_and_exit_2(tmp_path, mon
     assert exit_info.value.code == 2
     message = caplog.records[-1].getMessage()
     assert "vangogh2photo.zip" in message and "paths.data_dir" in message and "\n" not in message
+
+
+def test_misspelled_override_key_is_one_line_with_the_real_keys():
+    from cyclegan.cli import check_overrides
+
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "train.py", "data=monet2photo", "model.lambda_cycl=3"], cwd=root,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "model.lambda_cycl" in lines[0] and "did you mean model.lambda_cycle" in lines[0]
+    assert "+model.lambda_cycl=" in lines[0]
+    # valid keys, group choices, sweep values, additions and Hydra's own keys pass through
+    check_overrides(["data=monet2photo", "model.lr=1e-4,2e-4", "+trainer.fast_dev_run=true",
+                     "hydra.run.dir=/tmp/x", "trainer.max_time=00:00:01:00"], config_name="train")
