@@ -117,13 +117,16 @@ def exit_on_user_error(extra: Sequence[type[BaseException]] = ()) -> Iterator[No
         # is covered by cyclegan.safety.GracefulShutdown, which checkpoints first.
         log.error("interrupted (Ctrl-C)")
         sys.exit(130)
-    except Exception as exc:  # noqa: BLE001 - classified below
+    except SystemExit as exc:
         from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-        if isinstance(exc, SIGTERMException):
-            # Lightning's own SIGTERM stop (GracefulShutdown normally reports first).
-            log.error("stopped by SIGTERM")
-            sys.exit(143)
+        if not isinstance(exc, SIGTERMException):
+            raise
+        # Lightning's own SIGTERM stop outside training.fit (which turns it into TrainingInterrupted);
+        # it carries no exit code, so the process would otherwise report success.
+        log.error("stopped by SIGTERM")
+        sys.exit(143)
+    except Exception as exc:  # noqa: BLE001 - classified below
         user = _unwrap(exc, types)
         if user is None:
             raise

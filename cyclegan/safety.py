@@ -17,6 +17,10 @@ finds its scale), so the guard checks the logged losses at the end of the batch 
 :class:`GracefulShutdown` turns SIGINT (Ctrl-C) and SIGTERM (what cluster schedulers send before
 killing a job) into: finish the current batch, save ``checkpoints/last.ckpt`` (atomically), exit
 with :class:`TrainingInterrupted` (code 130 / 143). A second Ctrl-C quits at once without saving.
+Lightning also watches SIGTERM and stops its loop with ``SIGTERMException`` at a batch or epoch
+end; when the signal lands after this callback's check of that batch, Lightning's stop comes first:
+the checkpoint is then saved in ``on_exception`` (the loop is at a batch end, so it is as resumable)
+and :func:`interruption_of` turns the exception into the same :class:`TrainingInterrupted`.
 DataLoader workers forked during training inherit the handler, so a signal sent to the whole
 process group does not kill them mid-batch.
 """
@@ -33,12 +37,14 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from cyclegan.checks import NAN_POLICIES, UserError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TrainingDiverged", "TrainingInterrupted", "NaNGuard", "GracefulShutdown", "checkpoint_dir"]
+__all__ = ["TrainingDiverged", "TrainingInterrupted", "NaNGuard", "GracefulShutdown", "checkpoint_dir",
+           "interruption_of"]
 
 
 class TrainingDiverged(UserError):
@@ -191,6 +197,7 @@ class GracefulShutdown(pl.Callback):
         self.received: int | None = None
         self._previous: dict[int, Any] = {}
         self._active = False
+        self.interrupted: TrainingInterrupted | None = None  # set when Lightning's SIGTERM stop won the race
 
     # -- handler
     def _handle(self, signum: int, frame) -> None:
@@ -236,21 +243,25 @@ class GracefulShutdown(pl.Callback):
         # Before Lightning registers its own SIGTERM handler (which then calls this one too), and
         # before any DataLoader worker is forked (workers inherit it: they do not die mid-batch).
         self.received = None
+        self.interrupted = None
         self._install()
 
-    def _stop_if_signalled(self, trainer: pl.Trainer, where: str) -> None:
-        received = self.received is not None or trainer.received_sigterm
-        if not trainer.strategy.reduce_boolean_decision(received, all=False):
-            return
+    def _save_and_describe(self, trainer: pl.Trainer, where: str) -> TrainingInterrupted:
         signum = self.received or signal.SIGTERM
         path = save_checkpoint(trainer, checkpoint_dir(trainer) / self.filename)
         name = signal.Signals(signum).name
-        raise TrainingInterrupted(
+        return TrainingInterrupted(
             f"stopped by {name} at step {trainer.global_step} ({where}); saved a resumable checkpoint to {path}: "
             f"continue with ckpt_path={path}",
             signum=signum,
             checkpoint=path,
         )
+
+    def _stop_if_signalled(self, trainer: pl.Trainer, where: str) -> None:
+        received = self.received is not None or trainer.received_sigterm
+        if not trainer.strategy.reduce_boolean_decision(received, all=False):
+            return
+        raise self._save_and_describe(trainer, where)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         self._stop_if_signalled(trainer, "end of a training batch")
@@ -264,6 +275,23 @@ class GracefulShutdown(pl.Callback):
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         self._restore()
+        if isinstance(exception, SIGTERMException):
+            # Lightning's own SIGTERM stop, raised at a batch/epoch end after this callback's check
+            # (every rank raises it together): the state is consistent, save it now.
+            self.interrupted = self._save_and_describe(trainer, "Lightning's SIGTERM stop")
+
+
+def interruption_of(trainer: pl.Trainer, exception: SIGTERMException) -> TrainingInterrupted:
+    """The :class:`TrainingInterrupted` for Lightning's SIGTERM stop: the one :class:`GracefulShutdown`
+    prepared (with its checkpoint), else one saying that nothing was saved."""
+    for callback in trainer.callbacks:
+        if isinstance(callback, GracefulShutdown) and callback.interrupted is not None:
+            return callback.interrupted
+    return TrainingInterrupted(
+        f"stopped by SIGTERM at step {trainer.global_step}; no checkpoint was saved on the way out (enable "
+        "callbacks.graceful_shutdown for one); resume from the last periodic checkpoint",
+        signum=signal.SIGTERM,
+    )
 
     def teardown(self, trainer, pl_module, stage: str) -> None:
         self._restore()

@@ -20,12 +20,13 @@ from typing import Any
 
 import hydra
 import pytorch_lightning as pl
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from cyclegan.checks import UserError, one_line, validate_config
 from cyclegan.preflight import check_resume_checkpoint, preflight_run
 from cyclegan.resume import AtomicCheckpointIO, find_last_checkpoint, wandb_run_id
-from cyclegan.safety import TrainingInterrupted
+from cyclegan.safety import TrainingInterrupted, interruption_of
 from cyclegan.sweep import (
     hydra_job,
     in_multirun,
@@ -125,6 +126,9 @@ def fit(cfg: DictConfig) -> dict[str, float]:
 
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)  # never unpickle code
+    except SIGTERMException as exc:  # Lightning's own SIGTERM stop (a SystemExit with no exit code)
+        _finish_wandb(trainer, exit_code=1)
+        raise interruption_of(trainer, exc) from exc
     except BaseException:
         _finish_wandb(trainer, exit_code=1)
         raise

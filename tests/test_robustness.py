@@ -428,6 +428,37 @@ def test_ctrl_c_saves_a_resumable_last_ckpt_then_stops(tmp_path):
         signal.signal(s, handler)
 
 
+def test_sigterm_after_the_guards_check_still_saves_and_resumes_where_it_stopped(tmp_path):
+    """The race CI hit: SIGTERM lands after GracefulShutdown looked at the batch, so Lightning's own
+    stop (SIGTERMException, a SystemExit with no code) comes first; nothing may be lost."""
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with pytest.raises(TrainingInterrupted) as e:  # the signal is raised *after* the guard's hook
+            train(compose_config(tmp_path / "run", *tiny_with("trainer.max_steps=50"), "callbacks.val_kid=null",
+                                 "+callbacks.late_signal._target_=test_robustness.RaiseSignal",
+                                 "+callbacks.late_signal.at_step=3", f"+callbacks.late_signal.signum={signal.SIGTERM}"))
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    assert e.value.exit_code == 143 and "Lightning's SIGTERM stop" in str(e.value)
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    assert e.value.checkpoint == str(ckpt)
+    assert torch.load(ckpt, weights_only=True)["global_step"] == 3
+
+    run2 = tmp_path / "resumed"
+    train(compose_config(run2, *tiny_with("trainer.max_steps=5"), "callbacks.val_kid=null", f"ckpt_path={ckpt}"))
+    logged = [int(row["step"]) for row in csv.DictReader((run2 / "csv" / "metrics.csv").open())]
+    assert min(logged) == 3 and torch.load(run2 / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 5
+
+
+def test_lightnings_sigterm_stop_exits_143_not_0():
+    from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+    with pytest.raises(SystemExit) as e, exit_on_user_error():
+        raise SIGTERMException
+    assert e.value.code == 143
+
+
 def test_a_second_ctrl_c_quits_at_once():
     guard = GracefulShutdown()
     guard._install()
