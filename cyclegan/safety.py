@@ -280,6 +280,9 @@ class GracefulShutdown(pl.Callback):
             # (every rank raises it together): the state is consistent, save it now.
             self.interrupted = self._save_and_describe(trainer, "Lightning's SIGTERM stop")
 
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        self._restore()
+
 
 def interruption_of(trainer: pl.Trainer, exception: SIGTERMException) -> TrainingInterrupted:
     """The :class:`TrainingInterrupted` for Lightning's SIGTERM stop: the one :class:`GracefulShutdown`
@@ -292,6 +295,3 @@ def interruption_of(trainer: pl.Trainer, exception: SIGTERMException) -> Trainin
         "callbacks.graceful_shutdown for one); resume from the last periodic checkpoint",
         signum=signal.SIGTERM,
     )
-
-    def teardown(self, trainer, pl_module, stage: str) -> None:
-        self._restore()

@@ -459,6 +459,12 @@ def test_lightnings_sigterm_stop_exits_143_not_0():
     assert e.value.code == 143
 
 
+def test_a_finished_run_leaves_the_signal_handlers_as_it_found_them(tmp_path):
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    train(compose_config(tmp_path / "run", *tiny_with("trainer.max_steps=1"), "callbacks.val_kid=null"))
+    assert {s: signal.getsignal(s) for s in before} == before  # Ctrl-C after training raises KeyboardInterrupt again
+
+
 def test_a_second_ctrl_c_quits_at_once():
     guard = GracefulShutdown()
     guard._install()
