@@ -17,8 +17,9 @@ Two rules keep checkpoints and Lightning's manual optimization working unchanged
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import torch
@@ -125,6 +126,31 @@ def compile_in_place(modules: Iterable[nn.Module], options: dict) -> None:
     for module in modules:
         if not is_compiled(module):
             module.compile(**options)
+
+
+def compile_for_inference(modules: Iterable[nn.Module], spec: Any, dynamic: bool | None = False) -> bool:
+    """Compile ``modules`` in place for inference (``spec`` as ``model.compile``); True when compiled.
+
+    ``dynamic=False`` (unless ``spec`` says otherwise) suits callers that feed one batch shape (they
+    pad the last batch): each network compiles once; ``None`` lets torch generalise after a second
+    shape (images of many sizes). Compilation happens at the first call: make the calls inside
+    :func:`eager_fallback`.
+    """
+    options = compile_options(spec)
+    if options is None:
+        return False
+    options.setdefault("dynamic", dynamic)
+    compile_in_place(modules, options)
+    return True
+
+
+@contextlib.contextmanager
+def eager_fallback() -> Iterator[None]:
+    """Inside this block a compiled network whose compilation fails (no C++ compiler on a CPU
+    machine, an operator inductor cannot handle) runs eagerly after one warning instead of raising:
+    compiling is a speed-up, never a reason for an evaluation or a translation to fail."""
+    with torch._dynamo.config.patch(suppress_errors=True):
+        yield
 
 
 def networks_to_compile(model: nn.Module, gan_mode: str | None = None) -> list[str]:

@@ -16,9 +16,17 @@ from torch import nn
 import cyclegan.inception as inception
 from conftest import compose_config
 from cyclegan.data import UnpairedDataModule
-from cyclegan.evaluation import EvaluationError, evaluate, evaluate_model, load_cyclegan
+from cyclegan.evaluation import (
+    COMPILE_AUTO_MIN_IMAGES,
+    EvaluationError,
+    evaluate,
+    evaluate_model,
+    load_cyclegan,
+    resolve_compile,
+)
 from cyclegan.inception import InceptionNotAvailableError, TinyFeatureExtractor
 from cyclegan.module import CycleGAN
+from cyclegan.speed import is_compiled
 from cyclegan.training import train
 from cyclegan.validation_kid import ValidationKIDCallback
 
@@ -124,6 +132,32 @@ def test_identity_translation_and_discriminator_wiring(tiny_ckpt):
     assert (results["B2A"]["d_accuracy_real"], results["B2A"]["d_accuracy_fake"]) == (0.0, 1.0)
     assert examples["real_A"].shape == examples["fake_B"].shape == (3, 3, 32, 32)
     assert torch.equal(examples["real_A"], examples["fake_B"])
+
+
+def test_compiled_networks_pad_the_last_batch_and_give_the_eager_numbers(tiny_ckpt):
+    eager, _ = evaluate_model(load_cyclegan(tiny_ckpt)[0], sample_datamodule(), TinyFeatureExtractor(), batch_size=3)
+    model, _ = load_cyclegan(tiny_ckpt)
+    seen = []
+    model.G_AB.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape[0]))
+    # aot_eager: the compile path (one batch shape, padding) without inductor's C++ build time
+    fast, _ = evaluate_model(model, sample_datamodule(), TinyFeatureExtractor(), batch_size=3,
+                             compile={"backend": "aot_eager"})
+    assert is_compiled(model.G_AB) and is_compiled(model.D_B)
+    assert set(seen) == {3}  # 4 test images per domain: batches of 3 and 1, the 1 padded to 3
+    for d in ("A2B", "B2A"):
+        for key in ("fid", "kid_mean", "ssim", "cycle_l1", "d_accuracy"):
+            assert fast[d][key] == pytest.approx(eager[d][key], rel=1e-4, abs=1e-6), (d, key)
+        assert fast[d]["n_fake"] == fast[d]["n_pairs"] == fast[d]["d_n_fake"] == N_TEST
+
+
+def test_compile_auto_is_on_for_gpus_and_large_cpu_runs_and_bad_values_fail_in_one_line():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert resolve_compile("auto", cpu, 10) is False and resolve_compile("auto", cuda, 10) is True
+    assert resolve_compile("auto", cpu, COMPILE_AUTO_MIN_IMAGES) is True
+    assert resolve_compile(False, cuda, 10_000) is False
+    with pytest.raises(EvaluationError, match=r"compile='fastest' is not understood; use auto") as e:
+        resolve_compile("fastest", cpu, 10)
+    assert "\n" not in str(e.value)
 
 
 def test_no_inception_fails_first_with_the_three_ways(tiny_ckpt, tmp_path, monkeypatch):

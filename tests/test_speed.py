@@ -10,7 +10,15 @@ from torch.utils.data import DataLoader
 
 from conftest import RandomPairs
 from cyclegan.module import CycleGAN
-from cyclegan.speed import adam_kwargs, apply_speedups, compile_options, is_compiled
+from cyclegan.models.generators import build_generator
+from cyclegan.speed import (
+    adam_kwargs,
+    apply_speedups,
+    compile_for_inference,
+    compile_options,
+    eager_fallback,
+    is_compiled,
+)
 
 TINY = dict(ngf=4, ndf=4, n_blocks=1, d_layers=2)
 AOT_EAGER = {"backend": "aot_eager"}  # AOTAutograd graphs without the C++ build of inductor: fast on CPU
@@ -169,3 +177,20 @@ def test_bench_runs_on_cpu(capsys):
     assert rc == 0
     assert "fp32+b1+nofused" in out and "bf16+cl+b2" in out and "FAILED" not in out
     assert "GFLOP per image pair" in out and "profile of bf16+cl+b2" in out
+
+
+def test_a_machine_that_cannot_compile_runs_the_networks_eagerly(monkeypatch):
+    import torch._inductor.config as inductor_config
+
+    torch._dynamo.reset()
+    G = build_generator("resnet", ngf=4, n_blocks=1).eval()
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        expected = G(x)
+        monkeypatch.setattr(inductor_config.cpp, "cxx", ("/nonexistent/c++",))  # no C++ compiler
+        assert compile_for_inference([G], True) and is_compiled(G)
+        with eager_fallback():
+            assert torch.equal(G(x), expected)
+        with pytest.raises(Exception, match="C\\+\\+ compiler"):  # outside the block the failure is not hidden
+            torch._dynamo.reset()
+            G(x)

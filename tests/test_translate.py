@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from torch import nn
 
 from cyclegan import checkpoint
 from cyclegan.checkpoint import CheckpointError, load_generator, load_generators
+from cyclegan.speed import is_compiled
 from cyclegan.translate import (
     Chain,
     KaggleZipError,
@@ -215,6 +217,22 @@ def test_kaggle_zip(tmp_path, monkeypatch):
             with Image.open(zf.open(info)) as im:
                 assert (im.format, im.size, im.mode) == ("JPEG", (256, 256), "RGB")
     assert [p.name for p in zp.parent.iterdir()] == ["images.zip"]  # no temp file left
+
+
+def test_compiled_kaggle_zip_pads_the_last_batch_and_writes_the_eager_images(tmp_path):
+    photos = _kaggle_inputs(tmp_path / "photos")
+    g = checkpoint._build_generator(TINY_RESNET[0], **TINY_RESNET[1])
+    eager = make_kaggle_zip(copy.deepcopy(g), photos, tmp_path / "eager.zip", min_count=5, batch_size=4,
+                            num_workers=0, progress=False)
+    batches = []
+    g.register_forward_pre_hook(lambda module, args: batches.append(args[0].shape[0]))
+    fast = make_kaggle_zip(g, photos, tmp_path / "fast.zip", min_count=5, batch_size=4, num_workers=0,
+                           progress=False, compile={"backend": "aot_eager"})  # the compile path, without a C++ build
+    assert is_compiled(g) and batches == [4, 4]  # 6 photos: the second batch of 2 was padded to 4
+    with zipfile.ZipFile(eager) as ze, zipfile.ZipFile(fast) as zf:
+        assert ze.namelist() == zf.namelist()
+        for name in ze.namelist():
+            assert np.abs(read(ze.open(name)).astype(int) - read(zf.open(name)).astype(int)).max() <= 1, name
 
 
 @pytest.mark.parametrize("lo,hi", [(10, 20), (1, 5)])
