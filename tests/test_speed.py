@@ -172,9 +172,11 @@ def test_bench_runs_on_cpu(capsys):
 
     rc = bench.main(["--device", "cpu", "--configs", "fp32+b1+nofused", "bf16+cl+b2", "--image-size", "32",
                      "--ngf", "4", "--ndf", "4", "--n-blocks", "1", "--warmup", "1", "--steps", "1",
-                     "--inference-batch", "2", "--data-workers", "--profile", "bf16+cl+b2", "--profile-steps", "1"])
+                     "--inference-batch", "2", "--no-inference-compile", "--data-workers", "--profile", "bf16+cl+b2",
+                     "--profile-steps", "1"])
     out = capsys.readouterr().out
     assert rc == 0
+    assert "G_AB inference fp32 b2" in out and "G_AB inference bf16 b2" in out and "compile b2" not in out
     assert "fp32+b1+nofused" in out and "bf16+cl+b2" in out and "FAILED" not in out
     assert "GFLOP per image pair" in out and "profile of bf16+cl+b2" in out
 
