@@ -12,7 +12,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -477,27 +477,39 @@ def test_a_second_ctrl_c_quits_at_once():
         guard._restore()
 
 
+class AnnounceSteps(pl.Callback):
+    """Prints a line after every training batch so that a parent process can wait for training
+    (reading the pipe blocks: no polling, no sleeps)."""
+
+    def on_train_batch_end(self, trainer, *args):
+        print(f"TRAINING STEP {trainer.global_step}", flush=True)
+
+
 def test_sigterm_to_the_process_group_saves_a_checkpoint_and_resume_continues(tmp_path):
     quiet = ["callbacks.progress_bar=null", "+trainer.enable_progress_bar=false", "callbacks.val_kid=null",
              "data.epoch_length=100000"]
-    run, log_file = tmp_path / "run", tmp_path / "child.log"
+    run = tmp_path / "run"
     cmd = [sys.executable, "train.py", *tiny_with("trainer.max_steps=100000"), *quiet, "data.num_workers=1",
-           "callbacks.image_grid.every_n_steps=2", f"hydra.run.dir={run}"]
-    with open(log_file, "w") as log:
-        child = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                 start_new_session=True)  # own process group: the signal also reaches its workers
-        try:
-            deadline = time.monotonic() + 180
-            while not list((run / "images").glob("*.png")):  # the first image grid: training is under way
-                assert child.poll() is None, log_file.read_text()[-3000:]
-                assert time.monotonic() < deadline, "training did not start"
-                time.sleep(0.05)
-            os.killpg(child.pid, signal.SIGTERM)  # what a cluster scheduler does
-            child.wait(timeout=120)
-        finally:
-            if child.poll() is None:
-                os.killpg(child.pid, signal.SIGKILL)
-    out = log_file.read_text()
+           "+callbacks.announce._target_=test_robustness.AnnounceSteps", f"hydra.run.dir={run}"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
+    child = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             start_new_session=True)  # own process group: the signal also reaches its workers
+    watchdog = threading.Timer(300, lambda: os.killpg(child.pid, signal.SIGKILL))  # a hung child fails the test
+    watchdog.start()
+    lines = []
+    try:
+        for line in child.stdout:
+            lines.append(line)
+            if line.startswith("TRAINING STEP 2"):  # training is under way: a scheduler's SIGTERM now
+                os.killpg(child.pid, signal.SIGTERM)
+                break
+        lines += child.stdout.readlines()  # to the end of its output
+        child.wait(timeout=120)
+    finally:
+        watchdog.cancel()
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+    out = "".join(lines)
     assert child.returncode == 143, out[-3000:]
     assert "stopped by SIGTERM" in out and "Traceback" not in out
     ckpt = run / "checkpoints" / "last.ckpt"
