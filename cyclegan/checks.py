@@ -244,6 +244,8 @@ def _check_model(model: DictConfig, problems: _Problems) -> None:
     for key in ("init_gain", "lr_gamma"):
         if key in model:
             _number(problems, f"model.{key}", get(key), low=0, low_open=True)
+    if "lr_decay_start" in model:
+        _number(problems, "model.lr_decay_start", get("lr_decay_start"), low=0, high=1)
 
 
 def _check_data(data: DictConfig, problems: _Problems) -> None:
@@ -405,6 +407,9 @@ def validate_config(cfg: DictConfig) -> None:
         _check_data(data, problems)
     if isinstance(cfg.get("trainer"), DictConfig):
         _check_trainer(cfg.trainer, problems)
+        if model is not None and model.get("lr_policy") == "linear_time" and cfg.trainer.get("max_time") is None:
+            problems.add("model.lr_policy=linear_time decays the rate over trainer.max_time, which is not set: "
+                         "add trainer.max_time=00:00:09:00 (DD:HH:MM:SS) or choose another model.lr_policy")
     if isinstance(cfg.get("callbacks"), DictConfig):
         _check_callbacks(cfg.callbacks, problems)
     # Size compatibility needs valid choices and sizes: only when everything above passed.

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from cyclegan.losses import GANLoss, gradient_penalty
 from cyclegan.models import build_discriminator, build_generator
 from cyclegan.pool import ImagePool
-from cyclegan.schedulers import build_scheduler
+from cyclegan.schedulers import build_scheduler, time_budget_fraction, time_decay_factor
 from cyclegan.speed import adam_kwargs, apply_speedups, channels_last_input, compile_options
 
 
@@ -62,6 +62,7 @@ class CycleGAN(pl.LightningModule):
         n_epochs_decay: int = 100,
         lr_step_epochs: int = 50,
         lr_gamma: float = 0.1,
+        lr_decay_start: float = 0.5,
         plateau_monitor: str = "train/G_loss_epoch",
         # speed (cyclegan/speed.py; docs/SPEED.md): applied in configure_model / configure_optimizers
         channels_last: bool = False,
@@ -134,6 +135,8 @@ class CycleGAN(pl.LightningModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         real_A, real_B = self._input_pair(batch)
         opt_g, opt_d = self.optimizers()
+        if self.hparams.lr_policy == "linear_time":
+            self._set_time_budget_lr(opt_g, opt_d)
 
         fake_B = self.G_AB(real_A)
         rec_A = self.G_BA(fake_B)
@@ -184,6 +187,13 @@ class CycleGAN(pl.LightningModule):
             optimizer.step()
         finally:
             optimizer._on_after_step = counting_hook
+
+    def _set_time_budget_lr(self, *optimizers) -> None:
+        """``lr_policy=linear_time``: the rate for the spent fraction of ``trainer.max_time``."""
+        factor = time_decay_factor(time_budget_fraction(self.trainer), self.hparams.get("lr_decay_start", 0.5))
+        for optimizer, base in zip(optimizers, (self.hparams.lr, self.hparams.lr_D or self.hparams.lr)):
+            for group in optimizer.param_groups:
+                group["lr"] = base * factor
 
     def on_train_epoch_end(self) -> None:
         for scheduler in self.lr_schedulers():

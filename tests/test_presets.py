@@ -19,8 +19,8 @@ PRESETS = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
 
 
 def test_the_presets_are_there_and_say_what_they_reproduce():
-    assert PRESETS == ["fast_h100", "kaggle_monet_resnet", "kaggle_tutorial_unet", "monet_vangogh_via_photo",
-                       "reference_cyclegan", "vangogh_unet"]
+    assert PRESETS == ["fast_h100", "kaggle_monet_resnet", "kaggle_tutorial_unet", "monet_10min", "monet_10min_naive",
+                       "monet_vangogh_via_photo", "reference_cyclegan", "vangogh_unet"]
     for name in PRESETS:
         text = (Path(CONF_DIR) / "experiment" / f"{name}.yaml").read_text()
         assert text.startswith("# @package _global_\n# "), f"{name}: package line, then a comment naming its source"
@@ -77,6 +77,17 @@ def test_fast_h100_is_the_speed_recipe(tmp_path):
     cfg = compose_config(tmp_path, "experiment=fast_h100")
     assert cfg.trainer.precision == "bf16-mixed" and cfg.trainer.accelerator == "gpu"
     assert cfg.model.channels_last is True and cfg.model.compile is True and cfg.data.batch_size == 16
+
+
+def test_monet_10min_is_the_speed_recipe_on_a_time_budget_and_its_baseline_the_naive_step(tmp_path):
+    fast = compose_config(tmp_path, "experiment=monet_10min")
+    naive = compose_config(tmp_path, "experiment=monet_10min_naive")
+    for cfg in (fast, naive):
+        assert cfg.data.name == "monet2photo" and cfg.trainer.max_time == "00:00:09:00" and cfg.trainer.max_epochs == -1
+        assert cfg.model.lr_policy == "linear_time" and cfg.model.gen == "resnet" and cfg.model.n_blocks == 9
+    assert (fast.trainer.precision, fast.data.batch_size, fast.model.compile) == ("bf16-mixed", 16, True)
+    assert (naive.trainer.precision, naive.data.batch_size, naive.model.compile) == ("32-true", 1, False)
+    assert naive.model.channels_last is False and naive.model.fused_adam is False
 
 
 def test_every_preset_fast_dev_runs_on_the_sample(tmp_path):

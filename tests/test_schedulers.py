@@ -1,7 +1,13 @@
 import pytest
+import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import Timer
+from torch.utils.data import DataLoader
 
-from cyclegan.schedulers import build_scheduler, linear_decay_factor
+from conftest import RandomPairs, compose_config
+from cyclegan.checks import ConfigError, validate_config
+from cyclegan.module import CycleGAN
+from cyclegan.schedulers import build_scheduler, linear_decay_factor, time_decay_factor
 
 
 def lrs(policy, epochs, **kw):
@@ -43,3 +49,59 @@ def test_step_cosine_plateau():
 def test_unknown_policy():
     with pytest.raises(ValueError, match="model.lr_policy 'cyclic'"):
         lrs("cyclic", 1)
+
+
+# ------------------------------------------------------------------------------ linear_time
+def test_time_decay_factor_is_constant_then_linear_to_zero():
+    assert [time_decay_factor(f, 0.5) for f in (0.0, 0.25, 0.5, 0.75, 1.0, 1.2)] == [1, 1, 1, 0.5, 0, 0]
+    assert time_decay_factor(0.5, 0.0) == pytest.approx(0.5) and time_decay_factor(0.9, 0.8) == pytest.approx(0.5)
+
+
+class StepClock(Timer):
+    """Lightning's Timer on a fake clock: 10 s per training step."""
+
+    def on_train_start(self, trainer, pl_module):
+        self.trainer = trainer
+
+    def time_elapsed(self, stage="train"):
+        return 10.0 * self.trainer.global_step + self._offset if hasattr(self, "trainer") else self._offset
+
+
+class RecordLR(pl.Callback):
+    def __init__(self):
+        self.rates = []
+
+    def on_train_batch_end(self, trainer, pl_module, *args):
+        self.rates.append([g["lr"] for opt in trainer.optimizers for g in opt.param_groups])
+
+
+def test_linear_time_decays_over_the_time_budget_and_the_timer_stops_training(tmp_path):
+    model = CycleGAN(ngf=4, ndf=4, n_blocks=1, d_layers=2, lr=1e-3, lr_D=4e-3, lr_policy="linear_time",
+                     lr_decay_start=0.5)
+    rates = RecordLR()
+    trainer = pl.Trainer(max_epochs=-1, callbacks=[StepClock(duration={"seconds": 100}), rates], logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         accelerator="cpu", limit_val_batches=0, default_root_dir=tmp_path)
+    trainer.fit(model, DataLoader(RandomPairs(3, size=32), batch_size=1))
+    assert trainer.global_step == 10  # 100 s of budget at 10 s a step
+    # the rate of step k (set before it, at k x 10 s spent): full for the first half, then linear to zero
+    expected = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.8, 0.6, 0.4, 0.2]
+    assert [r[0] for r in rates.rates] == pytest.approx([1e-3 * f for f in expected])
+    assert [r[1] for r in rates.rates] == pytest.approx([4e-3 * f for f in expected])  # lr_D decays alike
+
+
+def test_linear_time_without_a_time_budget_fails_with_the_fix():
+    model = CycleGAN(ngf=4, ndf=4, n_blocks=1, d_layers=2, lr_policy="linear_time")
+    trainer = pl.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, accelerator="cpu", limit_val_batches=0)
+    with pytest.raises(ValueError, match="trainer.max_time=00:00:09:00"):
+        trainer.fit(model, DataLoader(RandomPairs(2, size=32), batch_size=1))
+
+
+def test_the_config_check_names_the_missing_budget_and_a_bad_decay_start(tmp_path):
+    with pytest.raises(ConfigError, match=r"model.lr_policy=linear_time .* add trainer.max_time=00:00:09:00"):
+        validate_config(compose_config(tmp_path, "model.lr_policy=linear_time"))
+    with pytest.raises(ConfigError, match=r"model.lr_decay_start"):
+        validate_config(compose_config(tmp_path, "model.lr_policy=linear_time", "trainer.max_time=00:00:01:00",
+                                       "model.lr_decay_start=1.0"))
+    validate_config(compose_config(tmp_path, "model.lr_policy=linear_time", "trainer.max_time=00:00:01:00"))
