@@ -1,0 +1,100 @@
+"""Side-by-side grid of several models on the same inputs: ``python -m cyclegan.compare``.
+
+Row 1 holds ``--count`` input images (evenly spaced over the sorted folder, resized to ``--size``),
+then one row per ``--ckpt``: that model's translations of the same images. Made for results pages
+(e.g. the fast and the naive 10-minute run on the same test photos) and for eyeballing a sweep::
+
+    python -m cyclegan.compare --ckpt fast.ckpt:BA --ckpt naive.ckpt:BA --input testB/ --output grid.jpg
+
+A ``--ckpt`` value takes what ``python -m cyclegan.translate --ckpt`` takes (``path[:AB|:BA]``); join
+several with commas for a chain (``monet2photo.ckpt:AB,vangogh2photo.ckpt:BA``). JPEG output keeps
+the file small for a repository (``--quality``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from cyclegan.checkpoint import CheckpointError
+from cyclegan.translate import TranslateError, _read_rgb, list_images, load_chain, translate_tensor
+from cyclegan.visualize import image_grid
+
+__all__ = ["comparison_grid", "pick_evenly", "main"]
+
+
+def pick_evenly(files: Sequence[Path], count: int) -> list[Path]:
+    """``count`` files spread evenly over ``files`` (all of them when there are fewer)."""
+    if count >= len(files):
+        return list(files)
+    idx = np.linspace(0, len(files) - 1, count).round().astype(int)
+    return [files[i] for i in idx]
+
+
+def comparison_grid(models: Sequence[torch.nn.Module], files: Sequence[Path], size: int = 256,
+                    device: str | torch.device = "cpu", bf16: bool = False) -> np.ndarray:
+    """H x W x 3 uint8 grid: the inputs, then each model's translations of them (one row each)."""
+    if not files:
+        raise TranslateError("no input images to compare")
+    device = torch.device(device)
+    x = torch.from_numpy(np.stack([_read_rgb(f, size) for f in files])).permute(0, 3, 1, 2)
+    x = x.float().div(127.5).sub(1).to(device)
+    rows = [x]
+    for model in models:
+        was_training = model.training
+        model.eval().to(device)
+        try:
+            rows.append(translate_tensor(model, x, bf16=bf16).clamp(-1, 1))
+        finally:
+            model.train(was_training)
+    return image_grid(rows, max_columns=len(files))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m cyclegan.compare", description=__doc__.split("\n\n")[0])
+    p.add_argument("--ckpt", action="append", required=True, metavar="SPEC",
+                   help="a model: path[:AB|:BA], or a comma-separated chain; repeat for one row per model")
+    p.add_argument("--input", required=True, metavar="PATH", help="image folder (searched recursively) or file")
+    p.add_argument("--output", required=True, metavar="FILE", help="grid image (.jpg keeps it small; .png)")
+    p.add_argument("--count", type=int, default=8, metavar="N", help="input images, evenly spaced (default 8)")
+    p.add_argument("--size", type=int, default=256, metavar="PX", help="inputs are resized to PX x PX (default 256)")
+    p.add_argument("--direction", default="AB", type=str.upper, choices=["AB", "BA"],
+                   help="direction of specs without :AB/:BA (default AB)")
+    p.add_argument("--device", default=None, metavar="DEV", help="cuda, cpu (default: cuda when available)")
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
+    p.add_argument("--quality", type=int, default=85, metavar="Q", help="JPEG quality (default 85)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.count < 1 or args.size < 1:
+        print(f"{parser.prog}: error: --count and --size must be positive", file=sys.stderr)
+        return 2
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        models = [load_chain(spec.split(","), default_direction=args.direction) for spec in args.ckpt]
+        models = [m.generators[0] if len(m.generators) == 1 else m for m in models]
+        root, rel = list_images(args.input)
+        files = [root / r for r in pick_evenly(rel, args.count)]
+        grid = comparison_grid(models, files, size=args.size, device=device, bf16=args.bf16)
+    except (OSError, CheckpointError, TranslateError) as exc:  # OSError: missing or unreadable files (named)
+        print(f"{parser.prog}: error: {str(exc).strip().splitlines()[0]}", file=sys.stderr)
+        return 2
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    options = {"quality": args.quality} if out.suffix.lower() in (".jpg", ".jpeg") else {}
+    Image.fromarray(grid).save(out, **options)
+    print(f"wrote {out} ({len(files)} inputs x {len(models)} model(s))")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

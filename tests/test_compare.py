@@ -1,0 +1,69 @@
+"""python -m cyclegan.compare: inputs in the first row, one row of translations per model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cyclegan.compare import comparison_grid, main, pick_evenly
+from cyclegan.translate import load_chain, translate_tensor
+from cyclegan.visualize import to_uint8
+from test_translate import make_ckpt, rand_img
+
+SIZE, PAD = 32, 2
+
+
+@pytest.fixture()
+def photos(tmp_path):
+    d = tmp_path / "photos"
+    d.mkdir()
+    for i in range(6):
+        rand_img(40 + i, 48, seed=i).save(d / f"p{i}.png")  # odd sizes: resized to SIZE x SIZE
+    return d
+
+
+def cell(grid: np.ndarray, row: int, col: int) -> np.ndarray:
+    y, x = PAD + row * (SIZE + PAD), PAD + col * (SIZE + PAD)
+    return grid[y : y + SIZE, x : x + SIZE]
+
+
+def test_pick_evenly_spreads_over_the_sorted_files():
+    files = [f"f{i}" for i in range(10)]
+    assert pick_evenly(files, 3) == ["f0", "f4", "f9"] and pick_evenly(files, 20) == files
+
+
+def test_the_grid_has_the_inputs_then_each_models_translations(tmp_path, photos):
+    make_ckpt(tmp_path / "a.ckpt", seed=1)
+    make_ckpt(tmp_path / "b.ckpt", seed=2)
+    models = [load_chain([f"{tmp_path / 'a.ckpt'}:BA"]).generators[0],
+              load_chain([f"{tmp_path / 'a.ckpt'}:AB", f"{tmp_path / 'b.ckpt'}:BA"])]
+    files = pick_evenly(sorted(photos.iterdir()), 4)
+    grid = comparison_grid(models, files, size=SIZE)
+    assert grid.shape == (3 * (SIZE + PAD) + PAD, 4 * (SIZE + PAD) + PAD, 3)
+    x = torch.stack([torch.from_numpy(np.array(Image.open(f).convert("RGB").resize((SIZE, SIZE), Image.BICUBIC)))
+                     for f in files]).permute(0, 3, 1, 2).float().div(127.5).sub(1)
+    for row, model in enumerate(models, start=1):
+        expected = to_uint8(translate_tensor(model.eval(), x)).permute(0, 2, 3, 1).numpy()
+        for col in range(4):
+            assert np.array_equal(cell(grid, row, col), expected[col]), (row, col)
+    assert np.array_equal(cell(grid, 0, 1), to_uint8(x).permute(0, 2, 3, 1).numpy()[1])
+
+
+def test_cli_writes_a_small_jpeg_and_fails_in_one_line(tmp_path, photos, capsys):
+    make_ckpt(tmp_path / "a.ckpt", seed=1)
+    out = tmp_path / "grid.jpg"
+    rc = main(["--ckpt", f"{tmp_path / 'a.ckpt'}:BA", "--ckpt", str(tmp_path / "a.ckpt"), "--input", str(photos),
+               "--output", str(out), "--count", "3", "--size", str(SIZE), "--device", "cpu"])
+    assert rc == 0 and "3 inputs x 2 model(s)" in capsys.readouterr().out
+    with Image.open(out) as im:
+        assert im.format == "JPEG" and im.size == (3 * (SIZE + PAD) + PAD, 3 * (SIZE + PAD) + PAD)
+
+    (photos / "broken.jpg").write_bytes(b"not an image")
+    rc = main(["--ckpt", str(tmp_path / "a.ckpt"), "--input", str(photos), "--output", str(out), "--count", "7"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "broken.jpg" in err and err.count("\n") == 1
+    rc = main(["--ckpt", str(tmp_path / "missing.ckpt"), "--input", str(photos), "--output", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "missing.ckpt" in err and err.count("\n") == 1
