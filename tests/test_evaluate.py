@@ -150,10 +150,10 @@ def test_compiled_networks_pad_the_last_batch_and_give_the_eager_numbers(tiny_ck
         assert fast[d]["n_fake"] == fast[d]["n_pairs"] == fast[d]["d_n_fake"] == N_TEST
 
 
-def test_compile_auto_is_on_for_gpus_and_large_cpu_runs_and_bad_values_fail_in_one_line():
+def test_compile_auto_is_on_for_large_cpu_runs_only_and_bad_values_fail_in_one_line():
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert resolve_compile("auto", cpu, 10) is False and resolve_compile("auto", cuda, 10) is True
-    assert resolve_compile("auto", cpu, COMPILE_AUTO_MIN_IMAGES) is True
+    assert resolve_compile("auto", cpu, 10) is False and resolve_compile("auto", cuda, 10_000) is False
+    assert resolve_compile("auto", cpu, COMPILE_AUTO_MIN_IMAGES) is True and resolve_compile(True, cuda, 1) is True
     assert resolve_compile(False, cuda, 10_000) is False
     with pytest.raises(EvaluationError, match=r"compile='fastest' is not understood; use auto") as e:
         resolve_compile("fastest", cpu, 10)
