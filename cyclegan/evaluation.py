@@ -10,6 +10,9 @@ Per direction (``A2B``: A test images through G_AB, ``B2A``: B test images throu
   the translations (D_B judges A2B, D_A judges B2A; 0.5 = it cannot tell them apart);
 - the image count behind every figure (n_real, n_fake, n_train_ref, n_pairs, d_n_real, d_n_fake).
 
+``metrics.directions=[B2A]`` (or ``[A2B]``) evaluates one direction only: the other domain is not
+translated, its real test images only go through its discriminator.
+
 Every image goes through the datamodule's test pipeline (resize to ``data.image_size``), real reference
 images included, so real and translated images reach the Inception at the same resolution. Real-image
 features are cached on disk (``metrics.cache_dir``) keyed by the files (path, size, mtime), the image size
@@ -166,6 +169,22 @@ def _check_image_size(model: nn.Module, image_size: int) -> None:
             raise EvaluationError(f"data.image_size={image_size} does not fit the checkpoint's generator: {exc}") from None
 
 
+def parse_directions(directions: str | Sequence[str] | None) -> list[str]:
+    """``metrics.directions`` -> the direction keys to evaluate, in DIRECTIONS order (``both`` = all)."""
+    if directions is None:
+        return list(DIRECTIONS)
+    items = [directions] if isinstance(directions, str) else [str(d) for d in directions]
+    items = [d.strip() for item in items for d in item.split(",") if d.strip()]
+    if items in (["both"], ["all"]):
+        return list(DIRECTIONS)
+    bad = [d for d in items if d not in DIRECTIONS]
+    if not items or bad:
+        raise EvaluationError(
+            f"metrics.directions={directions!r}: use [A2B,B2A] (both, the default), A2B or B2A "
+            "(B2A: domain B's test images through G_BA, e.g. photos to paintings)")
+    return [d for d in DIRECTIONS if d in items]
+
+
 def _parse_real_ref(real_ref: str | Sequence[str]) -> list[str]:
     splits = [s.strip() for s in real_ref.split("+")] if isinstance(real_ref, str) else [str(s) for s in real_ref]
     bad = [s for s in splits if s not in REAL_REF_SPLITS]
@@ -296,6 +315,18 @@ def _translate_domain(
     return out
 
 
+@torch.no_grad()
+def _judge_real(loader: Iterable[dict], D: nn.Module, gan_mode: str, device: torch.device, bf16: bool) -> DomainPass:
+    """A domain that is only a target: its discriminator's decisions on its real test images."""
+    out = DomainPass()
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+    with eager_fallback():
+        for batch in loader:
+            with autocast:
+                out.real_judged_real.append(discriminator_decisions(D, batch["image"].to(device), gan_mode))
+    return out
+
+
 def _cat(tensors: list[torch.Tensor]) -> torch.Tensor:
     return torch.cat(tensors) if tensors else torch.zeros(0)
 
@@ -317,6 +348,7 @@ def evaluate_model(
     device: torch.device | str = "cpu",
     bf16: bool = False,
     compile: Any = False,
+    directions: str | Sequence[str] | None = None,
     cache_dir: Optional[str | os.PathLike] = None,
     num_workers: int = 0,
     kid_subset_size: int = 1000,
@@ -325,7 +357,8 @@ def evaluate_model(
     num_examples: int = 8,
     seed: int = 0,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, torch.Tensor]]:
-    """Translate ``split`` both ways and measure it (see the module docstring).
+    """Translate ``split`` both ways (or the ``directions`` given: ``"B2A"``, ...) and measure it
+    (see the module docstring).
 
     Returns ``(results, examples)``: results = ``{"A2B": {...}, "B2A": {...}}``; examples = the first
     ``num_examples`` images per domain as [-1, 1] tensors, keys ``real_A, fake_B, rec_A, real_B, fake_A, rec_B``.
@@ -338,24 +371,33 @@ def evaluate_model(
     extractor = extractor.to(device)
     gan_mode = str(model.hparams.get("gan_mode", "lsgan")) if hasattr(model, "hparams") else "lsgan"
     nets = {"A": (model.G_AB, model.G_BA, model.D_A, model.D_B), "B": (model.G_BA, model.G_AB, model.D_B, model.D_A)}
+    wanted = parse_directions(directions)
+    sources = [DIRECTIONS[key][0] for key in wanted]
     datasets = {domain: _evenly_spaced(datamodule.domain_dataset(split, domain), max_images) for domain in nets}
     compiled = compile_for_inference(
         (getattr(model, n) for n in NETWORKS),
-        resolve_compile(compile, device, sum(len(d) for d in datasets.values())))
+        resolve_compile(compile, device, sum(len(datasets[d]) for d in sources)))
 
     passes: dict[str, DomainPass] = {}
     for domain, (G, G_back, D_source, D_target) in nets.items():
         dataset = datasets[domain]
+        loader = _loader(dataset, batch_size, num_workers)
         t0 = time.perf_counter()
+        if domain not in sources:  # only the target of the evaluated direction: its D on real images
+            passes[domain] = _judge_real(loader, D_source, gan_mode, device, bf16)
+            log.info("judged %d real %s images of domain %s in %.1f s", len(dataset), split, domain,
+                     time.perf_counter() - t0)
+            continue
         with eager_fallback():
             passes[domain] = _translate_domain(
-                _loader(dataset, batch_size, num_workers), G, G_back, D_source, D_target, extractor, gan_mode,
+                loader, G, G_back, D_source, D_target, extractor, gan_mode,
                 device, batch_size, bf16, num_examples, pad_to=batch_size if compiled else 0)
         log.info("translated %d %s images of domain %s in %.1f s%s", len(dataset), split, domain,
                  time.perf_counter() - t0, " (compiled networks; the first batch compiles them)" if compiled else "")
 
     results: dict[str, dict[str, Any]] = {}
-    for key, (src, tgt) in DIRECTIONS.items():
+    for key in wanted:
+        src, tgt = DIRECTIONS[key]
         common = dict(batch_size=batch_size, device=device, cache_dir=cache_dir, num_workers=num_workers)
         real = real_features(datamodule, splits, tgt, extractor, **common)
         train = real_features(datamodule, ["train"], tgt, extractor, **common) if train_ref else None
@@ -376,7 +418,7 @@ def evaluate_model(
                  scores["kid_mean"], scores["n_real"], scores["n_fake"], scores["ssim"], scores["d_accuracy"])
 
     examples = {}
-    for src, tgt in DIRECTIONS.values():
+    for src, tgt in (DIRECTIONS[key] for key in wanted):
         ex = passes[src].examples
         examples[f"real_{src}"], examples[f"fake_{tgt}"], examples[f"rec_{src}"] = (
             _cat(ex["real"]), _cat(ex["fake"]), _cat(ex["rec"]))
@@ -440,6 +482,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     device = resolve_device(cfg.get("device", "auto"))
     _parse_real_ref(m.real_ref)  # fail before any expensive work
     resolve_compile(cfg.get("compile", "auto"), device, 0)
+    parse_directions(m.get("directions"))
     # The Inception first: its failure is the most likely one and costs nothing to detect.
     extractor = load_inception(m.inception, device=device)
     model, info = load_cyclegan(cfg.get("ckpt_path"), map_location="cpu")
@@ -450,7 +493,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         model, datamodule, extractor,
         split=str(m.get("split", "test")), real_ref=m.real_ref, train_ref=bool(m.train_ref),
         batch_size=int(m.batch_size), max_images=m.get("max_images"), device=device, bf16=bool(cfg.get("bf16", False)),
-        compile=cfg.get("compile", "auto"),
+        compile=cfg.get("compile", "auto"), directions=m.get("directions"),
         cache_dir=m.get("cache_dir"), num_workers=int(m.get("num_workers", 0) or 0),
         kid_subset_size=int(m.kid_subset_size), kid_subsets=int(m.kid_subsets), mifid_eps=float(m.mifid_eps),
         num_examples=int(cfg.get("num_examples", 8)), seed=int(cfg.get("seed", 0) or 0),

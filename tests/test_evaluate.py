@@ -150,6 +150,25 @@ def test_compiled_networks_pad_the_last_batch_and_give_the_eager_numbers(tiny_ck
         assert fast[d]["n_fake"] == fast[d]["n_pairs"] == fast[d]["d_n_fake"] == N_TEST
 
 
+def test_one_direction_translates_only_its_source_and_still_judges_the_real_targets(tiny_ckpt, tmp_path):
+    model, _ = load_cyclegan(tiny_ckpt)
+    translated = []
+    model.G_AB.register_forward_pre_hook(lambda module, args: translated.append(("G_AB", args[0].shape[0])))
+    model.G_BA.register_forward_pre_hook(lambda module, args: translated.append(("G_BA", args[0].shape[0])))
+    both, _ = evaluate_model(load_cyclegan(tiny_ckpt)[0], sample_datamodule(), TinyFeatureExtractor())
+    results, examples = evaluate_model(model, sample_datamodule(), TinyFeatureExtractor(), directions=["B2A"])
+    assert list(results) == ["B2A"] and set(examples) == {"real_B", "fake_A", "rec_B"}
+    assert translated == [("G_BA", N_TEST), ("G_AB", N_TEST)]  # B -> A, then the cycle back; no A -> B pass
+    for key in ("fid", "kid_mean", "ssim", "cycle_l1", "d_accuracy", "d_accuracy_real", "d_n_real"):
+        assert results["B2A"][key] == pytest.approx(both["B2A"][key]), key  # D_A still saw the real A images
+
+    report = evaluate(eval_cfg(tmp_path / "run", tiny_ckpt, "metrics.directions=[B2A]"))
+    assert "B2A" in report and "A2B" not in report
+    with pytest.raises(EvaluationError, match=r"metrics.directions=.*use \[A2B,B2A\]") as e:
+        evaluate(eval_cfg(tmp_path / "bad", tiny_ckpt, "metrics.directions=[B2C]"))
+    assert "\n" not in str(e.value)
+
+
 def test_compile_auto_is_on_for_large_cpu_runs_only_and_bad_values_fail_in_one_line():
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert resolve_compile("auto", cpu, 10) is False and resolve_compile("auto", cuda, 10_000) is False
