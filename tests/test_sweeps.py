@@ -155,6 +155,21 @@ def test_optuna_search_minimises_the_validation_kid_and_survives_failed_trials(t
     assert hparams["lr"] == pytest.approx(float(winner["model.lr"]))
 
 
+def test_an_optuna_study_in_sqlite_survives_the_process_and_a_second_sweep_continues_it(tmp_path):
+    import optuna
+
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    common = ["hparams_search=optuna", f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=resumable",
+              "hydra.sweeper.sampler.seed=0", *TINY_CLI[:-1], "callbacks.val_kid.inception=tiny",
+              "callbacks.val_kid.num_images=2"]
+    run_cli("-m", "hydra.sweeper.n_trials=2", *common, f"hydra.sweep.dir={tmp_path / 'first'}")
+    run_cli("-m", "hydra.sweeper.n_trials=1", *common, f"hydra.sweep.dir={tmp_path / 'second'}")
+    study = optuna.load_study(study_name="resumable", storage=storage)
+    # the second sweep added its trial to the stored study (numbered after the first two)
+    assert [t.number for t in study.trials] == [0, 1, 2]
+    assert all(t.state == optuna.trial.TrialState.COMPLETE and t.value is not None for t in study.trials)
+
+
 def test_a_job_that_dies_before_train_is_summarised_from_hydras_job_return(tmp_path):
     from hydra.core.utils import JobReturn, JobStatus
     from hydra.types import RunMode
