@@ -292,8 +292,7 @@ def _translate_domain(
     for batch in loader:
         x = batch["image"].to(device, non_blocking=True)
         n = x.shape[0]
-        if pad_to and n < pad_to:  # compiled networks see one batch shape: no recompilation for the last batch
-            x = torch.cat([x, x.new_zeros((pad_to - n, *x.shape[1:]))])  # per-image norms: padding changes nothing
+        x = _pad_batch(x, pad_to)
         with autocast:
             fake = G(x)
             rec = G_back(fake)
@@ -316,15 +315,25 @@ def _translate_domain(
 
 
 @torch.no_grad()
-def _judge_real(loader: Iterable[dict], D: nn.Module, gan_mode: str, device: torch.device, bf16: bool) -> DomainPass:
+def _judge_real(loader: Iterable[dict], D: nn.Module, gan_mode: str, device: torch.device, bf16: bool,
+                pad_to: int = 0) -> DomainPass:
     """A domain that is only a target: its discriminator's decisions on its real test images."""
     out = DomainPass()
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
     with eager_fallback():
         for batch in loader:
+            x = _pad_batch(batch["image"].to(device), pad_to)
             with autocast:
-                out.real_judged_real.append(discriminator_decisions(D, batch["image"].to(device), gan_mode))
+                out.real_judged_real.append(discriminator_decisions(D, x, gan_mode)[: len(batch["image"])])
     return out
+
+
+def _pad_batch(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Zero images appended up to ``size``: compiled networks then see one batch shape (no recompilation
+    for the last batch); every norm layer is per image, so the padding changes no result."""
+    if not size or x.shape[0] >= size:
+        return x
+    return torch.cat([x, x.new_zeros((size - x.shape[0], *x.shape[1:]))])
 
 
 def _cat(tensors: list[torch.Tensor]) -> torch.Tensor:
@@ -384,7 +393,7 @@ def evaluate_model(
         loader = _loader(dataset, batch_size, num_workers)
         t0 = time.perf_counter()
         if domain not in sources:  # only the target of the evaluated direction: its D on real images
-            passes[domain] = _judge_real(loader, D_source, gan_mode, device, bf16)
+            passes[domain] = _judge_real(loader, D_source, gan_mode, device, bf16, pad_to=batch_size if compiled else 0)
             log.info("judged %d real %s images of domain %s in %.1f s", len(dataset), split, domain,
                      time.perf_counter() - t0)
             continue
