@@ -54,7 +54,13 @@ from cyclegan.metrics import (
     load_inception,
 )
 from cyclegan.report import write_report
-from cyclegan.speed import NETWORKS, compile_for_inference, compile_options, eager_fallback
+from cyclegan.speed import (
+    NETWORKS,
+    auto_compile,
+    compile_for_inference,
+    compile_options,
+    eager_fallback,
+)
 from cyclegan.visualize import image_grid, save_image_grid
 
 log = logging.getLogger(__name__)
@@ -98,17 +104,12 @@ def resolve_device(name: str | None) -> torch.device:
     return device
 
 
-# Below this many images (both directions together) compiling costs more than it saves on a CPU.
-COMPILE_AUTO_MIN_IMAGES = 256
-
-
 def resolve_compile(spec: Any, device: torch.device, n_images: int) -> Any:
-    """``compile=auto`` -> true on a CPU for at least ``COMPILE_AUTO_MIN_IMAGES`` images (compiling
-    costs about a minute once, then a full-size generator runs 1.2-1.7x faster), false on a GPU (an
-    eager H100 translates a test set of thousands in seconds: compiling four networks would take longer);
-    anything else as ``model.compile`` (false, true, a mode, a mapping)."""
+    """``compile=auto`` -> :func:`cyclegan.speed.auto_compile` (a CPU with at least
+    ``COMPILE_AUTO_MIN_IMAGES`` images to translate, both directions together); anything else as
+    ``model.compile`` (false, true, a mode, a mapping), checked."""
     if isinstance(spec, str) and spec.strip().lower() == "auto":
-        return device.type == "cpu" and n_images >= COMPILE_AUTO_MIN_IMAGES
+        return auto_compile(spec, device, n_images)
     try:
         compile_options(spec)
     except ValueError:

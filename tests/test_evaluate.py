@@ -17,7 +17,6 @@ import cyclegan.inception as inception
 from conftest import compose_config
 from cyclegan.data import UnpairedDataModule
 from cyclegan.evaluation import (
-    COMPILE_AUTO_MIN_IMAGES,
     EvaluationError,
     evaluate,
     evaluate_model,
@@ -26,7 +25,7 @@ from cyclegan.evaluation import (
 )
 from cyclegan.inception import InceptionNotAvailableError, TinyFeatureExtractor
 from cyclegan.module import CycleGAN
-from cyclegan.speed import is_compiled
+from cyclegan.speed import COMPILE_AUTO_MIN_IMAGES, is_compiled
 from cyclegan.training import train
 from cyclegan.validation_kid import ValidationKIDCallback
 

@@ -19,6 +19,7 @@ from cyclegan.checkpoint import CheckpointError, load_generator, load_generators
 from cyclegan.speed import is_compiled
 from cyclegan.translate import (
     Chain,
+    build_parser,
     KaggleZipError,
     TranslateError,
     _size_batches,
@@ -233,6 +234,17 @@ def test_compiled_kaggle_zip_pads_the_last_batch_and_writes_the_eager_images(tmp
         assert ze.namelist() == zf.namelist()
         for name in ze.namelist():
             assert np.abs(read(ze.open(name)).astype(int) - read(zf.open(name)).astype(int)).max() <= 1, name
+
+
+def test_compile_defaults_to_auto_on_the_command_line_and_auto_means_large_cpu_jobs():
+    from cyclegan.speed import COMPILE_AUTO_MIN_IMAGES, auto_compile
+
+    base = ["--ckpt", "g.pt", "--input", "in", "--output", "out"]
+    parse = build_parser().parse_args
+    assert [parse(base + flag).compile for flag in ([], ["--compile"], ["--no-compile"])] == [None, True, False]
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert auto_compile("auto", cpu, COMPILE_AUTO_MIN_IMAGES) is True and auto_compile("auto", cpu, 10) is False
+    assert auto_compile("auto", cuda, 7038) is False and auto_compile(True, cuda, 1) is True
 
 
 @pytest.mark.parametrize("lo,hi", [(10, 20), (1, 5)])
