@@ -108,8 +108,7 @@ def resolve_compile(spec: Any, device: torch.device, n_images: int) -> Any:
     """``compile=auto`` -> :func:`cyclegan.speed.auto_compile` (a CPU with at least
     ``COMPILE_AUTO_MIN_IMAGES`` images to translate, both directions together); anything else as
     ``model.compile`` (false, true, a mode, a mapping), checked."""
-    if isinstance(spec, str) and spec.strip().lower() == "auto":
-        return auto_compile(spec, device, n_images)
+    spec = auto_compile(spec, device, n_images)
     try:
         compile_options(spec)
     except ValueError:
@@ -321,11 +320,10 @@ def _judge_real(loader: Iterable[dict], D: nn.Module, gan_mode: str, device: tor
     """A domain that is only a target: its discriminator's decisions on its real test images."""
     out = DomainPass()
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
-    with eager_fallback():
-        for batch in loader:
-            x = _pad_batch(batch["image"].to(device), pad_to)
-            with autocast:
-                out.real_judged_real.append(discriminator_decisions(D, x, gan_mode)[: len(batch["image"])])
+    for batch in loader:
+        x = _pad_batch(batch["image"].to(device), pad_to)
+        with autocast:
+            out.real_judged_real.append(discriminator_decisions(D, x, gan_mode)[: len(batch["image"])])
     return out
 
 
@@ -387,21 +385,21 @@ def evaluate_model(
     compiled = compile_for_inference(
         (getattr(model, n) for n in NETWORKS),
         resolve_compile(compile, device, sum(len(datasets[d]) for d in sources)))
+    pad_to = batch_size if compiled else 0
 
     passes: dict[str, DomainPass] = {}
     for domain, (G, G_back, D_source, D_target) in nets.items():
         dataset = datasets[domain]
         loader = _loader(dataset, batch_size, num_workers)
         t0 = time.perf_counter()
-        if domain not in sources:  # only the target of the evaluated direction: its D on real images
-            passes[domain] = _judge_real(loader, D_source, gan_mode, device, bf16, pad_to=batch_size if compiled else 0)
-            log.info("judged %d real %s images of domain %s in %.1f s", len(dataset), split, domain,
-                     time.perf_counter() - t0)
-            continue
         with eager_fallback():
-            passes[domain] = _translate_domain(
-                loader, G, G_back, D_source, D_target, extractor, gan_mode,
-                device, batch_size, bf16, num_examples, pad_to=batch_size if compiled else 0)
+            if domain not in sources:  # only the target of the evaluated direction: its D on real images
+                passes[domain] = _judge_real(loader, D_source, gan_mode, device, bf16, pad_to)
+                log.info("judged %d real %s images of domain %s in %.1f s", len(dataset), split, domain,
+                         time.perf_counter() - t0)
+                continue
+            passes[domain] = _translate_domain(loader, G, G_back, D_source, D_target, extractor, gan_mode,
+                                               device, batch_size, bf16, num_examples, pad_to)
         log.info("translated %d %s images of domain %s in %.1f s%s", len(dataset), split, domain,
                  time.perf_counter() - t0, " (compiled networks; the first batch compiles them)" if compiled else "")
 

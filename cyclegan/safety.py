@@ -284,7 +284,7 @@ class GracefulShutdown(pl.Callback):
         self._restore()
 
 
-def interruption_of(trainer: pl.Trainer, exception: SIGTERMException) -> TrainingInterrupted:
+def interruption_of(trainer: pl.Trainer) -> TrainingInterrupted:
     """The :class:`TrainingInterrupted` for Lightning's SIGTERM stop: the one :class:`GracefulShutdown`
     prepared (with its checkpoint), else one saying that nothing was saved."""
     for callback in trainer.callbacks:

@@ -20,8 +20,8 @@ from typing import Any
 
 import hydra
 import pytorch_lightning as pl
-from pytorch_lightning.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from cyclegan.checks import UserError, one_line, validate_config
 from cyclegan.preflight import check_resume_checkpoint, preflight_run
@@ -128,7 +128,7 @@ def fit(cfg: DictConfig) -> dict[str, float]:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)  # never unpickle code
     except SIGTERMException as exc:  # Lightning's own SIGTERM stop (a SystemExit with no exit code)
         _finish_wandb(trainer, exit_code=1)
-        raise interruption_of(trainer, exc) from exc
+        raise interruption_of(trainer) from exc
     except BaseException:
         _finish_wandb(trainer, exit_code=1)
         raise

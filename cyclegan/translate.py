@@ -822,6 +822,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         chain = load_chain(args.ckpt, default_direction=args.direction, **gen_kwargs)
         model: nn.Module = chain.generators[0] if len(chain.generators) == 1 else chain
         progress = not args.quiet
+        compile_spec = "auto" if args.compile is None else args.compile  # neither flag: auto
         if args.export is not None:
             from cyclegan.export import export_generator
 
@@ -832,14 +833,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                                    max_count=args.max_count, size=args.size, batch_size=args.batch_size or 64,
                                    device=args.device, bf16=args.bf16, num_workers=args.num_workers,
                                    quality=args.quality, progress=progress, channels_last=args.channels_last,
-                                   compile="auto" if args.compile is None else args.compile)
+                                   compile=compile_spec)
             print(f"wrote {path}")
         else:
             paths = translate_folder(model, args.input, args.output, batch_size=args.batch_size or 16,
                                      device=args.device, bf16=args.bf16, num_workers=args.num_workers,
                                      tile=args.tile, ext=args.ext, quality=args.quality, progress=progress,
-                                     channels_last=args.channels_last,
-                                     compile="auto" if args.compile is None else args.compile)
+                                     channels_last=args.channels_last, compile=compile_spec)
             print(f"wrote {len(paths)} image(s) to {args.output}")
     except (FileNotFoundError, CheckpointError, TranslateError) as exc:
         return _fail(parser, str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
