@@ -7,13 +7,13 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-import cyclegan.config  # noqa: F401  (registers the config resolvers)
-from cyclegan.checkpoint import CheckpointError
-from cyclegan.cli import check_overrides
-from cyclegan.checks import exit_on_user_error, validate_config
+import cyclegan.config.resolvers  # noqa: F401  (registers the config resolvers)
+from cyclegan.inference.checkpoint import CheckpointError
+from cyclegan.config.overrides import check_overrides
+from cyclegan.config.checks import exit_on_user_error, validate_config
 from cyclegan.data.datasets import ImageLoadError
-from cyclegan.evaluation import EvaluationError, evaluate
-from cyclegan.inception import InceptionNotAvailableError
+from cyclegan.evaluation.run import EvaluationError, evaluate
+from cyclegan.evaluation.inception import InceptionNotAvailableError
 
 log = logging.getLogger("evaluate")
 

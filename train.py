@@ -5,10 +5,10 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-import cyclegan.config  # noqa: F401  (registers the config resolvers)
-from cyclegan.cli import check_overrides
-from cyclegan.checks import exit_on_user_error
-from cyclegan.training import train
+import cyclegan.config.resolvers  # noqa: F401  (registers the config resolvers)
+from cyclegan.config.overrides import check_overrides
+from cyclegan.config.checks import exit_on_user_error
+from cyclegan.training.run import train
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

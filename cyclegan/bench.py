@@ -197,7 +197,7 @@ def make_profiler(device: torch.device):
 def bench_training(cfg: Config, args, device: torch.device, count_flops: bool = False, profile: bool = False) -> Result:
     import pytorch_lightning as pl
 
-    from cyclegan.module import CycleGAN
+    from cyclegan.gan.module import CycleGAN
 
     result = Result(cfg.name, cfg.batch)
     reset_device(device)

@@ -11,7 +11,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 
-import cyclegan.config  # noqa: F401  (registers resolvers)
+import cyclegan.config.resolvers  # noqa: F401  (registers resolvers)
 
 import torch
 

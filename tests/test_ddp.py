@@ -36,7 +36,7 @@ class CheckRanksAgree(pl.Callback):
 
 
 def test_two_process_ddp_keeps_ranks_in_sync_and_writes_once(tiny_cfg, tmp_path):
-    from cyclegan.training import train
+    from cyclegan.training.run import train
 
     cfg = tiny_cfg(
         "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp_spawn_find_unused_parameters_true",

@@ -13,21 +13,21 @@ import torch
 from PIL import Image
 from torch import nn
 
-import cyclegan.inception as inception
+import cyclegan.evaluation.inception as inception
 from conftest import compose_config
 from cyclegan.data import UnpairedDataModule
-from cyclegan.evaluation import (
+from cyclegan.evaluation.run import (
     EvaluationError,
     evaluate,
     evaluate_model,
     load_cyclegan,
     resolve_compile,
 )
-from cyclegan.inception import InceptionNotAvailableError, TinyFeatureExtractor
-from cyclegan.module import CycleGAN
-from cyclegan.speed import COMPILE_AUTO_MIN_IMAGES, is_compiled
-from cyclegan.training import train
-from cyclegan.validation_kid import ValidationKIDCallback
+from cyclegan.evaluation.inception import InceptionNotAvailableError, TinyFeatureExtractor
+from cyclegan.gan.module import CycleGAN
+from cyclegan.gan.speed import COMPILE_AUTO_MIN_IMAGES, is_compiled
+from cyclegan.training.run import train
+from cyclegan.evaluation.validation_kid import ValidationKIDCallback
 
 ROOT = Path(__file__).resolve().parents[1]
 # The sample holds out 4 images per domain as its test split and trains on the other 26.
@@ -211,7 +211,7 @@ def test_evaluate_py_command_line(tiny_ckpt, tmp_path):
 
     missing = subprocess.run([*cmd[:2], f"ckpt_path={tmp_path / 'nope.ckpt'}", *cmd[3:]], cwd=ROOT,
                              capture_output=True, text=True, timeout=300)
-    assert missing.returncode == 2  # user errors: one line, exit code 2 (cyclegan.checks.exit_on_user_error)
+    assert missing.returncode == 2  # user errors: one line, exit code 2 (cyclegan.config.checks.exit_on_user_error)
     assert "nope.ckpt: no such file" in missing.stderr + missing.stdout
     assert "Traceback" not in missing.stderr
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from cyclegan import checkpoint
-from cyclegan.checkpoint import CheckpointError, build_from_spec, load_generator
-from cyclegan.export import export_generator, export_onnx, export_state_dict, export_torchscript, load_exported
-from cyclegan.translate import Chain, main, translate_tensor
+from cyclegan.inference import checkpoint
+from cyclegan.inference.checkpoint import CheckpointError, build_from_spec, load_generator
+from cyclegan.inference.export import export_generator, export_onnx, export_state_dict, export_torchscript, load_exported
+from cyclegan.inference.translate import Chain, main, translate_tensor
 
 
 def tiny(name="resnet", seed=0, **kw):

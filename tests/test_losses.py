@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from cyclegan.losses import GANLoss, gradient_penalty
+from cyclegan.gan.losses import GANLoss, gradient_penalty
 
 
 def test_lsgan_is_mse_to_labels():

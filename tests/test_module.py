@@ -7,7 +7,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from conftest import RandomPairs
-from cyclegan.module import CycleGAN
+from cyclegan.gan.module import CycleGAN
 
 TINY = dict(ngf=4, ndf=4, n_blocks=1, d_layers=2)
 

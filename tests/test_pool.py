@@ -1,6 +1,6 @@
 import torch
 
-from cyclegan.pool import ImagePool
+from cyclegan.gan.pool import ImagePool
 
 
 def batch(values):

@@ -17,8 +17,8 @@ import pytorch_lightning as pl
 import torch
 
 from conftest import TINY, compose_config
-from cyclegan.resume import AtomicCheckpointIO, find_last_checkpoint
-from cyclegan.training import resolve_ckpt_path, train
+from cyclegan.training.resume import AtomicCheckpointIO, find_last_checkpoint
+from cyclegan.training.run import resolve_ckpt_path, train
 from test_sweeps import single_threaded_torch  # noqa: F401 (autouse: one torch thread)
 
 SCHEDULE = ["data.epoch_length=4", "model.n_epochs=1", "model.n_epochs_decay=2", "trainer.max_steps=-1",

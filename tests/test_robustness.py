@@ -25,10 +25,10 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from conftest import TINY, RandomPairs, compose_config
-from cyclegan.checks import ConfigError, exit_on_user_error, validate_config
+from cyclegan.config.checks import ConfigError, exit_on_user_error, validate_config
 from cyclegan.data import DatasetNotFoundError, ImageLoadError, UnpairedDataModule, load_image, scan_images
-from cyclegan.module import CycleGAN
-from cyclegan.preflight import (
+from cyclegan.gan.module import CycleGAN
+from cyclegan.training.preflight import (
     OutputDirError,
     ResumeError,
     check_output_dir,
@@ -36,8 +36,8 @@ from cyclegan.preflight import (
     estimate_checkpoint_bytes,
     preflight_run,
 )
-from cyclegan.safety import GracefulShutdown, NaNGuard, TrainingDiverged, TrainingInterrupted
-from cyclegan.training import train
+from cyclegan.training.safety import GracefulShutdown, NaNGuard, TrainingDiverged, TrainingInterrupted
+from cyclegan.training.run import train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_MODEL = dict(ngf=4, ndf=4, n_blocks=1, d_layers=2)
@@ -348,7 +348,7 @@ def test_unwritable_or_full_output_dir_fails_at_start(tmp_path, tiny_cfg, monkey
     cfg = tiny_cfg()
     need = estimate_checkpoint_bytes(cfg)
     assert need > 0
-    monkeypatch.setattr("cyclegan.preflight.shutil.disk_usage", lambda p: type("U", (), {"free": need // 2})())
+    monkeypatch.setattr("cyclegan.training.preflight.shutil.disk_usage", lambda p: type("U", (), {"free": need // 2})())
     with pytest.raises(OutputDirError, match="MB free but this run's checkpoints need about"):
         train(cfg)  # before the data or the model is built
     assert not (tmp_path / "checkpoints").exists()
@@ -572,7 +572,7 @@ def test_offline_download_of_a_berkeley_set_is_one_line_and_exit_2(tmp_path, mon
 
 
 def test_misspelled_override_key_is_one_line_with_the_real_keys():
-    from cyclegan.cli import check_overrides
+    from cyclegan.config.overrides import check_overrides
 
     root = Path(__file__).resolve().parents[1]
     result = subprocess.run([sys.executable, "train.py", "data=monet2photo", "model.lambda_cycl=3"], cwd=root,

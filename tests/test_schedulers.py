@@ -5,9 +5,9 @@ from pytorch_lightning.callbacks import Timer
 from torch.utils.data import DataLoader
 
 from conftest import RandomPairs, compose_config
-from cyclegan.checks import ConfigError, validate_config
-from cyclegan.module import CycleGAN
-from cyclegan.schedulers import build_scheduler, linear_decay_factor, time_decay_factor
+from cyclegan.config.checks import ConfigError, validate_config
+from cyclegan.gan.module import CycleGAN
+from cyclegan.gan.schedulers import build_scheduler, linear_decay_factor, time_decay_factor
 
 
 def lrs(policy, epochs, **kw):

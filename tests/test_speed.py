@@ -9,9 +9,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from conftest import RandomPairs
-from cyclegan.module import CycleGAN
+from cyclegan.gan.module import CycleGAN
 from cyclegan.models.generators import build_generator
-from cyclegan.speed import (
+from cyclegan.gan.speed import (
     adam_kwargs,
     apply_speedups,
     compile_for_inference,
@@ -97,7 +97,7 @@ def test_compiled_channels_last_training_keeps_checkpoint_keys(tmp_path):
 
 
 def test_bf16_mixed_and_channels_last_compose_through_hydra_and_fit(tiny_cfg):
-    from cyclegan.training import train
+    from cyclegan.training.run import train
 
     cfg = tiny_cfg("trainer.precision=bf16-mixed", "model.channels_last=true", "data.cache_images=true",
                    "logger=none")

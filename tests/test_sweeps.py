@@ -19,8 +19,8 @@ import torch
 import yaml
 from hydra.core.global_hydra import GlobalHydra
 
-from cyclegan.safety import TrainingInterrupted
-from cyclegan.training import train
+from cyclegan.training.safety import TrainingInterrupted
+from cyclegan.training.run import train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -175,7 +175,7 @@ def test_a_job_that_dies_before_train_is_summarised_from_hydras_job_return(tmp_p
     from hydra.types import RunMode
     from omegaconf import OmegaConf
 
-    from cyclegan.sweep import SweepSummary
+    from cyclegan.training.sweep import SweepSummary
 
     def job_config(num: int):
         return OmegaConf.create({"hydra": {

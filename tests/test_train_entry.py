@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from cyclegan.training import train
+from cyclegan.training.run import train
 
 ROOT = Path(__file__).resolve().parents[1]
 

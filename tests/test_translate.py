@@ -14,10 +14,10 @@ import torch
 from PIL import Image
 from torch import nn
 
-from cyclegan import checkpoint
-from cyclegan.checkpoint import CheckpointError, load_generator, load_generators
-from cyclegan.speed import is_compiled
-from cyclegan.translate import (
+from cyclegan.inference import checkpoint
+from cyclegan.inference.checkpoint import CheckpointError, load_generator, load_generators
+from cyclegan.gan.speed import is_compiled
+from cyclegan.inference.translate import (
     Chain,
     build_parser,
     KaggleZipError,
@@ -203,7 +203,7 @@ def _kaggle_inputs(d):
 
 
 def test_kaggle_zip(tmp_path, monkeypatch):
-    import cyclegan.translate as tr
+    import cyclegan.inference.translate as tr
 
     monkeypatch.setattr(tr, "_PROCESS_POOL_MIN_IMAGES", 1)  # exercise the forked encoder processes
     monkeypatch.setattr(tr, "_PROCESS_POOL_MIN_CPUS", 1)
@@ -237,7 +237,7 @@ def test_compiled_kaggle_zip_pads_the_last_batch_and_writes_the_eager_images(tmp
 
 
 def test_compile_defaults_to_auto_on_the_command_line_and_auto_means_large_cpu_jobs():
-    from cyclegan.speed import COMPILE_AUTO_MIN_IMAGES, auto_compile
+    from cyclegan.gan.speed import COMPILE_AUTO_MIN_IMAGES, auto_compile
 
     base = ["--ckpt", "g.pt", "--input", "in", "--output", "out"]
     parse = build_parser().parse_args
@@ -345,7 +345,7 @@ def test_malicious_pickle_refused(tmp_path, capsys):
 # command line
 # ------------------------------------------------------------------------------------------
 def test_cli_help_subprocess():
-    r = subprocess.run([sys.executable, "-m", "cyclegan.translate", "--help"], capture_output=True, text=True,
+    r = subprocess.run([sys.executable, "-m", "cyclegan.inference.translate", "--help"], capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 0
     for s in ("--kaggle-zip", "--export", "--tile", "examples:", "vangogh2photo.ckpt:BA"):

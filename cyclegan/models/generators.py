@@ -258,7 +258,7 @@ def build_generator(name: str, *, in_channels: int = 3, out_channels: int = 3, n
         net = UnetGenerator(in_channels, out_channels, ngf, norm, bool(dropout), check_int("depth", depth, 2))
     else:
         net = KerasUnetGenerator(in_channels, out_channels, ngf, norm)
-    # How it was built: cyclegan.export writes it next to the weights, so an exported file rebuilds itself.
+    # How it was built: cyclegan.inference.export writes it next to the weights, so an exported file rebuilds itself.
     net._cyclegan_spec = (name, dict(in_channels=in_channels, out_channels=out_channels, ngf=ngf, norm=norm,
                                      dropout=bool(dropout), n_blocks=n_blocks, depth=depth))
     return init_weights(net, init_type, init_gain)

@@ -39,7 +39,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from cyclegan.checks import NAN_POLICIES, UserError
+from cyclegan.config.checks import NAN_POLICIES, UserError
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ import torch
 from pytorch_lightning.utilities import rank_zero_warn
 from torch import nn
 
-from cyclegan.metrics import ValidationKID, compute_features, load_inception
+from cyclegan.evaluation.metrics import ValidationKID, compute_features, load_inception
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from cyclegan.checks import UserError, one_line
+from cyclegan.config.checks import UserError, one_line
 
 __all__ = [
     "OutputDirError",
@@ -102,7 +102,7 @@ def estimate_checkpoint_bytes(cfg: DictConfig) -> int:
 
 
 def _safe_load(path: Path) -> Any:
-    from cyclegan.checkpoint import CheckpointError, safe_load
+    from cyclegan.inference.checkpoint import CheckpointError, safe_load
 
     try:
         return safe_load(path)

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cyclegan.checkpoint import CheckpointError
-from cyclegan.translate import TranslateError, _read_rgb, list_images, load_chain, translate_tensor
+from cyclegan.inference.checkpoint import CheckpointError
+from cyclegan.inference.translate import TranslateError, _read_rgb, list_images, load_chain, translate_tensor
 from cyclegan.visualize import image_grid
 
 __all__ = ["comparison_grid", "pick_evenly", "main"]

@@ -63,7 +63,7 @@ class ConfigError(UserError, ValueError):
 
 def _user_error_types() -> tuple[type[BaseException], ...]:
     # Errors raised by other parts of the package that are about the user's inputs.
-    from cyclegan.checkpoint import CheckpointError
+    from cyclegan.inference.checkpoint import CheckpointError
     from cyclegan.data.download import DatasetDownloadError
     from cyclegan.data.sources import DatasetNotFoundError
 
@@ -114,7 +114,7 @@ def exit_on_user_error(extra: Sequence[type[BaseException]] = ()) -> Iterator[No
         yield
     except KeyboardInterrupt:
         # Ctrl-C outside training (start-up, evaluation): nothing to save; training itself
-        # is covered by cyclegan.safety.GracefulShutdown, which checkpoints first.
+        # is covered by cyclegan.training.safety.GracefulShutdown, which checkpoints first.
         log.error("interrupted (Ctrl-C)")
         sys.exit(130)
     except SystemExit as exc:
@@ -213,9 +213,9 @@ def _check_missing(cfg: DictConfig, problems: _Problems) -> None:
 
 
 def _check_model(model: DictConfig, problems: _Problems) -> None:
-    from cyclegan.losses import GAN_MODES
+    from cyclegan.gan.losses import GAN_MODES
     from cyclegan.models import DISCRIMINATOR_NAMES, GENERATOR_NAMES, INIT_TYPES, NORM_TYPES
-    from cyclegan.schedulers import LR_POLICIES
+    from cyclegan.gan.schedulers import LR_POLICIES
 
     def get(key: str) -> Any:
         return _get(model, key, problems, "model")

@@ -1,11 +1,11 @@
 """What `train.py` does once Hydra has composed the config: instantiate, fit, report.
 
 Besides fitting, `train()`
-- resumes from `ckpt_path` (a file, or `last`: see cyclegan/resume.py) exactly where the run
+- resumes from `ckpt_path` (a file, or `last`: see cyclegan/training/resume.py) exactly where the run
   stopped, continuing its W&B run;
-- writes checkpoints atomically (cyclegan.resume.AtomicCheckpointIO) unless `trainer.plugins` is set;
+- writes checkpoints atomically (cyclegan.training.resume.AtomicCheckpointIO) unless `trainer.plugins` is set;
 - returns the final metrics with `objective` = the `optimized_metric` (what a sweeper minimises);
-- leaves `<run dir>/result.json` for the sweep summary (cyclegan/sweep.py). In a multirun a
+- leaves `<run dir>/result.json` for the sweep summary (cyclegan/training/sweep.py). In a multirun a
   failing job is recorded there and returns no objective, so the other jobs go on; a single
   run re-raises (train.py then exits non-zero with one line for user errors).
 """
@@ -23,11 +23,11 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from cyclegan.checks import UserError, one_line, validate_config
-from cyclegan.preflight import check_resume_checkpoint, preflight_run
-from cyclegan.resume import AtomicCheckpointIO, find_last_checkpoint, wandb_run_id
-from cyclegan.safety import TrainingInterrupted, interruption_of
-from cyclegan.sweep import (
+from cyclegan.config.checks import UserError, one_line, validate_config
+from cyclegan.training.preflight import check_resume_checkpoint, preflight_run
+from cyclegan.training.resume import AtomicCheckpointIO, find_last_checkpoint, wandb_run_id
+from cyclegan.training.safety import TrainingInterrupted, interruption_of
+from cyclegan.training.sweep import (
     hydra_job,
     in_multirun,
     job_overrides,
@@ -52,7 +52,7 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
 
 def resolve_ckpt_path(ckpt_path: str | None, output_dir: str, cfg: DictConfig | None = None) -> str | None:
     """A checkpoint file, or `last`: this run's own last.ckpt, else (single runs only) the newest
-    `last.ckpt` of the run directories beside it (cyclegan.resume.find_last_checkpoint)."""
+    `last.ckpt` of the run directories beside it (cyclegan.training.resume.find_last_checkpoint)."""
     if ckpt_path in (None, "", "null"):
         return None
     if ckpt_path == "last":

@@ -44,8 +44,8 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
-from cyclegan.checkpoint import CheckpointError, safe_load
-from cyclegan.metrics import (
+from cyclegan.inference.checkpoint import CheckpointError, safe_load
+from cyclegan.evaluation.metrics import (
     MIFID_EPS,
     PairedMetrics,
     compute_features,
@@ -53,8 +53,8 @@ from cyclegan.metrics import (
     generative_metrics,
     load_inception,
 )
-from cyclegan.report import write_report
-from cyclegan.speed import (
+from cyclegan.evaluation.report import write_report
+from cyclegan.gan.speed import (
     NETWORKS,
     auto_compile,
     compile_for_inference,
@@ -105,7 +105,7 @@ def resolve_device(name: str | None) -> torch.device:
 
 
 def resolve_compile(spec: Any, device: torch.device, n_images: int) -> Any:
-    """``compile=auto`` -> :func:`cyclegan.speed.auto_compile` (a CPU with at least
+    """``compile=auto`` -> :func:`cyclegan.gan.speed.auto_compile` (a CPU with at least
     ``COMPILE_AUTO_MIN_IMAGES`` images to translate, both directions together); anything else as
     ``model.compile`` (false, true, a mode, a mapping), checked."""
     spec = auto_compile(spec, device, n_images)
@@ -121,11 +121,11 @@ def resolve_compile(spec: Any, device: torch.device, n_images: int) -> Any:
 def load_cyclegan(ckpt_path: str | os.PathLike, map_location: Any = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """The CycleGAN LightningModule (both generators and discriminators) of a training checkpoint.
 
-    Read with ``torch.load(weights_only=True)`` (:func:`cyclegan.checkpoint.safe_load`); the module is
+    Read with ``torch.load(weights_only=True)`` (:func:`cyclegan.inference.checkpoint.safe_load`); the module is
     rebuilt from ``hyper_parameters`` and loaded strictly from ``state_dict``. Returns ``(model, info)``
     with info = ``{"checkpoint", "epoch", "global_step", "hparams"}``.
     """
-    from cyclegan.module import CycleGAN  # lazy: building the module imports Lightning
+    from cyclegan.gan.module import CycleGAN  # lazy: building the module imports Lightning
 
     if ckpt_path in (None, "", "null"):
         raise EvaluationError(
@@ -483,7 +483,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """
     import hydra
 
-    from cyclegan.training import instantiate_group
+    from cyclegan.training.run import instantiate_group
 
     t_start = time.perf_counter()
     m = cfg.metrics

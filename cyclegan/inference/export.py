@@ -5,7 +5,7 @@ Formats:
 * ``state_dict`` (``.pt``): ``{"format": "cyclegan-generator", "version": 1, "gen": name,
   "gen_kwargs": {...}, "size_multiple": m, "state_dict": {...}}`` -- plain tensors and
   containers, loadable with ``torch.load(weights_only=True)`` and by
-  :func:`cyclegan.checkpoint.load_generator`;
+  :func:`cyclegan.inference.checkpoint.load_generator`;
 * ``ts`` (TorchScript, ``.ts``): traced on CPU, dynamic batch/height/width, metadata in the
   archive's ``extra/cyclegan.json``;
 * ``onnx`` (``.onnx``): ``torch.onnx.export`` (dynamo exporter, legacy exporter as fallback),
@@ -13,7 +13,7 @@ Formats:
   model's ``metadata_props``.
 
 Inputs are NCHW float in [-1, 1], height and width multiples of ``size_multiple`` (the
-exported graphs do not pad; :mod:`cyclegan.translate` does that for any image size).
+exported graphs do not pad; :mod:`cyclegan.inference.translate` does that for any image size).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from cyclegan.checkpoint import EXPORT_FORMAT, EXPORT_VERSION, CheckpointError, lcm_multiple, load_generator
+from cyclegan.inference.checkpoint import EXPORT_FORMAT, EXPORT_VERSION, CheckpointError, lcm_multiple, load_generator
 
 __all__ = [
     "FORMATS",
@@ -65,7 +65,7 @@ def _spec(generator: nn.Module, gen: str | None, gen_kwargs: dict | None) -> tup
     if name is None or kwargs is None:
         raise CheckpointError(
             "cannot export this module as a state dict: its architecture is unknown "
-            "(load it with cyclegan.checkpoint.load_generator, or pass gen= and gen_kwargs=); "
+            "(load it with cyclegan.inference.checkpoint.load_generator, or pass gen= and gen_kwargs=); "
             "chains of generators export to 'ts' or 'onnx' only"
         )
     return name, kwargs
@@ -253,7 +253,7 @@ def load_exported(path: str | os.PathLike, map_location: Any = "cpu") -> nn.Modu
     Returns an eval-mode module with an int ``size_multiple`` attribute. (ONNX files are run
     with onnxruntime, not loaded back into torch.)
     """
-    from cyclegan.checkpoint import _is_torchscript
+    from cyclegan.inference.checkpoint import _is_torchscript
 
     path = Path(path)
     if not path.exists():

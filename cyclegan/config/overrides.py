@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 def _split(arg: str) -> tuple[str, str] | None:
@@ -56,7 +56,7 @@ def check_overrides(argv: Sequence[str], config_name: str) -> None:
         from hydra import compose, initialize_config_dir
         from hydra.core.global_hydra import GlobalHydra
 
-        import cyclegan.config  # noqa: F401  (resolvers)
+        import cyclegan.config.resolvers  # noqa: F401  (resolvers)
 
         GlobalHydra.instance().clear()
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):

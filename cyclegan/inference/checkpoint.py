@@ -4,7 +4,7 @@ Three kinds of file are understood, all read with ``torch.load(..., weights_only
 
 * a Lightning training checkpoint (``.ckpt``): the generator is rebuilt from
   ``hyper_parameters`` and its weights taken from ``state_dict["G_AB.*"]`` / ``["G_BA.*"]``;
-* a generator exported by :mod:`cyclegan.export` (``{"format": "cyclegan-generator", ...}``);
+* a generator exported by :mod:`cyclegan.inference.export` (``{"format": "cyclegan-generator", ...}``);
 * a state dict released by the official CycleGAN code (``latest_net_G_A.pth``); the
   architecture is then given by ``gen`` / ``gen_kwargs`` (default ``resnet_9blocks``).
 
@@ -184,12 +184,12 @@ def load_generator(path: str | os.PathLike, direction: str = "AB", map_location:
     ``direction`` ("AB" or "BA") picks G_AB / G_BA of a training checkpoint (ignored for
     single-generator files). ``gen`` / ``gen_kwargs`` give the architecture of a bare state
     dict (default ``resnet_9blocks``); for a .ckpt they override the stored hyper-parameters.
-    TorchScript files (see :func:`cyclegan.export.load_exported`) are accepted too.
+    TorchScript files (see :func:`cyclegan.inference.export.load_exported`) are accepted too.
     """
     path = Path(path)
     direction = _normalize_direction(direction)
     if path.exists() and path.is_file() and _is_torchscript(path):
-        from cyclegan.export import load_exported
+        from cyclegan.inference.export import load_exported
 
         return load_exported(path, map_location=map_location)
     obj = safe_load(path, map_location)

@@ -2,8 +2,8 @@
 
 Library API::
 
-    from cyclegan.checkpoint import load_generator
-    from cyclegan.translate import translate_folder, make_kaggle_zip, load_chain
+    from cyclegan.inference.checkpoint import load_generator
+    from cyclegan.inference.translate import translate_folder, make_kaggle_zip, load_chain
 
     G = load_generator("monet2photo.ckpt", direction="BA")          # photo -> Monet
     translate_folder(G, "photos/", "out/")                           # any sizes, same names
@@ -41,8 +41,8 @@ from PIL import Image, ImageOps
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from cyclegan.checkpoint import CheckpointError, lcm_multiple, load_generator
-from cyclegan.speed import auto_compile, compile_for_inference, eager_fallback, is_compiled
+from cyclegan.inference.checkpoint import CheckpointError, lcm_multiple, load_generator
+from cyclegan.gan.speed import auto_compile, compile_for_inference, eager_fallback, is_compiled
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -824,7 +824,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress = not args.quiet
         compile_spec = "auto" if args.compile is None else args.compile  # neither flag: auto
         if args.export is not None:
-            from cyclegan.export import export_generator
+            from cyclegan.inference.export import export_generator
 
             path = export_generator(model, args.output, args.export)
             print(f"exported {args.export} -> {path}")

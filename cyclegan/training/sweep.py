@@ -289,6 +289,6 @@ def _is_multirun(config: DictConfig) -> bool:
 
 
 def _one_line(exc: BaseException) -> str:
-    from cyclegan.checks import one_line
+    from cyclegan.config.checks import one_line
 
     return one_line(exc)

@@ -21,11 +21,11 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from cyclegan.losses import GANLoss, gradient_penalty
+from cyclegan.gan.losses import GANLoss, gradient_penalty
 from cyclegan.models import build_discriminator, build_generator
-from cyclegan.pool import ImagePool
-from cyclegan.schedulers import build_scheduler, time_budget_fraction, time_decay_factor
-from cyclegan.speed import adam_kwargs, apply_speedups, channels_last_input, compile_options
+from cyclegan.gan.pool import ImagePool
+from cyclegan.gan.schedulers import build_scheduler, time_budget_fraction, time_decay_factor
+from cyclegan.gan.speed import adam_kwargs, apply_speedups, channels_last_input, compile_options
 
 
 class CycleGAN(pl.LightningModule):
@@ -64,7 +64,7 @@ class CycleGAN(pl.LightningModule):
         lr_gamma: float = 0.1,
         lr_decay_start: float = 0.5,
         plateau_monitor: str = "train/G_loss_epoch",
-        # speed (cyclegan/speed.py; docs/SPEED.md): applied in configure_model / configure_optimizers
+        # speed (cyclegan/gan/speed.py; docs/SPEED.md): applied in configure_model / configure_optimizers
         channels_last: bool = False,
         compile: bool | str | dict = False,  # stored as hparams.compile; never assign self.compile (nn.Module.compile)
         fused_adam: bool | None = None,

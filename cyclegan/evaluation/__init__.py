@@ -1,0 +1,1 @@
+"""What ``evaluate.py`` runs: metrics maths, Inception loading, the validation KID callback, the report."""
