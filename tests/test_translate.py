@@ -345,7 +345,7 @@ def test_malicious_pickle_refused(tmp_path, capsys):
 # command line
 # ------------------------------------------------------------------------------------------
 def test_cli_help_subprocess():
-    r = subprocess.run([sys.executable, "-m", "cyclegan.inference.translate", "--help"], capture_output=True, text=True,
+    r = subprocess.run([sys.executable, "-m", "cyclegan.translate", "--help"], capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 0
     for s in ("--kaggle-zip", "--export", "--tile", "examples:", "vangogh2photo.ckpt:BA"):
