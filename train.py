@@ -7,7 +7,7 @@ from omegaconf import DictConfig
 
 import cyclegan.config.resolvers  # noqa: F401  (registers the config resolvers)
 from cyclegan.config.overrides import check_overrides
-from cyclegan.config.checks import exit_on_user_error
+from cyclegan.errors import exit_on_user_error
 from cyclegan.training.run import train
 
 

@@ -25,7 +25,8 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from conftest import TINY, RandomPairs, compose_config
-from cyclegan.config.checks import ConfigError, exit_on_user_error, validate_config
+from cyclegan.config.checks import ConfigError, validate_config
+from cyclegan.errors import exit_on_user_error
 from cyclegan.data import DatasetNotFoundError, ImageLoadError, UnpairedDataModule, load_image, scan_images
 from cyclegan.gan.module import CycleGAN
 from cyclegan.training.preflight import (

@@ -1,4 +1,4 @@
-"""Configuration checks that run before anything heavy is built, and the one-line error report.
+"""Configuration checks that run before anything heavy is built.
 
 ``validate_config(cfg)`` reads the composed Hydra config and raises :class:`ConfigError`
 naming every bad key, its value and what is allowed, e.g.::
@@ -11,33 +11,25 @@ chosen image size flows through them: no memory, no weights), so it costs well u
 Groups or keys a config does not have are skipped, so the same function serves train.py and
 evaluate.py.
 
-``exit_on_user_error()`` wraps the body of a command-line entry point: errors a user can fix
-(:data:`USER_ERRORS`) become one log line and exit code 2 (3 for a diverged run, 128+signal for
-an interrupted one); anything else is a bug and keeps its traceback.
+A :class:`ConfigError` is a :class:`cyclegan.errors.UserError`: the entry points report it as one
+line and exit with code 2 (:func:`cyclegan.errors.exit_on_user_error`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import difflib
-import logging
 import math
-import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-log = logging.getLogger(__name__)
+from cyclegan.errors import UserError, one_line
 
 __all__ = [
-    "UserError",
     "ConfigError",
-    "USER_ERRORS",
     "validate_config",
-    "exit_on_user_error",
-    "one_line",
     "MIN_SIZE_POLICIES",
     "BAD_IMAGE_POLICIES",
     "NAN_POLICIES",
@@ -48,92 +40,8 @@ BAD_IMAGE_POLICIES = ("skip", "raise")
 NAN_POLICIES = ("stop", "skip")
 
 
-class UserError(Exception):
-    """A failure the user can fix (bad config, missing data, unwritable folder, diverged run).
-
-    Entry points report it as one line without a traceback and exit with ``exit_code``.
-    """
-
-    exit_code = 2
-
-
 class ConfigError(UserError, ValueError):
     """The composed configuration is invalid; the message names the keys and the allowed values."""
-
-
-def _user_error_types() -> tuple[type[BaseException], ...]:
-    # Errors raised by other parts of the package that are about the user's inputs.
-    from cyclegan.inference.checkpoint import CheckpointError
-    from cyclegan.data.download import DatasetDownloadError
-    from cyclegan.data.sources import DatasetNotFoundError
-
-    return (UserError, DatasetNotFoundError, DatasetDownloadError, CheckpointError)
-
-
-USER_ERRORS: tuple[type[BaseException], ...] = _user_error_types()
-
-
-# ----------------------------------------------------------------------------- reporting
-def one_line(exc: BaseException) -> str:
-    """The exception's message on one line (multi-line messages are joined with ' | ')."""
-    text = str(exc).strip() or type(exc).__name__
-    return " | ".join(line.strip() for line in text.splitlines() if line.strip())
-
-
-def _in_multirun() -> bool:
-    try:
-        from hydra.core.hydra_config import HydraConfig
-        from hydra.types import RunMode
-
-        return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-    except Exception:  # noqa: BLE001 - outside Hydra
-        return False
-
-
-def _unwrap(exc: BaseException, types: tuple[type[BaseException], ...]) -> BaseException | None:
-    """``exc`` or the user error it wraps (hydra.utils.instantiate wraps constructor errors)."""
-    seen = 0
-    while exc is not None and seen < 5:
-        if isinstance(exc, types):
-            return exc
-        exc = exc.__cause__
-        seen += 1
-    return None
-
-
-@contextlib.contextmanager
-def exit_on_user_error(extra: Sequence[type[BaseException]] = ()) -> Iterator[None]:
-    """Turn user errors raised in the block into one ``ERROR`` log line and ``sys.exit(code)``.
-
-    ``extra``: more exception types to treat as user errors (exit code 2). Other exceptions
-    propagate with their traceback. In a Hydra multirun the error is logged and re-raised so the
-    sweeper records the failed job instead of the whole sweep exiting.
-    """
-    types = tuple(USER_ERRORS) + tuple(extra)
-    try:
-        yield
-    except KeyboardInterrupt:
-        # Ctrl-C outside training (start-up, evaluation): nothing to save; training itself
-        # is covered by cyclegan.training.safety.GracefulShutdown, which checkpoints first.
-        log.error("interrupted (Ctrl-C)")
-        sys.exit(130)
-    except SystemExit as exc:
-        from pytorch_lightning.utilities.exceptions import SIGTERMException
-
-        if not isinstance(exc, SIGTERMException):
-            raise
-        # Lightning's own SIGTERM stop outside training.fit (which turns it into TrainingInterrupted);
-        # it carries no exit code, so the process would otherwise report success.
-        log.error("stopped by SIGTERM")
-        sys.exit(143)
-    except Exception as exc:  # noqa: BLE001 - classified below
-        user = _unwrap(exc, types)
-        if user is None:
-            raise
-        log.error("%s", one_line(user))
-        if _in_multirun():
-            raise
-        sys.exit(getattr(user, "exit_code", 2))
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -27,6 +27,8 @@ import torch
 from PIL import Image, ImageOps
 from torch.utils.data import Dataset, get_worker_info
 
+from cyclegan.errors import UserError
+
 from .sources import ImageList
 
 log = logging.getLogger(__name__)
@@ -34,7 +36,7 @@ log = logging.getLogger(__name__)
 __all__ = ["ImageLoadError", "load_image", "to_rgb", "UnpairedDataset", "PairedByIndexDataset", "DomainDataset"]
 
 
-class ImageLoadError(RuntimeError):
+class ImageLoadError(UserError, RuntimeError):
     """An image could not be read or decoded. ``.path`` names it."""
 
     def __init__(self, path: str, cause: BaseException | str):

@@ -18,10 +18,12 @@ from pathlib import Path
 from urllib.error import URLError
 from urllib.request import urlopen  # module global so tests can monkeypatch it
 
+from cyclegan.errors import UserError
+
 from .sources import BERKELEY_URL
 
 
-class DatasetDownloadError(RuntimeError):
+class DatasetDownloadError(UserError, RuntimeError):
     """A dataset could not be fetched or unpacked; the message says where to put the files instead."""
 
 __all__ = ["BERKELEY_DATASETS", "berkeley_url", "download_berkeley", "download_url", "unpack_zip"]

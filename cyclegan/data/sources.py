@@ -24,6 +24,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from cyclegan.errors import UserError
+
 from .tfrecord import index_records, read_record, tfrecord_files
 
 log = logging.getLogger(__name__)
@@ -56,7 +58,7 @@ LAYOUTS_HELP = (
 )
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(UserError, FileNotFoundError):
     """The data a config points at is missing or empty; the message says what was looked for."""
 
 

@@ -29,6 +29,8 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+from cyclegan.errors import UserError
+
 __all__ = [
     "TFRecordError",
     "crc32c",
@@ -45,7 +47,7 @@ _HEADER = struct.Struct("<QI")  # length, masked crc of length
 _FOOTER = struct.Struct("<I")  # masked crc of data
 
 
-class TFRecordError(ValueError):
+class TFRecordError(UserError, ValueError):
     """A TFRecord file or an Example record is malformed."""
 
 

@@ -40,6 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cyclegan.errors import MissingFileError, UserError
+
 log = logging.getLogger(__name__)
 
 FEATURE_DIM = 2048
@@ -56,7 +58,7 @@ HOW_TO_GET_INCEPTION = (
 )
 
 
-class InceptionNotAvailableError(RuntimeError):
+class InceptionNotAvailableError(UserError, RuntimeError):
     """No Inception network could be loaded; the message lists why and how to get one."""
 
 
@@ -203,7 +205,7 @@ def _load_torchscript(path: Path, extractor_id: str) -> nn.Module:
 def _load_fid_helper() -> nn.Module:
     path = fid_helper_weights_path()
     if path is None:
-        raise FileNotFoundError(f"{FID_HELPER_PACKAGE} is not installed (no {FID_HELPER_PACKAGE}/{FID_HELPER_FILE})")
+        raise MissingFileError(f"{FID_HELPER_PACKAGE} is not installed (no {FID_HELPER_PACKAGE}/{FID_HELPER_FILE})")
     st = path.stat()
     return _load_torchscript(path, f"fid_helper:{FID_HELPER_FILE}:{st.st_size}")
 
@@ -226,7 +228,7 @@ def _load_torchmetrics() -> nn.Module:
 def _load_path(weights_path: Union[str, os.PathLike]) -> nn.Module:
     path = Path(weights_path).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(f"no such weights file: {path}")
+        raise MissingFileError(f"no such weights file: {path}")
     if _is_torchscript(path):
         return _load_torchscript(path, f"torchscript:{_file_id(path)}")
     # A state dict for torch-fidelity's FeatureExtractorInceptionV3. Check it is plain tensors first:

@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cyclegan.errors import MissingFileError
+
 from .inception import (
     FEATURE_DIM,
     HOW_TO_GET_INCEPTION,
@@ -95,7 +97,7 @@ def list_images(folder: PathLike) -> list[Path]:
     """Image files under ``folder`` (recursive), sorted."""
     root = Path(folder)
     if not root.is_dir():
-        raise FileNotFoundError(f"no such image folder: {root}")
+        raise MissingFileError(f"no such image folder: {root}")
     return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 

@@ -44,6 +44,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
+from cyclegan.errors import UserError, first_line
 from cyclegan.inference.checkpoint import CheckpointError, safe_load
 from cyclegan.evaluation.metrics import (
     MIFID_EPS,
@@ -81,7 +82,7 @@ REAL_REF_SPLITS = ("test", "train", "val")
 FEATURE_CACHE_VERSION = "eval-test-pipeline-v1"  # bump when the real-image preprocessing changes
 
 
-class EvaluationError(ValueError):
+class EvaluationError(UserError, ValueError):
     """A user-fixable problem with the evaluation request (one line naming the key and the fix)."""
 
 
@@ -149,7 +150,7 @@ def load_cyclegan(ckpt_path: str | os.PathLike, map_location: Any = "cpu") -> tu
         model = CycleGAN(**{k: v for k, v in hparams.items() if k in accepted})
         model.load_state_dict(ckpt["state_dict"], strict=True)
     except (RuntimeError, ValueError, TypeError, KeyError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise CheckpointError(f"{path}: weights do not fit the CycleGAN in its hyper_parameters ({first})") from None
     model.eval().requires_grad_(False)
     info = {"checkpoint": str(path), "epoch": ckpt.get("epoch"), "global_step": ckpt.get("global_step"),

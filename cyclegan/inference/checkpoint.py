@@ -23,6 +23,8 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from cyclegan.errors import MissingFileError, UserError, first_line
+
 __all__ = [
     "CheckpointError",
     "EXPORT_FORMAT",
@@ -52,7 +54,7 @@ _HPARAM_TO_KWARG = {
 }
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint/generator file that exists but cannot be used (one-line message)."""
 
 
@@ -79,7 +81,7 @@ def safe_load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"no such file: {path}")
+        raise MissingFileError(f"no such file: {path}")
     if path.is_dir():
         raise CheckpointError(f"{path} is a directory, expected a checkpoint file")
     try:
@@ -143,7 +145,7 @@ def build_from_spec(name: str, gen_kwargs: Mapping[str, Any], state_dict: Mappin
     try:
         net = _build_generator(name, **dict(gen_kwargs))
     except (ValueError, TypeError, KeyError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise CheckpointError(f"{where}cannot build generator {name!r} {dict(gen_kwargs)}: {first}") from None
     try:
         if reference:
@@ -151,7 +153,7 @@ def build_from_spec(name: str, gen_kwargs: Mapping[str, Any], state_dict: Mappin
         else:
             net.load_state_dict(state_dict)
     except (RuntimeError, KeyError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0]
+        first = first_line(exc)
         raise CheckpointError(
             f"{where}weights do not fit generator {name!r} {dict(gen_kwargs)} ({first})"
         ) from None

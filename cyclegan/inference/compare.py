@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cyclegan.inference.checkpoint import CheckpointError
-from cyclegan.inference.translate import TranslateError, _read_rgb, list_images, load_chain, translate_tensor
+from cyclegan.errors import UserError, first_line
+from cyclegan.inference.translate import _read_rgb, list_images, load_chain, translate_tensor
 from cyclegan.visualize import image_grid
 
 __all__ = ["comparison_grid", "pick_evenly", "main"]
@@ -85,8 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         root, rel = list_images(args.input)
         files = [root / r for r in pick_evenly(rel, args.count)]
         grid = comparison_grid(models, files, size=args.size, device=device, bf16=args.bf16)
-    except (OSError, CheckpointError, TranslateError) as exc:  # OSError: missing or unreadable files (named)
-        print(f"{parser.prog}: error: {str(exc).strip().splitlines()[0]}", file=sys.stderr)
+    except (OSError, UserError) as exc:  # OSError: missing or unreadable files (named)
+        print(f"{parser.prog}: error: {first_line(exc)}", file=sys.stderr)
         return 2
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)

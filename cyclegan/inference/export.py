@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from cyclegan.errors import MissingFileError, first_line
 from cyclegan.inference.checkpoint import EXPORT_FORMAT, EXPORT_VERSION, CheckpointError, lcm_multiple, load_generator
 
 __all__ = [
@@ -170,7 +171,7 @@ def export_torchscript(generator: nn.Module, path: str | os.PathLike) -> Path:
                     break
                 errors.append(f"{how}: output differs from eager at another input size")
             except Exception as exc:  # noqa: BLE001
-                errors.append(f"{how}: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}")
+                errors.append(f"{how}: {first_line(exc)}")
         if module is None:
             raise CheckpointError("TorchScript export failed (" + "; ".join(errors) + ")")
         tmp = path.with_name(path.name + ".tmp")
@@ -257,7 +258,7 @@ def load_exported(path: str | os.PathLike, map_location: Any = "cpu") -> nn.Modu
 
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"no such file: {path}")
+        raise MissingFileError(f"no such file: {path}")
     if path.suffix.lower() == ".onnx":
         raise CheckpointError(f"{path}: ONNX models are run with onnxruntime, not loaded into torch")
     if _is_torchscript(path):

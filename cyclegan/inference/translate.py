@@ -41,6 +41,7 @@ from PIL import Image, ImageOps
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from cyclegan.errors import MissingFileError, UserError, first_line
 from cyclegan.inference.checkpoint import CheckpointError, lcm_multiple, load_generator
 from cyclegan.gan.speed import auto_compile, compile_for_inference, eager_fallback, is_compiled
 
@@ -69,7 +70,7 @@ _EXIF_ORIENTATION = 0x0112
 _CUDNN_BENCHMARK: bool | None = None
 
 
-class TranslateError(ValueError):
+class TranslateError(UserError, ValueError):
     """A user-facing problem with the inputs/outputs of a translation (one-line message)."""
 
 
@@ -134,7 +135,7 @@ def list_images(input_path: str | os.PathLike, exclude: str | os.PathLike | None
     """(root, sorted relative paths) of the images in a file or (recursively) a folder."""
     p = Path(input_path)
     if not p.exists():
-        raise FileNotFoundError(f"no such file or directory: {p}")
+        raise MissingFileError(f"no such file or directory: {p}")
     if p.is_file():
         if p.suffix.lower() not in IMAGE_EXTENSIONS:
             raise TranslateError(f"{p}: not an image ({', '.join(IMAGE_EXTENSIONS)})")
@@ -213,7 +214,7 @@ class _ImageDataset(Dataset):
         try:
             return i, torch.from_numpy(_read_rgb(self.files[i], self.size)), None
         except Exception as exc:  # noqa: BLE001
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             return i, None, f"cannot read image {self.files[i]}: {first}"
 
 
@@ -841,8 +842,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      tile=args.tile, ext=args.ext, quality=args.quality, progress=progress,
                                      channels_last=args.channels_last, compile=compile_spec)
             print(f"wrote {len(paths)} image(s) to {args.output}")
-    except (FileNotFoundError, CheckpointError, TranslateError) as exc:
-        return _fail(parser, str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+    except (FileNotFoundError, UserError) as exc:
+        return _fail(parser, first_line(exc))
     return 0
 
 

@@ -18,6 +18,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from cyclegan.errors import MissingFileError, first_line
+
 _STALE_NORM_STATS = ("running_mean", "running_var", "num_batches_tracked")
 _Shapes = dict[str, tuple[int, ...]]
 
@@ -26,11 +28,11 @@ def _read_state_dict(source: str | os.PathLike | Mapping) -> tuple[Mapping, str]
     if isinstance(source, (str, os.PathLike)):
         label = os.fspath(source)
         if not os.path.isfile(label):
-            raise FileNotFoundError(f"reference weights not found: {label}")
+            raise MissingFileError(f"reference weights not found: {label}")
         try:
             obj = torch.load(label, map_location="cpu", weights_only=True)
         except Exception as e:  # UnpicklingError (not weights-only), RuntimeError (corrupt), ...
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            first = first_line(e)
             raise ValueError(f"{label}: cannot read as a weights-only checkpoint "
                              f"(torch.load(weights_only=True) failed: {first})") from e
     elif isinstance(source, Mapping):

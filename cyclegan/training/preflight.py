@@ -21,7 +21,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from cyclegan.config.checks import UserError, one_line
+from cyclegan.errors import UserError, one_line
 
 __all__ = [
     "OutputDirError",

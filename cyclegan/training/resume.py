@@ -38,6 +38,8 @@ from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from pytorch_lightning.loggers import WandbLogger
 from torch.utils.data import DataLoader
 
+from cyclegan.errors import MissingFileError
+
 log = logging.getLogger(__name__)
 
 WANDB_RUN_ID_KEY = "wandb_run_id"
@@ -224,7 +226,7 @@ def find_last_checkpoint(output_dir: str | os.PathLike, search_siblings: bool,
         candidates = [p for p in output_dir.parent.glob("*/checkpoints/last.ckpt") if p.is_file()]
     if not candidates:
         where = f"{own} or {output_dir.parent}/*/checkpoints/last.ckpt" if search_siblings else str(own)
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"ckpt_path=last: no checkpoint at {where}; pass a path "
             "(ckpt_path=outputs/train/<run>/checkpoints/last.ckpt) or continue in place with "
             "hydra.run.dir=<old run dir> (hydra.sweep.dir=<old sweep dir> for a sweep)"

@@ -23,13 +23,13 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from cyclegan.config.checks import UserError, one_line, validate_config
+from cyclegan.config.checks import validate_config
+from cyclegan.config.hydra_run import hydra_job, in_multirun
+from cyclegan.errors import MissingFileError, UserError, one_line
 from cyclegan.training.preflight import check_resume_checkpoint, preflight_run
 from cyclegan.training.resume import AtomicCheckpointIO, find_last_checkpoint, wandb_run_id
 from cyclegan.training.safety import TrainingInterrupted, interruption_of
 from cyclegan.training.sweep import (
-    hydra_job,
-    in_multirun,
     job_overrides,
     wandb_sweep_settings,
     write_job_result,
@@ -64,7 +64,7 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: str, cfg: DictConfig | 
             check_resume_checkpoint(last, cfg.get("model") if cfg is not None else None)
         return str(last)
     if not Path(ckpt_path).is_file():
-        raise FileNotFoundError(f"ckpt_path={ckpt_path}: no such file")
+        raise MissingFileError(f"ckpt_path={ckpt_path}: no such file")
     return str(ckpt_path)
 
 

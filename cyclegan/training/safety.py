@@ -39,7 +39,8 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from cyclegan.config.checks import NAN_POLICIES, UserError
+from cyclegan.config.checks import NAN_POLICIES
+from cyclegan.errors import UserError
 
 log = logging.getLogger(__name__)
 

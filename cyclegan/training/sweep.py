@@ -24,6 +24,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from cyclegan.config.hydra_run import hydra_job, in_multirun
+from cyclegan.errors import one_line
+
 log = logging.getLogger(__name__)
 
 RESULT_FILE = "result.json"
@@ -31,23 +34,6 @@ SUMMARY_NAME = "summary"  # summary.csv, summary.md
 
 
 # ----------------------------------------------------------------------------- the running job
-def hydra_job() -> DictConfig | None:
-    """Hydra's runtime config of the job being run, or None outside a Hydra app (compose API, tests)."""
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        return HydraConfig.get() if HydraConfig.initialized() else None
-    except Exception:  # noqa: BLE001 - no Hydra app running
-        return None
-
-
-def in_multirun() -> bool:
-    from hydra.types import RunMode
-
-    job = hydra_job()
-    return job is not None and job.mode == RunMode.MULTIRUN
-
-
 def job_overrides() -> list[str]:
     """The command-line overrides of this job (`hydra.overrides.task`): a sweep's parameters included."""
     job = hydra_job()
@@ -255,18 +241,18 @@ class SweepSummary(_HydraCallback):
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         # a job re-run in an old sweep folder (resuming a sweep) must not be summarised by the
         # result of its previous attempt
-        if _is_multirun(config):
+        if in_multirun(config.hydra):
             (Path(config.hydra.runtime.output_dir) / RESULT_FILE).unlink(missing_ok=True)
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
-        if not _is_multirun(config):
+        if not in_multirun(config.hydra):
             return
         output_dir = Path(config.hydra.runtime.output_dir)
         if not (output_dir / RESULT_FILE).exists():  # the task died before train() wrote its result
             try:
                 value, error = job_return.return_value, None  # re-raises the job's exception
             except Exception as exc:  # noqa: BLE001 - recorded, not handled
-                value, error = None, _one_line(exc)
+                value, error = None, one_line(exc)
             write_job_result(output_dir, "failed" if error else "ok", objective=value, error=error,
                              overrides=list(config.hydra.overrides.task))
         write_summary(config.hydra.sweep.dir)
@@ -280,15 +266,3 @@ class SweepSummary(_HydraCallback):
         log.info("sweep summary: %s (%d of %d jobs failed)", paths[1], len(failed), len(results))
         if failed and len(failed) == len(results):
             raise RuntimeError(f"all {len(results)} jobs of the sweep failed; see {paths[1]}")
-
-
-def _is_multirun(config: DictConfig) -> bool:
-    from hydra.types import RunMode
-
-    return config.hydra.mode == RunMode.MULTIRUN
-
-
-def _one_line(exc: BaseException) -> str:
-    from cyclegan.config.checks import one_line
-
-    return one_line(exc)

@@ -1,0 +1,90 @@
+"""Errors a user can fix, and the one place that turns them into one line and an exit code.
+
+Every error about the user's inputs (config, data folders, checkpoints, output folders, images,
+Inception weights, a diverged or interrupted run) subclasses :class:`UserError`, so an entry point
+needs no list of them: :func:`exit_on_user_error` wraps its body, logs a user error as one
+``ERROR`` line (no traceback) and exits with the error's ``exit_code`` (2; 3 for a diverged run,
+128+signal for an interrupted one). Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+
+from cyclegan.config.hydra_run import in_multirun
+
+log = logging.getLogger(__name__)
+
+__all__ = ["UserError", "MissingFileError", "one_line", "first_line", "exit_on_user_error"]
+
+
+class UserError(Exception):
+    """A failure the user can fix (bad config, missing data, unwritable folder, diverged run).
+
+    Entry points report it as one line without a traceback and exit with ``exit_code``.
+    """
+
+    exit_code = 2
+
+
+class MissingFileError(UserError, FileNotFoundError):
+    """A file the user named does not exist (the message names it)."""
+
+
+def one_line(exc: BaseException) -> str:
+    """The exception's message on one line (multi-line messages are joined with ' | ')."""
+    text = str(exc).strip() or type(exc).__name__
+    return " | ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of the exception's message (the exception's class name if it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _unwrap(exc: BaseException | None) -> UserError | None:
+    """``exc`` or the user error it wraps (hydra.utils.instantiate wraps constructor errors)."""
+    seen = 0
+    while exc is not None and seen < 5:
+        if isinstance(exc, UserError):
+            return exc
+        exc = exc.__cause__
+        seen += 1
+    return None
+
+
+@contextlib.contextmanager
+def exit_on_user_error() -> Iterator[None]:
+    """Turn user errors raised in the block into one ``ERROR`` log line and ``sys.exit(code)``.
+
+    Other exceptions propagate with their traceback. In a Hydra multirun the error is logged and
+    re-raised so the sweeper records the failed job instead of the whole sweep exiting.
+    """
+    try:
+        yield
+    except KeyboardInterrupt:
+        # Ctrl-C outside training (start-up, evaluation): nothing to save; training itself
+        # is covered by cyclegan.training.safety.GracefulShutdown, which checkpoints first.
+        log.error("interrupted (Ctrl-C)")
+        sys.exit(130)
+    except SystemExit as exc:
+        from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+        if not isinstance(exc, SIGTERMException):
+            raise
+        # Lightning's own SIGTERM stop outside training.fit (which turns it into TrainingInterrupted);
+        # it carries no exit code, so the process would otherwise report success.
+        log.error("stopped by SIGTERM")
+        sys.exit(143)
+    except Exception as exc:  # noqa: BLE001 - classified below
+        user = _unwrap(exc)
+        if user is None:
+            raise
+        log.error("%s", one_line(user))
+        if in_multirun():
+            raise
+        sys.exit(user.exit_code)

@@ -1,0 +1,59 @@
+"""cyclegan.errors: every error class about the user's inputs is a UserError, one place reports them."""
+
+import importlib
+import inspect
+import logging
+import pkgutil
+
+import pytest
+
+import cyclegan
+from cyclegan.errors import MissingFileError, UserError, exit_on_user_error, first_line, one_line
+
+
+def _package_exceptions() -> list[type[BaseException]]:
+    found = []
+    for info in pkgutil.walk_packages(cyclegan.__path__, prefix="cyclegan."):
+        if ".sample" in info.name:  # bundled images and their maker script, not the package
+            continue
+        module = importlib.import_module(info.name)
+        for _, obj in inspect.getmembers(module, inspect.isclass):
+            if issubclass(obj, BaseException) and obj.__module__ == info.name:
+                found.append(obj)
+    return found
+
+
+def test_every_error_class_of_the_package_is_a_user_error():
+    classes = _package_exceptions()
+    names = {c.__name__ for c in classes}
+    # the ones entry points used to list by hand must be among them
+    assert {"CheckpointError", "DatasetNotFoundError", "DatasetDownloadError", "EvaluationError",
+            "InceptionNotAvailableError", "ImageLoadError", "TranslateError", "ConfigError"} <= names
+    assert [c.__name__ for c in classes if not issubclass(c, UserError)] == []
+
+
+def test_a_wrapped_user_error_is_one_line_and_its_exit_code(caplog):
+    class Diverged(UserError):
+        exit_code = 3
+
+    with pytest.raises(SystemExit) as e, caplog.at_level(logging.ERROR):
+        with exit_on_user_error():
+            try:
+                raise Diverged("loss went NaN\nat step 7")
+            except Diverged as inner:  # hydra.utils.instantiate wraps constructor errors like this
+                raise RuntimeError("Error instantiating") from inner
+    assert e.value.code == 3 and caplog.records[-1].getMessage() == "loss went NaN | at step 7"
+
+
+def test_missing_file_is_a_file_not_found_error_and_a_user_error(caplog):
+    with pytest.raises(SystemExit) as e, caplog.at_level(logging.ERROR):
+        with exit_on_user_error():
+            raise MissingFileError("no such file: x.ckpt")
+    assert e.value.code == 2 and caplog.records[-1].getMessage() == "no such file: x.ckpt"
+    assert issubclass(MissingFileError, FileNotFoundError)
+
+
+def test_first_and_one_line():
+    exc = ValueError("first\n  second  \n")
+    assert first_line(exc) == "first" and one_line(exc) == "first | second"
+    assert first_line(KeyError()) == "KeyError" == one_line(KeyError())
