@@ -20,7 +20,7 @@ PRESETS = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
 
 def test_the_presets_are_there_and_say_what_they_reproduce():
     assert PRESETS == ["fast_h100", "kaggle_monet_resnet", "kaggle_tutorial_unet", "monet_10min", "monet_10min_naive",
-                       "monet_vangogh_via_photo", "reference_cyclegan", "vangogh_unet"]
+                       "monet_vangogh_via_photo", "reference_cyclegan", "sample_cpu", "vangogh_unet"]
     for name in PRESETS:
         text = (Path(CONF_DIR) / "experiment" / f"{name}.yaml").read_text()
         assert text.startswith("# @package _global_\n# "), f"{name}: package line, then a comment naming its source"
