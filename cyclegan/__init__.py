@@ -2,14 +2,28 @@
 
 Packages, by stage (docs/ARCHITECTURE.md has the data flow):
 
-- ``models``: generators, discriminators, reference-weight import;
+- ``models``: generators, discriminators, reference-weight import, the model-config -> network
+  arguments table (``spec``), ``torch.compile`` of networks (``compile``);
 - ``data``: the datamodule, dataset sources, datasets, TFRecord, download, transforms;
-- ``gan``: the LightningModule, losses, image pools, LR schedules, speed switches;
-- ``training``: what ``train.py`` runs (instantiate + fit, callbacks, safety, resume, preflight, sweeps);
+- ``gan``: the LightningModule, losses, image pools, LR schedules, training speed switches;
+- ``training``: what ``train.py`` runs (fit, callbacks, safety, resume, preflight, sweeps);
 - ``evaluation``: what ``evaluate.py`` runs (metrics, Inception, validation KID, report);
-- ``inference``: loading a trained generator, export, translation, comparison grids;
-- ``config``: resolvers, config validation, override checks;
+- ``inference``: the one generator loader, export, translation, comparison grids;
+- ``config``: resolvers, config validation, override checks, the Hydra job's run mode;
 - ``bench``: the throughput benchmark (``python -m cyclegan.bench``).
+
+The shared layer under them: ``errors`` (UserError: one line, exit 2), ``imaging`` (image files:
+listing, decoding with one transparency rule, atomic writes, devices), ``serialization`` (safe
+``torch.load``), ``visualize`` (image grids, plots), ``loggers`` (W&B / TensorBoard).
+
+Import rule (tests/test_architecture.py checks it on every module's source):
+
+- ``inference`` imports only ``models`` and the shared layer;
+- ``evaluation`` may import ``inference``, ``models``, ``data`` and the shared layer;
+- ``models`` and ``data`` import only the shared layer; the shared layer imports nothing above it;
+- nothing imports ``training``; there are no import cycles;
+- imports sit at the top of a module; inside a function only for heavy or optional third-party
+  packages (Lightning in the inference CLIs, onnx, torchmetrics, matplotlib, wandb).
 
 ``cyclegan/translate.py`` and ``cyclegan/compare.py`` are thin shims that only run
 :mod:`cyclegan.inference.translate` / :mod:`cyclegan.inference.compare`, so the commands

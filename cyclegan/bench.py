@@ -42,6 +42,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
+
+from cyclegan.data import UnpairedDataModule
+from cyclegan.gan.module import CycleGAN
+from cyclegan.models import build_generator
 
 PRECISIONS = {"fp32": "32-true", "bf16": "bf16-mixed", "fp16": "16-mixed"}
 GPU_CONFIGS = [
@@ -197,8 +202,6 @@ def make_profiler(device: torch.device):
 def bench_training(cfg: Config, args, device: torch.device, count_flops: bool = False, profile: bool = False) -> Result:
     import pytorch_lightning as pl
 
-    from cyclegan.gan.module import CycleGAN
-
     result = Result(cfg.name, cfg.batch)
     reset_device(device)
     torch.manual_seed(0)
@@ -283,8 +286,6 @@ def summarize_profile(prof, wall_s: float, device: torch.device, args) -> dict:
 
 # ---------------------------------------------------------------------------------------- inference
 def bench_inference(args, device: torch.device, bf16: bool, channels_last: bool, compile: bool, batch: int) -> Result:
-    from cyclegan.models import build_generator
-
     name = f"G_AB inference {'bf16' if bf16 else 'fp32'}{'+cl' if channels_last else ''}{'+compile' if compile else ''}"
     result = Result(name, batch)
     reset_device(device)
@@ -319,8 +320,6 @@ def bench_inference(args, device: torch.device, bf16: bool, channels_last: bool,
 
 # ---------------------------------------------------------------------------------------- data pipeline
 def write_jpegs(folder: Path, n: int, size: int, seed: int) -> None:
-    from PIL import Image
-
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     for i in range(n):
@@ -331,8 +330,6 @@ def write_jpegs(folder: Path, n: int, size: int, seed: int) -> None:
 
 
 def bench_data(args, workers: int, cache: bool, data_dir: Path) -> Result:
-    from cyclegan.data import UnpairedDataModule
-
     result = Result(f"data pipeline, {workers} workers{' + cache_images' if cache else ''}", args.data_batch)
     dm = UnpairedDataModule(name="bench", source="folders", dir_a=str(data_dir / "A"), dir_b=str(data_dir / "B"),
                             image_size=args.image_size, load_size=int(args.image_size * 286 / 256),

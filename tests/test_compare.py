@@ -8,7 +8,8 @@ import torch
 from PIL import Image
 
 from cyclegan.inference.compare import comparison_grid, main, pick_evenly
-from cyclegan.inference.translate import load_chain, translate_tensor
+from cyclegan.inference.chain import load_chain
+from cyclegan.inference.tiling import translate_tensor
 from cyclegan.visualize import to_uint8
 from test_translate import make_ckpt, rand_img
 

@@ -19,14 +19,13 @@ import cyclegan.data.download as dl
 from cyclegan.data import (
     BERKELEY_URL,
     DatasetNotFoundError,
-    ImageLoadError,
     UnpairedDataModule,
     build_transforms,
     download_berkeley,
-    load_image,
     sample_dir,
     scan_images,
 )
+from cyclegan.imaging import ImageLoadError, load_image
 from cyclegan.data.tfrecord import crc32c, index_records, iter_examples, iter_records, masked_crc32c, parse_example
 
 CONF_DATA = Path(__file__).resolve().parents[1] / "conf" / "data"

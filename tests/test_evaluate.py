@@ -25,7 +25,7 @@ from cyclegan.evaluation.run import (
 )
 from cyclegan.evaluation.inception import InceptionNotAvailableError, TinyFeatureExtractor
 from cyclegan.gan.module import CycleGAN
-from cyclegan.gan.speed import COMPILE_AUTO_MIN_IMAGES, is_compiled
+from cyclegan.models.compile import COMPILE_AUTO_MIN_IMAGES, is_compiled
 from cyclegan.training.run import train
 from cyclegan.evaluation.validation_kid import ValidationKIDCallback
 

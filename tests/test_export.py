@@ -8,16 +8,18 @@ import numpy as np
 import pytest
 import torch
 
-from cyclegan.inference import checkpoint
-from cyclegan.inference.checkpoint import CheckpointError, build_from_spec, load_generator
-from cyclegan.inference.export import export_generator, export_onnx, export_state_dict, export_torchscript, load_exported
-from cyclegan.inference.translate import Chain, main, translate_tensor
+from cyclegan.models import build_generator
+from cyclegan.inference.checkpoint import CheckpointError, build_from_spec, load_exported, load_generator
+from cyclegan.inference.export import export_generator, export_onnx, export_state_dict, export_torchscript
+from cyclegan.inference.chain import Chain
+from cyclegan.inference.tiling import translate_tensor
+from cyclegan.inference.translate import main
 
 
 def tiny(name="resnet", seed=0, **kw):
     kw = kw or {"ngf": 4, "n_blocks": 1}
     torch.manual_seed(seed)
-    net = checkpoint._build_generator(name, **kw)
+    net = build_generator(name, **kw)
     return build_from_spec(name, kw, net.state_dict())  # as load_generator returns it (eval, spec attached)
 
 
@@ -45,12 +47,12 @@ def test_state_dict_export_roundtrip(tmp_path, x):
 
 
 def test_state_dict_export_needs_architecture(tmp_path):
-    built = checkpoint._build_generator("resnet", ngf=4, n_blocks=1)  # remembers how it was built
+    built = build_generator("resnet", ngf=4, n_blocks=1)  # remembers how it was built
     assert load_exported(export_state_dict(built, tmp_path / "built.pt")).size_multiple == 4
     foreign = torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1), torch.nn.Tanh())  # not one of ours
     with pytest.raises(CheckpointError, match="architecture"):
         export_state_dict(foreign, tmp_path / "g.pt")
-    bare = checkpoint._build_generator("resnet", ngf=4, n_blocks=1)
+    bare = build_generator("resnet", ngf=4, n_blocks=1)
     export_state_dict(bare, tmp_path / "g.pt", gen="resnet", gen_kwargs={"ngf": 4, "n_blocks": 1})
     with pytest.raises(CheckpointError, match="ts' or 'onnx"):
         export_state_dict(Chain([tiny(), tiny(seed=1)]), tmp_path / "c.pt")
@@ -98,7 +100,7 @@ def test_onnx_export(tmp_path, x):
 def test_cli_export(tmp_path, x):
     torch.manual_seed(0)
     kw = {"ngf": 4, "n_blocks": 1}
-    g_ab, g_ba = (checkpoint._build_generator("resnet", **kw).eval() for _ in range(2))
+    g_ab, g_ba = (build_generator("resnet", **kw).eval() for _ in range(2))
     sd = {f"G_AB.{k}": v for k, v in g_ab.state_dict().items()} | {f"G_BA.{k}": v for k, v in g_ba.state_dict().items()}
     ck = tmp_path / "run.ckpt"
     torch.save({"state_dict": sd, "hyper_parameters": {"gen": "resnet", **kw, "unet_depth": 8, "norm": "instance",

@@ -14,7 +14,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from wandb.proto import wandb_internal_pb2
 
 from conftest import TINY, compose_config
-from cyclegan.training.run import instantiate_group, train
+from cyclegan.loggers import instantiate_group
+from cyclegan.training.run import train
 from test_sweeps import single_threaded_torch  # noqa: F401 (autouse: one torch thread)
 
 SCALARS = {"train/G_loss_step", "train/D_A_step", "train/D_B_step", "train/cycle_A_step", "train/lr",

@@ -27,13 +27,9 @@ from cyclegan.evaluation.inception import (
     images_to_uint8,
     load_inception,
 )
+from cyclegan.evaluation.discriminator import decision_threshold, discriminator_accuracy
+from cyclegan.evaluation.features import compute_features
 from cyclegan.evaluation.metrics import (
-    PairedMetrics,
-    ValidationKID,
-    compute_features,
-    cycle_l1,
-    decision_threshold,
-    discriminator_accuracy,
     feature_statistics,
     fid_from_features,
     frechet_distance,
@@ -43,10 +39,10 @@ from cyclegan.evaluation.metrics import (
     mifid_from_features,
     pairwise_cosine_distance,
     poly_mmd,
-    ssim,
-    _ssim_local,
 )
+from cyclegan.evaluation.paired import PairedMetrics, cycle_l1, ssim
 from cyclegan.evaluation.report import write_report
+from cyclegan.evaluation.validation_kid import ValidationKID
 
 
 def _gaussian(n, mean, cov, seed):
@@ -257,24 +253,11 @@ def test_generative_metrics_report_counts():
 def test_ssim_of_identical_images_is_one_and_drops_with_noise():
     x = torch.rand(3, 3, 32, 32)
     assert ssim(x, x) == pytest.approx(1.0, abs=1e-6)
-    assert _ssim_local(x, x).tolist() == pytest.approx([1.0] * 3, abs=1e-6)
     noisy = (x + 0.2 * torch.randn_like(x)).clamp(0, 1)
     per_image = ssim(x, noisy, reduction="none")
     assert per_image.shape == (3,) and bool((per_image < 0.95).all())
     # [-1, 1] tensors give the same value once their range is declared
     assert ssim(x * 2 - 1, noisy * 2 - 1, value_range=(-1, 1)) == pytest.approx(float(per_image.mean()), abs=1e-5)
-
-
-def test_local_ssim_matches_torchmetrics():
-    try:
-        from torchmetrics.functional import structural_similarity_index_measure
-    except Exception as exc:  # missing, or broken by a mismatched torchvision
-        pytest.skip(f"torchmetrics unavailable: {exc}")
-    g = torch.Generator().manual_seed(0)
-    x = torch.rand(2, 3, 24, 20, generator=g)
-    y = (x + 0.1 * torch.randn(x.shape, generator=g)).clamp(0, 1)
-    expected = structural_similarity_index_measure(x, y, data_range=1.0, reduction="none")
-    torch.testing.assert_close(_ssim_local(x, y), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_cycle_l1_and_paired_metrics_stream():

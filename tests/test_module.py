@@ -105,6 +105,28 @@ def test_generator_step_runs_first_with_discriminators_frozen_then_discriminator
     assert len(model.pool_A) == 2 and len(model.pool_B) == 2
 
 
+def test_global_step_advances_once_per_cyclegan_iteration():
+    """Lightning counts each optimizer step under manual optimization (Lightning-AI/pytorch-lightning#17958);
+    CycleGAN._step_without_counting patches its private LightningOptimizer._on_after_step so that one
+    iteration (G step + D step) is one global step. A Lightning release that changes the hook fails here."""
+    model = CycleGAN(**TINY, pool_size=0)
+    iterations, steps = [], []
+    original = model.training_step
+    model.training_step = lambda batch, batch_idx: (iterations.append(batch_idx), original(batch, batch_idx))[1]
+    model.configure_optimizers_original = model.configure_optimizers
+
+    def configure():
+        optimizers, schedulers = model.configure_optimizers_original()
+        for name, opt in zip("GD", optimizers):
+            opt.register_step_post_hook(lambda opt, args, kwargs, name=name: steps.append(name))
+        return optimizers, schedulers
+
+    model.configure_optimizers = configure
+    trainer = fit(model, max_steps=3, data=RandomPairs(n=8), batch_size=1)
+    assert iterations == [0, 1, 2] and steps == ["G", "D"] * 3
+    assert trainer.global_step == 3  # max_steps counts CycleGAN iterations, not optimizer steps
+
+
 @pytest.mark.parametrize("gan_mode", ["lsgan", "vanilla", "hinge", "wgangp"])
 def test_every_gan_mode_trains_a_step(gan_mode):
     model = CycleGAN(**TINY, gan_mode=gan_mode)

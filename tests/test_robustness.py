@@ -27,8 +27,9 @@ from torch.utils.data import DataLoader
 from conftest import TINY, RandomPairs, compose_config
 from cyclegan.config.checks import ConfigError, validate_config
 from cyclegan.errors import exit_on_user_error
-from cyclegan.data import DatasetNotFoundError, ImageLoadError, UnpairedDataModule, load_image, scan_images
+from cyclegan.data import DatasetNotFoundError, UnpairedDataModule, scan_images
 from cyclegan.gan.module import CycleGAN
+from cyclegan.imaging import ImageLoadError, load_image
 from cyclegan.training.preflight import (
     OutputDirError,
     ResumeError,

@@ -11,14 +11,8 @@ from torch.utils.data import DataLoader
 from conftest import RandomPairs
 from cyclegan.gan.module import CycleGAN
 from cyclegan.models.generators import build_generator
-from cyclegan.gan.speed import (
-    adam_kwargs,
-    apply_speedups,
-    compile_for_inference,
-    compile_options,
-    eager_fallback,
-    is_compiled,
-)
+from cyclegan.gan.speed import adam_kwargs, apply_speedups
+from cyclegan.models.compile import compile_for_inference, compile_options, eager_fallback, is_compiled
 
 TINY = dict(ngf=4, ndf=4, n_blocks=1, d_layers=2)
 AOT_EAGER = {"backend": "aot_eager"}  # AOTAutograd graphs without the C++ build of inductor: fast on CPU

@@ -14,22 +14,15 @@ import torch
 from PIL import Image
 from torch import nn
 
-from cyclegan.inference import checkpoint
+from cyclegan.models import build_generator
 from cyclegan.inference.checkpoint import CheckpointError, load_generator, load_generators
-from cyclegan.gan.speed import is_compiled
-from cyclegan.inference.translate import (
-    Chain,
-    build_parser,
-    KaggleZipError,
-    TranslateError,
-    _size_batches,
-    load_chain,
-    main,
-    make_kaggle_zip,
-    parse_spec,
-    translate_folder,
-    translate_tensor,
-)
+from cyclegan.models.compile import is_compiled
+from cyclegan.inference.chain import Chain, load_chain, parse_spec
+from cyclegan.inference.kaggle import KaggleZipError, make_kaggle_zip
+from cyclegan.inference.tiling import translate_tensor
+from cyclegan.imaging import to_rgb
+from cyclegan.inference.batching import TranslateError, size_batches
+from cyclegan.inference.translate import build_parser, main, translate_folder
 
 TINY_RESNET = ("resnet", {"ngf": 4, "n_blocks": 1})
 
@@ -69,8 +62,8 @@ def make_ckpt(path, name="resnet", kw=None, seed=0):
     """A fake Lightning checkpoint: hyper_parameters + G_AB/G_BA/D_A/D_B state dicts."""
     kw = dict(TINY_RESNET[1] if kw is None else kw)
     torch.manual_seed(seed)
-    g_ab = checkpoint._build_generator(name, **kw).eval()
-    g_ba = checkpoint._build_generator(name, **kw).eval()
+    g_ab = build_generator(name, **kw).eval()
+    g_ba = build_generator(name, **kw).eval()
     sd = {f"G_AB.{k}": v for k, v in g_ab.state_dict().items()}
     sd.update({f"G_BA.{k}": v for k, v in g_ba.state_dict().items()})
     sd.update({"D_A.model.0.weight": torch.zeros(2, 3, 4, 4), "D_B.model.0.weight": torch.zeros(2, 3, 4, 4)})
@@ -119,7 +112,7 @@ def test_any_size_roundtrip_identity(tmp_path):
     for name, im in imgs.items():
         res = Image.open(out / name)
         assert res.mode == "RGB" and res.size == im.size
-        expected = np.array(im.convert("RGBA").convert("RGB") if im.mode == "P" else im.convert("RGB"))
+        expected = np.array(to_rgb(im))  # transparency composited on white, as in training
         np.testing.assert_array_equal(np.array(res), expected)  # identity => exact through padding
     jpg = Image.open(out / "photo.jpg")
     assert jpg.format == "JPEG" and jpg.size == (40, 30)
@@ -146,7 +139,7 @@ def test_fixed_size_is_a_straight_batch(tmp_path):
     for i in range(5):
         rand_img(256, 256, seed=i).save(tmp_path / f"{i}.png")
     files = sorted(tmp_path.glob("*.png"))
-    assert _size_batches(files, 4, None, 4 * 512 * 512) == [[0, 1, 2, 3], [4]]
+    assert size_batches(files, 4, None, 4 * 512 * 512) == [[0, 1, 2, 3], [4]]
     g = Identity()
     translate_folder(g, tmp_path, tmp_path / "out", batch_size=4, num_workers=0, progress=False)
     assert g.shapes == [(4, 3, 256, 256), (1, 3, 256, 256)]
@@ -185,7 +178,7 @@ def test_real_generators_any_size(tmp_path):
     """The project's generators, through padding: output has the input's size."""
     rand_img(37, 53).save(tmp_path / "x.png")
     for name, kw in (TINY_RESNET, ("unet", {"ngf": 4, "depth": 3})):
-        g = checkpoint._build_generator(name, **kw)
+        g = build_generator(name, **kw)
         out = translate_folder(g, tmp_path / "x.png", tmp_path / name, num_workers=0, progress=False)
         assert Image.open(out[0]).size == (53, 37)
 
@@ -203,7 +196,7 @@ def _kaggle_inputs(d):
 
 
 def test_kaggle_zip(tmp_path, monkeypatch):
-    import cyclegan.inference.translate as tr
+    import cyclegan.inference.batching as tr
 
     monkeypatch.setattr(tr, "_PROCESS_POOL_MIN_IMAGES", 1)  # exercise the forked encoder processes
     monkeypatch.setattr(tr, "_PROCESS_POOL_MIN_CPUS", 1)
@@ -222,7 +215,7 @@ def test_kaggle_zip(tmp_path, monkeypatch):
 
 def test_compiled_kaggle_zip_pads_the_last_batch_and_writes_the_eager_images(tmp_path):
     photos = _kaggle_inputs(tmp_path / "photos")
-    g = checkpoint._build_generator(TINY_RESNET[0], **TINY_RESNET[1])
+    g = build_generator(TINY_RESNET[0], **TINY_RESNET[1])
     eager = make_kaggle_zip(copy.deepcopy(g), photos, tmp_path / "eager.zip", min_count=5, batch_size=4,
                             num_workers=0, progress=False)
     batches = []
@@ -237,7 +230,7 @@ def test_compiled_kaggle_zip_pads_the_last_batch_and_writes_the_eager_images(tmp
 
 
 def test_compile_defaults_to_auto_on_the_command_line_and_auto_means_large_cpu_jobs():
-    from cyclegan.gan.speed import COMPILE_AUTO_MIN_IMAGES, auto_compile
+    from cyclegan.models.compile import COMPILE_AUTO_MIN_IMAGES, auto_compile
 
     base = ["--ckpt", "g.pt", "--input", "in", "--output", "out"]
     parse = build_parser().parse_args
@@ -287,7 +280,7 @@ def test_load_generator_from_lightning_ckpt(tmp_path):
 
 def test_reference_state_dict(tmp_path):
     torch.manual_seed(1)
-    g = checkpoint._build_generator("resnet", ngf=4, n_blocks=2)
+    g = build_generator("resnet", ngf=4, n_blocks=2)
     torch.save(g.state_dict(), tmp_path / "latest_net_G_A.pth")
     h = load_generator(tmp_path / "latest_net_G_A.pth", gen="resnet", ngf=4, n_blocks=2)
     x = torch.rand(1, 3, 12, 12) * 2 - 1

@@ -26,6 +26,11 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from cyclegan.errors import UserError, one_line
+from cyclegan.data.sources import SOURCES
+from cyclegan.gan.losses import GAN_MODES
+from cyclegan.gan.schedulers import LR_POLICIES
+from cyclegan.models import DISCRIMINATOR_NAMES, GENERATOR_NAMES, INIT_TYPES, NORM_TYPES, build_discriminator, build_generator
+from cyclegan.models.spec import discriminator_args, generator_args
 
 __all__ = [
     "ConfigError",
@@ -121,10 +126,6 @@ def _check_missing(cfg: DictConfig, problems: _Problems) -> None:
 
 
 def _check_model(model: DictConfig, problems: _Problems) -> None:
-    from cyclegan.gan.losses import GAN_MODES
-    from cyclegan.models import DISCRIMINATOR_NAMES, GENERATOR_NAMES, INIT_TYPES, NORM_TYPES
-    from cyclegan.gan.schedulers import LR_POLICIES
-
     def get(key: str) -> Any:
         return _get(model, key, problems, "model")
 
@@ -157,8 +158,6 @@ def _check_model(model: DictConfig, problems: _Problems) -> None:
 
 
 def _check_data(data: DictConfig, problems: _Problems) -> None:
-    from cyclegan.data.sources import SOURCES
-
     def get(key: str) -> Any:
         return _get(data, key, problems, "data")
 
@@ -203,15 +202,14 @@ def _check_sizes(model: DictConfig, data: DictConfig, problems: _Problems) -> No
     """Run the chosen networks on a meta tensor of the configured size (shapes only, no memory)."""
     import torch
 
-    from cyclegan.models import build_discriminator, build_generator
-
     size, batch = data.get("image_size"), data.get("batch_size") or 1
-    gen, disc = model.get("gen", "resnet"), model.get("disc", "patch")
+    gen, gen_kwargs = generator_args(model)
+    disc, disc_kwargs = discriminator_args(model)
     norm, depth, d_layers = model.get("norm", "instance"), model.get("unet_depth", 8), model.get("d_layers", 3)
     with torch.device("meta"):
         try:  # width does not change shapes: ngf=ndf=1 keeps this instant even for big models
-            G = build_generator(gen, ngf=1, n_blocks=model.get("n_blocks", 9), depth=depth, norm=norm)
-            D = build_discriminator(disc, ndf=1, n_layers=d_layers, norm=norm)
+            G = build_generator(gen, **{**gen_kwargs, "ngf": 1})
+            D = build_discriminator(disc, **{**disc_kwargs, "ndf": 1})
         except ValueError as exc:  # e.g. an alias that fixes a depth the config contradicts
             problems.add(f"model.gen={gen}, model.disc={disc}: {one_line(exc)}")
             return

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+import cyclegan.config.resolvers  # noqa: F401  (the configs use its resolvers)
+
 log = logging.getLogger(__name__)
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
@@ -55,8 +57,6 @@ def check_overrides(argv: Sequence[str], config_name: str) -> None:
     try:
         from hydra import compose, initialize_config_dir
         from hydra.core.global_hydra import GlobalHydra
-
-        import cyclegan.config.resolvers  # noqa: F401  (resolvers)
 
         GlobalHydra.instance().clear()
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):

@@ -4,11 +4,10 @@ Main entry point: :class:`UnpairedDataModule` (instantiated from ``conf/data/*.y
 """
 
 from .datamodule import UnpairedDataModule
-from .datasets import DomainDataset, ImageLoadError, PairedByIndexDataset, UnpairedDataset, load_image, to_rgb
+from .datasets import DomainDataset, PairedByIndexDataset, UnpairedDataset
 from .download import DatasetDownloadError, berkeley_url, download_berkeley
 from .sources import (
     BERKELEY_URL,
-    IMG_EXTENSIONS,
     DatasetNotFoundError,
     FileImageList,
     ImageList,
@@ -24,17 +23,13 @@ __all__ = [
     "UnpairedDataset",
     "PairedByIndexDataset",
     "DomainDataset",
-    "ImageLoadError",
     "DatasetNotFoundError",
-    "load_image",
-    "to_rgb",
     "build_transforms",
     "denormalize",
     "download_berkeley",
     "DatasetDownloadError",
     "berkeley_url",
     "BERKELEY_URL",
-    "IMG_EXTENSIONS",
     "ImageList",
     "FileImageList",
     "TFRecordImageList",

@@ -1,4 +1,4 @@
-"""Datasets: image decoding (PIL) and the unpaired / single-domain datasets.
+"""Datasets: the unpaired / single-domain datasets (images decoded by :func:`cyclegan.imaging.load_image`).
 
 Items:
 
@@ -19,105 +19,20 @@ from __future__ import annotations
 
 import logging
 import os
-import struct
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 from torch.utils.data import Dataset, get_worker_info
 
-from cyclegan.errors import UserError
+from cyclegan.imaging import ImageLoadError, load_image
 
 from .sources import ImageList
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ImageLoadError", "load_image", "to_rgb", "UnpairedDataset", "PairedByIndexDataset", "DomainDataset"]
-
-
-class ImageLoadError(UserError, RuntimeError):
-    """An image could not be read or decoded. ``.path`` names it."""
-
-    def __init__(self, path: str, cause: BaseException | str):
-        self.path = str(path)
-        self.cause = cause
-        reason = f"{type(cause).__name__}: {cause}" if isinstance(cause, BaseException) else str(cause)
-        super().__init__(f"cannot read image {self.path!r}: {reason}")
-
-
-_ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
-
-
-def to_rgb(im: Image.Image) -> Image.Image:
-    """Any PIL mode -> 8-bit RGB.
-
-    Transparent images are composited on white; 16/32-bit integer images (``I;16``, ``I``)
-    are scaled from the 16-bit range; float images (``F``) are taken as ``[0, 1]`` when their
-    maximum is <= 1, else as ``[0, 255]``; CMYK, YCbCr, L, 1, P ... use PIL's conversion.
-    """
-    mode = im.mode
-    if mode == "RGB":
-        return im
-    if mode.startswith("I;16") or mode in ("I", "F"):
-        arr = np.asarray(im, dtype=np.float64)
-        if mode == "F":
-            if arr.size and np.nanmax(arr) <= 1.0:
-                arr = arr * 255.0
-        elif mode.startswith("I;16") or (arr.size and arr.max() > 255):
-            arr = arr / 257.0  # 65535 -> 255
-        arr = np.nan_to_num(arr)
-        return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "L").convert("RGB")
-    if mode in _ALPHA_MODES or (mode in ("P", "L", "RGB", "1") and "transparency" in im.info):
-        rgba = im.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return im.convert("RGB")
-
-
-# Modes PIL's Image.reduce accepts; others (P: palette indices cannot be averaged, 1, I;16) are
-# converted to RGB first.
-_REDUCIBLE_MODES = {"L", "LA", "RGB", "RGBA", "CMYK", "YCbCr", "I", "F"}
-
-
-def _shrink_large(im: Image.Image, target: int) -> Image.Image:
-    """Box-reduce a decoded non-JPEG image by an integer factor keeping both sides >= ``target``.
-
-    JPEGs shrink while decoding (draft); PNG/WebP/BMP decode at full size, so big ones are
-    reduced right away to keep the later conversions and transforms small. PIL's decompression
-    bomb limit (``Image.MAX_IMAGE_PIXELS``, ~179 MP refused) bounds the decode itself: such
-    files are skipped like any unreadable image.
-    """
-    factor = min(im.size) // max(target, 1)
-    if factor < 2:
-        return im
-    if im.mode not in _REDUCIBLE_MODES:
-        im = to_rgb(im)
-    return im.reduce(factor)
-
-
-def load_image(source, name: str | None = None, draft_size: int | None = None) -> Image.Image:
-    """Decode ``source`` (path or binary file object) into an RGB PIL image.
-
-    EXIF orientation is applied. For JPEGs, ``draft_size`` lets the decoder downscale by a
-    power of two while keeping both sides >= ``draft_size`` (fast reads of huge photos).
-    Any failure raises :class:`ImageLoadError` naming ``name`` (default: ``source``).
-    """
-    name = str(name if name is not None else source)
-    try:
-        with Image.open(source) as im:
-            if draft_size and im.format == "JPEG":
-                im.draft("RGB", (int(draft_size), int(draft_size)))
-            elif draft_size:
-                im = _shrink_large(im, int(draft_size))
-            im = ImageOps.exif_transpose(im)  # a loaded copy (transposed when EXIF says so)
-            rgb = to_rgb(im)
-            rgb.load()
-            return rgb
-    except ImageLoadError:
-        raise
-    except (OSError, ValueError, SyntaxError, TypeError, struct.error, Image.DecompressionBombError) as e:
-        raise ImageLoadError(name, e) from e
+__all__ = ["UnpairedDataset", "PairedByIndexDataset", "DomainDataset"]
 
 
 def _worker_seed(seed: int | None) -> int:

@@ -18,7 +18,10 @@ from pathlib import Path
 from urllib.error import URLError
 from urllib.request import urlopen  # module global so tests can monkeypatch it
 
+from tqdm import tqdm
+
 from cyclegan.errors import UserError
+from cyclegan.imaging import atomic_write
 
 from .sources import BERKELEY_URL
 
@@ -26,23 +29,7 @@ from .sources import BERKELEY_URL
 class DatasetDownloadError(UserError, RuntimeError):
     """A dataset could not be fetched or unpacked; the message says where to put the files instead."""
 
-__all__ = ["BERKELEY_DATASETS", "berkeley_url", "download_berkeley", "download_url", "unpack_zip"]
-
-BERKELEY_DATASETS = (
-    "apple2orange",
-    "summer2winter_yosemite",
-    "horse2zebra",
-    "monet2photo",
-    "cezanne2photo",
-    "ukiyoe2photo",
-    "vangogh2photo",
-    "maps",
-    "cityscapes",
-    "facades",
-    "iphone2dslr_flower",
-    "ae_photos",
-    "grumpifycat",
-)
+__all__ = ["berkeley_url", "download_berkeley", "download_url", "unpack_zip"]
 
 _CHUNK = 1 << 20
 
@@ -61,32 +48,23 @@ def download_url(url: str, dest: str | os.PathLike, timeout: float = 60.0, progr
     Network failures propagate (``URLError``, ``TimeoutError``, ``OSError``).
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as out, urlopen(url, timeout=timeout) as resp:
-            headers = getattr(resp, "headers", None)
-            total = headers.get("Content-Length") if headers is not None else None
-            from tqdm import tqdm
-
-            with tqdm(
-                total=int(total) if total else None,
-                unit="B",
-                unit_scale=True,
-                unit_divisor=1024,
-                desc=dest.name,
-                disable=not progress,
-            ) as bar:
-                while True:
-                    chunk = resp.read(_CHUNK)
-                    if not chunk:
-                        break
-                    out.write(chunk)
-                    bar.update(len(chunk))
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_write(dest, suffix=".part") as tmp, open(tmp, "wb") as out, urlopen(url, timeout=timeout) as resp:
+        headers = getattr(resp, "headers", None)
+        total = headers.get("Content-Length") if headers is not None else None
+        with tqdm(
+            total=int(total) if total else None,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc=dest.name,
+            disable=not progress,
+        ) as bar:
+            while True:
+                chunk = resp.read(_CHUNK)
+                if not chunk:
+                    break
+                out.write(chunk)
+                bar.update(len(chunk))
     return dest
 
 

@@ -22,16 +22,17 @@ import io
 import logging
 import os
 from collections.abc import Sequence
+from importlib.resources import files
 from pathlib import Path
 
 from cyclegan.errors import UserError
+from cyclegan.imaging import IMAGE_EXTENSIONS, walk_images
 
-from .tfrecord import index_records, read_record, tfrecord_files
+from .tfrecord import index_records, parse_example, read_record, tfrecord_files
 
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "IMG_EXTENSIONS",
     "SOURCES",
     "BERKELEY_URL",
     "LAYOUTS_HELP",
@@ -46,7 +47,6 @@ __all__ = [
     "find_berkeley_root",
 ]
 
-IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 SOURCES = ("berkeley", "kaggle", "folders", "tfrecord", "sample")
 BERKELEY_URL = "https://efrosgans.eecs.berkeley.edu/cyclegan/datasets/{name}.zip"
 KAGGLE_URL = "https://www.kaggle.com/competitions/gan-getting-started/data"
@@ -54,7 +54,7 @@ KAGGLE_URL = "https://www.kaggle.com/competitions/gan-getting-started/data"
 LAYOUTS_HELP = (
     "Accepted layouts: berkeley = root/trainA, root/trainB (+ testA, testB); "
     "kaggle = root/monet_jpg, root/photo_jpg; tfrecord = root/monet_tfrec/*.tfrec, root/photo_tfrec/*.tfrec; "
-    "folders = dir_a, dir_b. Images: " + " ".join(IMG_EXTENSIONS) + " (any case, searched recursively)."
+    "folders = dir_a, dir_b. Images: " + " ".join(IMAGE_EXTENSIONS) + " (any case, searched recursively)."
 )
 
 
@@ -157,8 +157,6 @@ class TFRecordImageList(ImageList):
         return [f"{os.path.basename(f)}#{i}" for f, _, _, i in self.entries]
 
     def read_example(self, i: int) -> dict[str, list]:
-        from .tfrecord import parse_example
-
         f, off, n, _ = self.entries[i]
         return parse_example(read_record(f, off, n, verify=self.verify))
 
@@ -178,37 +176,30 @@ class TFRecordImageList(ImageList):
 
 # ----------------------------------------------------------------------------- scanning
 def scan_images(folder: str | os.PathLike) -> list[str]:
-    """All image files under ``folder`` (recursive, symlinks followed), sorted.
+    """All image files under ``folder`` (:func:`cyclegan.imaging.walk_images`: recursive, symlinks
+    followed, each real folder once, hidden files and ``__MACOSX`` skipped), sorted.
 
-    Extensions are matched case-insensitively; hidden files and folders (``.x``, macOS
-    ``._x`` resource forks, ``__MACOSX``) are skipped. No file is opened: empty (0-byte) files
-    and broken links are dropped here from one ``stat`` each, with a warning per file (the first
-    ``MAX_LISTED_SKIPS``) and a count; files that fail to decode are skipped later, when read.
+    No file is opened: empty (0-byte) files and broken links are dropped here from one ``stat``
+    each, with a warning per file (the first ``MAX_LISTED_SKIPS``) and a count; files that fail to
+    decode are skipped later, when read.
     """
     out: list[str] = []
     skipped = 0
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".") and d != "__MACOSX"]
-        for fn in filenames:
-            if fn.startswith("."):
-                continue
-            if os.path.splitext(fn)[1].lower() in IMG_EXTENSIONS:
-                path = os.path.join(dirpath, fn)
-                try:
-                    empty = os.stat(path).st_size == 0
-                    reason = "empty file (0 bytes)"
-                except OSError as e:  # a dangling symlink, or removed while scanning
-                    empty, reason = True, f"cannot stat it ({e.strerror})"
-                if empty:
-                    skipped += 1
-                    if skipped <= MAX_LISTED_SKIPS:
-                        log.warning("skipping %s: %s", path, reason)
-                    continue
-                out.append(path)
+    for path in walk_images(folder):
+        try:
+            empty = os.stat(path).st_size == 0
+            reason = "empty file (0 bytes)"
+        except OSError as e:  # a dangling symlink, or removed while scanning
+            empty, reason = True, f"cannot stat it ({e.strerror})"
+        if empty:
+            skipped += 1
+            if skipped <= MAX_LISTED_SKIPS:
+                log.warning("skipping %s: %s", path, reason)
+            continue
+        out.append(path)
     if skipped:
         log.warning("%s: skipped %d unusable file(s)%s; %d image(s) kept", folder, skipped,
                     f" ({skipped - MAX_LISTED_SKIPS} not listed)" if skipped > MAX_LISTED_SKIPS else "", len(out))
-    out.sort()
     return out
 
 
@@ -287,8 +278,6 @@ def holdout(images: ImageList, k: int) -> tuple[ImageList, ImageList]:
 def sample_dir() -> Path:
     """The bundled sample dataset (works from an installed package)."""
     try:
-        from importlib.resources import files
-
         p = Path(str(files("cyclegan.data") / "sample"))
         if p.is_dir():
             return p

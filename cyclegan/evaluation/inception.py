@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cyclegan.errors import MissingFileError, UserError
+from cyclegan.serialization import is_torchscript, safe_load
 
 log = logging.getLogger(__name__)
 
@@ -188,15 +189,6 @@ def _file_id(path: Path) -> str:
     return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
 
 
-def _is_torchscript(path: Path) -> bool:
-    import zipfile
-
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as zf:
-        return any(name.split("/", 1)[-1].startswith("code/") for name in zf.namelist())
-
-
 def _load_torchscript(path: Path, extractor_id: str) -> nn.Module:
     net = torch.jit.load(str(path), map_location="cpu")
     return TorchScriptInception(net, extractor_id)
@@ -229,11 +221,11 @@ def _load_path(weights_path: Union[str, os.PathLike]) -> nn.Module:
     path = Path(weights_path).expanduser()
     if not path.is_file():
         raise MissingFileError(f"no such weights file: {path}")
-    if _is_torchscript(path):
+    if is_torchscript(path):  # a network file the user configured as such (metrics.inception)
         return _load_torchscript(path, f"torchscript:{_file_id(path)}")
     # A state dict for torch-fidelity's FeatureExtractorInceptionV3. Check it is plain tensors first:
     # torch-fidelity itself loads it with weights_only=False.
-    state = torch.load(str(path), map_location="cpu", weights_only=True)
+    state = safe_load(path)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"{path} is neither TorchScript nor a state dict of tensors")
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3

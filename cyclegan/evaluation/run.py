@@ -26,42 +26,28 @@ Library use::
 
 from __future__ import annotations
 
-import hashlib
-import inspect
-import json
 import logging
 import math
 import os
 import time
-from contextlib import nullcontext
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
-from torch.utils.data import DataLoader, Subset
 
 from cyclegan.errors import UserError, first_line
-from cyclegan.inference.checkpoint import CheckpointError, safe_load
-from cyclegan.evaluation.metrics import (
-    MIFID_EPS,
-    PairedMetrics,
-    compute_features,
-    discriminator_decisions,
-    generative_metrics,
-    load_inception,
-)
+from cyclegan.evaluation.inception import load_inception
+from cyclegan.evaluation.metrics import MIFID_EPS, generative_metrics
+from cyclegan.evaluation.passes import DomainPass, cat, evenly_spaced, real_features, translation_pass
 from cyclegan.evaluation.report import write_report
-from cyclegan.gan.speed import (
-    NETWORKS,
-    auto_compile,
-    compile_for_inference,
-    compile_options,
-    eager_fallback,
-)
+from cyclegan.imaging import resolve_device
+from cyclegan.loggers import instantiate_group, log_image
+from cyclegan.serialization import CheckpointError, safe_load
+from cyclegan.models.compile import auto_compile, compile_for_inference, compile_options
+from cyclegan.models.spec import NETWORKS, CycleGANNetworks
 from cyclegan.visualize import image_grid, save_image_grid
 
 log = logging.getLogger(__name__)
@@ -73,13 +59,11 @@ __all__ = [
     "evaluate_model",
     "load_cyclegan",
     "real_features",
-    "resolve_device",
 ]
 
 # direction key -> (source domain, target domain)
 DIRECTIONS = {"A2B": ("A", "B"), "B2A": ("B", "A")}
 REAL_REF_SPLITS = ("test", "train", "val")
-FEATURE_CACHE_VERSION = "eval-test-pipeline-v1"  # bump when the real-image preprocessing changes
 
 
 class EvaluationError(UserError, ValueError):
@@ -91,22 +75,8 @@ class EvaluationError(UserError, ValueError):
 # ----------------------------------------------------------------------------------------------------------
 
 
-def resolve_device(name: str | None) -> torch.device:
-    """``auto`` -> cuda when available, else cpu; anything else as torch spells it (cpu, cuda, cuda:1)."""
-    name = str(name or "auto")
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise EvaluationError(f"device={name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise EvaluationError(f"device={name} but CUDA is not available here; use device=auto or device=cpu")
-    return device
-
-
 def resolve_compile(spec: Any, device: torch.device, n_images: int) -> Any:
-    """``compile=auto`` -> :func:`cyclegan.gan.speed.auto_compile` (a CPU with at least
+    """``compile=auto`` -> :func:`cyclegan.models.compile.auto_compile` (a CPU with at least
     ``COMPILE_AUTO_MIN_IMAGES`` images to translate, both directions together); anything else as
     ``model.compile`` (false, true, a mode, a mapping), checked."""
     spec = auto_compile(spec, device, n_images)
@@ -120,14 +90,12 @@ def resolve_compile(spec: Any, device: torch.device, n_images: int) -> Any:
 
 
 def load_cyclegan(ckpt_path: str | os.PathLike, map_location: Any = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """The CycleGAN LightningModule (both generators and discriminators) of a training checkpoint.
+    """Both generators and discriminators of a training checkpoint (:class:`CycleGANNetworks`).
 
-    Read with ``torch.load(weights_only=True)`` (:func:`cyclegan.inference.checkpoint.safe_load`); the module is
-    rebuilt from ``hyper_parameters`` and loaded strictly from ``state_dict``. Returns ``(model, info)``
+    Read with ``torch.load(weights_only=True)`` (:func:`cyclegan.serialization.safe_load`); the networks
+    are rebuilt from ``hyper_parameters`` and loaded strictly from ``state_dict``. Returns ``(model, info)``
     with info = ``{"checkpoint", "epoch", "global_step", "hparams"}``.
     """
-    from cyclegan.gan.module import CycleGAN  # lazy: building the module imports Lightning
-
     if ckpt_path in (None, "", "null"):
         raise EvaluationError(
             "ckpt_path is required: python evaluate.py ckpt_path=outputs/train/<run>/checkpoints/last.ckpt"
@@ -142,12 +110,8 @@ def load_cyclegan(ckpt_path: str | os.PathLike, map_location: Any = "cpu") -> tu
             "with both generators and discriminators); exported generators lack the discriminators"
         )
     hparams = dict(ckpt["hyper_parameters"])
-    accepted = set(inspect.signature(CycleGAN.__init__).parameters) - {"self"}
-    unknown = sorted(set(hparams) - accepted)
-    if unknown:  # a checkpoint from an older/newer version: build with what this version understands
-        log.warning("ignoring checkpoint hyper-parameters unknown to this CycleGAN: %s", ", ".join(unknown))
     try:
-        model = CycleGAN(**{k: v for k, v in hparams.items() if k in accepted})
+        model = CycleGANNetworks(hparams, init=False)  # the weights come from the checkpoint
         model.load_state_dict(ckpt["state_dict"], strict=True)
     except (RuntimeError, ValueError, TypeError, KeyError) as exc:
         first = first_line(exc)
@@ -194,156 +158,6 @@ def _parse_real_ref(real_ref: str | Sequence[str]) -> list[str]:
     return splits
 
 
-# ----------------------------------------------------------------------------------------------------------
-# real-image features (cached)
-# ----------------------------------------------------------------------------------------------------------
-
-
-def _file_identity(path: str) -> list:
-    """(path, size, mtime) for files on disk; the bare string for other images (e.g. TFRecord entries)."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return [path]
-    return [str(Path(path).resolve()), st.st_size, st.st_mtime_ns]
-
-
-def _concat_datasets(datamodule, splits: Sequence[str], domain: str):
-    from torch.utils.data import ConcatDataset
-
-    datasets = [datamodule.domain_dataset(split, domain) for split in splits]
-    return datasets[0] if len(datasets) == 1 else ConcatDataset(datasets)
-
-
-def _loader(dataset, batch_size: int, num_workers: int) -> DataLoader:
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                      pin_memory=torch.cuda.is_available())
-
-
-def real_features(
-    datamodule,
-    splits: Sequence[str],
-    domain: str,
-    extractor: nn.Module,
-    batch_size: int = 32,
-    device: torch.device | str = "cpu",
-    cache_dir: Optional[str | os.PathLike] = None,
-    num_workers: int = 0,
-) -> torch.Tensor:
-    """Inception features [N, F] of the real ``domain`` images of ``splits`` after the test pipeline.
-
-    Cached under ``cache_dir`` (``compute_features``' cache) keyed by every file's path, size and mtime,
-    the image size and the extractor, so changing any of them recomputes.
-    """
-    files = [p for split in splits for p in datamodule.files(split, domain)]
-    key = json.dumps([FEATURE_CACHE_VERSION, int(datamodule.image_size), [_file_identity(p) for p in files]])
-    key = hashlib.sha256(key.encode()).hexdigest()
-    loader = _loader(_concat_datasets(datamodule, splits, domain), batch_size, num_workers)
-    images = (batch["image"] for batch in loader)  # only consumed on a cache miss
-    t0 = time.perf_counter()
-    feats = compute_features(images, extractor, batch_size=batch_size, device=device,
-                             cache_dir=None if cache_dir is None else Path(cache_dir).expanduser(),
-                             cache_key=key if cache_dir is not None else None, value_range=(-1.0, 1.0))
-    log.info("real %s features (%s): %d images in %.1f s", domain, "+".join(splits), len(feats),
-             time.perf_counter() - t0)
-    return feats
-
-
-# ----------------------------------------------------------------------------------------------------------
-# translation pass
-# ----------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class DomainPass:
-    """What one pass over a domain's test images collects (source domain X, target Y)."""
-
-    fake_features: list[torch.Tensor] = field(default_factory=list)
-    paired: PairedMetrics = field(default_factory=lambda: PairedMetrics(value_range=(-1.0, 1.0)))
-    real_judged_real: list[torch.Tensor] = field(default_factory=list)  # D_X on real X images
-    fake_judged_real: list[torch.Tensor] = field(default_factory=list)  # D_Y on G(x)
-    examples: dict[str, list[torch.Tensor]] = field(default_factory=lambda: {"real": [], "fake": [], "rec": []})
-
-
-def _evenly_spaced(dataset, max_images: Optional[int]):
-    if max_images is None or max_images <= 0 or len(dataset) <= max_images:
-        return dataset
-    idx = np.linspace(0, len(dataset) - 1, int(max_images)).round().astype(int)
-    return Subset(dataset, idx.tolist())
-
-
-@torch.no_grad()
-def _translate_domain(
-    loader: Iterable[dict],
-    G: nn.Module,
-    G_back: nn.Module,
-    D_source: nn.Module,
-    D_target: nn.Module,
-    extractor: nn.Module,
-    gan_mode: str,
-    device: torch.device,
-    batch_size: int,
-    bf16: bool,
-    num_examples: int,
-    pad_to: int = 0,
-) -> DomainPass:
-    out = DomainPass()
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
-    kept = 0
-    for batch in loader:
-        x = batch["image"].to(device, non_blocking=True)
-        n = x.shape[0]
-        x = _pad_batch(x, pad_to)
-        with autocast:
-            fake = G(x)
-            rec = G_back(fake)
-            real_ok = discriminator_decisions(D_source, x, gan_mode)[:n]
-            fake_fooled = discriminator_decisions(D_target, fake, gan_mode)[:n]
-        x = x[:n]
-        fake, rec = fake[:n].float().clamp(-1, 1), rec[:n].float().clamp(-1, 1)  # tanh outputs; clamp bf16 rounding
-        out.paired.update(x, fake, rec)
-        out.real_judged_real.append(real_ok)
-        out.fake_judged_real.append(fake_fooled)
-        out.fake_features.append(
-            compute_features(fake, extractor, batch_size=batch_size, device=device, value_range=(-1.0, 1.0))
-        )
-        if kept < num_examples:
-            take = min(num_examples - kept, x.shape[0])
-            for name, t in (("real", x), ("fake", fake), ("rec", rec)):
-                out.examples[name].append(t[:take].float().cpu())
-            kept += take
-    return out
-
-
-@torch.no_grad()
-def _judge_real(loader: Iterable[dict], D: nn.Module, gan_mode: str, device: torch.device, bf16: bool,
-                pad_to: int = 0) -> DomainPass:
-    """A domain that is only a target: its discriminator's decisions on its real test images."""
-    out = DomainPass()
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
-    for batch in loader:
-        x = _pad_batch(batch["image"].to(device), pad_to)
-        with autocast:
-            out.real_judged_real.append(discriminator_decisions(D, x, gan_mode)[: len(batch["image"])])
-    return out
-
-
-def _pad_batch(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Zero images appended up to ``size``: compiled networks then see one batch shape (no recompilation
-    for the last batch); every norm layer is per image, so the padding changes no result."""
-    if not size or x.shape[0] >= size:
-        return x
-    return torch.cat([x, x.new_zeros((size - x.shape[0], *x.shape[1:]))])
-
-
-def _cat(tensors: list[torch.Tensor]) -> torch.Tensor:
-    return torch.cat(tensors) if tensors else torch.zeros(0)
-
-
-def _fraction(flags: torch.Tensor) -> float:
-    return float(flags.float().mean()) if flags.numel() else float("nan")
-
-
 def evaluate_model(
     model: nn.Module,
     datamodule,
@@ -382,56 +196,72 @@ def evaluate_model(
     nets = {"A": (model.G_AB, model.G_BA, model.D_A, model.D_B), "B": (model.G_BA, model.G_AB, model.D_B, model.D_A)}
     wanted = parse_directions(directions)
     sources = [DIRECTIONS[key][0] for key in wanted]
-    datasets = {domain: _evenly_spaced(datamodule.domain_dataset(split, domain), max_images) for domain in nets}
+    datasets = {domain: evenly_spaced(datamodule.domain_dataset(split, domain), max_images) for domain in nets}
     compiled = compile_for_inference(
         (getattr(model, n) for n in NETWORKS),
         resolve_compile(compile, device, sum(len(datasets[d]) for d in sources)))
     pad_to = batch_size if compiled else 0
 
-    passes: dict[str, DomainPass] = {}
-    for domain, (G, G_back, D_source, D_target) in nets.items():
-        dataset = datasets[domain]
-        loader = _loader(dataset, batch_size, num_workers)
-        t0 = time.perf_counter()
-        with eager_fallback():
-            if domain not in sources:  # only the target of the evaluated direction: its D on real images
-                passes[domain] = _judge_real(loader, D_source, gan_mode, device, bf16, pad_to)
-                log.info("judged %d real %s images of domain %s in %.1f s", len(dataset), split, domain,
-                         time.perf_counter() - t0)
-                continue
-            passes[domain] = _translate_domain(loader, G, G_back, D_source, D_target, extractor, gan_mode,
-                                               device, batch_size, bf16, num_examples, pad_to)
-        log.info("translated %d %s images of domain %s in %.1f s%s", len(dataset), split, domain,
-                 time.perf_counter() - t0, " (compiled networks; the first batch compiles them)" if compiled else "")
-
+    passes = translation_pass(nets, datasets, sources, extractor, gan_mode=gan_mode, device=device,
+                              batch_size=batch_size, bf16=bf16, num_examples=num_examples, pad_to=pad_to,
+                              num_workers=num_workers, compiled=compiled, split=split)
     results: dict[str, dict[str, Any]] = {}
     for key in wanted:
-        src, tgt = DIRECTIONS[key]
-        common = dict(batch_size=batch_size, device=device, cache_dir=cache_dir, num_workers=num_workers)
-        real = real_features(datamodule, splits, tgt, extractor, **common)
-        train = real_features(datamodule, ["train"], tgt, extractor, **common) if train_ref else None
-        fake = _cat(passes[src].fake_features)
-        scores = generative_metrics(real, fake, train_ref_features=train, kid_subset_size_max=kid_subset_size,
-                                    kid_subsets=kid_subsets, mifid_eps=mifid_eps, seed=seed)
-        scores.update(passes[src].paired.compute())
-        # The target discriminator: its real images come from the pass over the target domain.
-        real_ok, fake_fooled = _cat(passes[tgt].real_judged_real), _cat(passes[src].fake_judged_real)
-        acc_real, acc_fake = _fraction(real_ok), _fraction(~fake_fooled)
-        scores.update(
-            d_accuracy=(acc_real + acc_fake) / 2,  # balanced: 0.5 means chance whatever the two counts are
-            d_accuracy_real=acc_real, d_accuracy_fake=acc_fake,
-            d_n_real=int(real_ok.numel()), d_n_fake=int(fake_fooled.numel()),
-        )
-        results[key] = scores
-        log.info("%s: FID %.3f, KID %.5f (n_real %d, n_fake %d), SSIM %.3f, D acc %.3f", key, scores["fid"],
-                 scores["kid_mean"], scores["n_real"], scores["n_fake"], scores["ssim"], scores["d_accuracy"])
+        results[key] = score_direction(
+            key, passes, datamodule, extractor, real_splits=splits, train_ref=train_ref, batch_size=batch_size,
+            device=device, cache_dir=cache_dir, num_workers=num_workers, kid_subset_size=kid_subset_size,
+            kid_subsets=kid_subsets, mifid_eps=mifid_eps, seed=seed)
 
     examples = {}
     for src, tgt in (DIRECTIONS[key] for key in wanted):
         ex = passes[src].examples
         examples[f"real_{src}"], examples[f"fake_{tgt}"], examples[f"rec_{src}"] = (
-            _cat(ex["real"]), _cat(ex["fake"]), _cat(ex["rec"]))
+            cat(ex["real"]), cat(ex["fake"]), cat(ex["rec"]))
     return results, examples
+
+
+def score_direction(
+    key: str,
+    passes: Mapping[str, DomainPass],
+    datamodule,
+    extractor: nn.Module,
+    *,
+    real_splits: Sequence[str],
+    train_ref: bool,
+    batch_size: int,
+    device: torch.device,
+    cache_dir: Optional[str | os.PathLike],
+    num_workers: int,
+    kid_subset_size: int,
+    kid_subsets: int,
+    mifid_eps: float,
+    seed: int,
+) -> dict[str, Any]:
+    """The scores of one direction (``A2B`` or ``B2A``) from the translation pass: FID/KID/MiFID against
+    the target domain's real images, SSIM and cycle L1, the target discriminator's accuracy."""
+    src, tgt = DIRECTIONS[key]
+    common = dict(batch_size=batch_size, device=device, cache_dir=cache_dir, num_workers=num_workers)
+    real = real_features(datamodule, real_splits, tgt, extractor, **common)
+    train = real_features(datamodule, ["train"], tgt, extractor, **common) if train_ref else None
+    fake = cat(passes[src].fake_features)
+    scores = generative_metrics(real, fake, train_ref_features=train, kid_subset_size_max=kid_subset_size,
+                                kid_subsets=kid_subsets, mifid_eps=mifid_eps, seed=seed)
+    scores.update(passes[src].paired.compute())
+    # The target discriminator: its real images come from the pass over the target domain.
+    real_ok, fake_fooled = cat(passes[tgt].real_judged_real), cat(passes[src].fake_judged_real)
+    acc_real, acc_fake = _fraction(real_ok), _fraction(~fake_fooled)
+    scores.update(
+        d_accuracy=(acc_real + acc_fake) / 2,  # balanced: 0.5 means chance whatever the two counts are
+        d_accuracy_real=acc_real, d_accuracy_fake=acc_fake,
+        d_n_real=int(real_ok.numel()), d_n_fake=int(fake_fooled.numel()),
+    )
+    log.info("%s: FID %.3f, KID %.5f (n_real %d, n_fake %d), SSIM %.3f, D acc %.3f", key, scores["fid"],
+             scores["kid_mean"], scores["n_real"], scores["n_fake"], scores["ssim"], scores["d_accuracy"])
+    return scores
+
+
+def _fraction(flags: torch.Tensor) -> float:
+    return float(flags.float().mean()) if flags.numel() else float("nan")
 
 
 def grid_rows(examples: Mapping[str, torch.Tensor]) -> list[torch.Tensor]:
@@ -456,17 +286,11 @@ def flat_scalars(results: Mapping[str, Mapping[str, Any]], prefix: str = "eval")
 
 
 def _log_to_loggers(loggers: list, cfg: DictConfig, scalars: dict[str, float], grid: Optional[np.ndarray]) -> None:
-    from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
-
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         logger.log_metrics(scalars, step=0)
         if grid is not None:
-            caption = "rows: real A, A→B, A→B→A, real B, B→A, B→A→B"
-            if isinstance(logger, WandbLogger):
-                logger.log_image(key="eval/samples", images=[grid], caption=[caption], step=0)
-            elif isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_image("eval/samples", grid, 0, dataformats="HWC")
+            log_image([logger], "eval/samples", grid, 0, caption="rows: real A, A→B, A→B→A, real B, B→A, B→A→B")
         logger.save()
         logger.finalize("success")
 
@@ -483,8 +307,6 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     scalars and the grid to ``cfg.logger``; returns the metrics dict written to metrics.json.
     """
     import hydra
-
-    from cyclegan.training.run import instantiate_group
 
     t_start = time.perf_counter()
     m = cfg.metrics

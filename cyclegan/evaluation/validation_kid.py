@@ -31,11 +31,74 @@ import torch
 from pytorch_lightning.utilities import rank_zero_warn
 from torch import nn
 
-from cyclegan.evaluation.metrics import ValidationKID, compute_features, load_inception
+from cyclegan.evaluation.features import as_items, compute_features
+from cyclegan.evaluation.inception import load_inception
+from cyclegan.evaluation.metrics import kid_from_features, kid_subset_size
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ValidationKIDCallback"]
+__all__ = ["ValidationKID", "ValidationKIDCallback"]
+
+
+class ValidationKID:
+    """KID of generated images against a small fixed set of real images whose features are precomputed.
+
+    Meant for every-N-epochs validation (checkpoint monitor / sweep objective)::
+
+        vkid = ValidationKID.from_images("data/monet/testB", load_inception(), max_real=200, cache_dir=...)
+        vkid.score([G(x) for x in val_batches])    # generator outputs in [-1, 1]
+        # -> {"kid_mean", "kid_std", "kid_subset_size", "n_real", "n_fake"}
+
+    The subset size is min(subset_size, n_real, n_fake) and the subsets are drawn with a fixed seed, so
+    scores of successive epochs are comparable. Fakes are float in ``fake_value_range`` (default [-1, 1])
+    or uint8.
+    """
+
+    def __init__(self, real_features: torch.Tensor, extractor: nn.Module, subset_size: int = 100,
+                 num_subsets: int = 50, seed: int = 0, batch_size: int = 32,
+                 device: Union[str, torch.device] = "cpu", fake_value_range: tuple[float, float] = (-1.0, 1.0)):
+        self.real_features = torch.as_tensor(real_features).float().cpu()
+        if self.real_features.ndim != 2 or len(self.real_features) < 2:
+            raise ValueError("ValidationKID needs real features [N >= 2, F]")
+        self.extractor = extractor
+        self.subset_size = subset_size
+        self.num_subsets = num_subsets
+        self.seed = seed
+        self.batch_size = batch_size
+        self.device = device
+        self.fake_value_range = fake_value_range
+
+    @classmethod
+    def from_images(cls, real_images: Any, extractor: nn.Module, max_real: int = 200,
+                    cache_dir: Optional[PathLike] = None, value_range: tuple[float, float] = (0.0, 1.0),
+                    **kwargs: Any) -> "ValidationKID":
+        """Real features of at most ``max_real`` images (a folder: evenly spaced over its sorted files)."""
+        items = list(as_items(real_images))
+        if len(items) > max_real:
+            idx = np.linspace(0, len(items) - 1, max_real).round().astype(int)
+            items = [items[i] for i in idx]
+        feats = compute_features(items, extractor, batch_size=kwargs.get("batch_size", 32),
+                                 device=kwargs.get("device", "cpu"), cache_dir=cache_dir, value_range=value_range)
+        return cls(feats, extractor, **kwargs)
+
+    @property
+    def n_real(self) -> int:
+        return len(self.real_features)
+
+    def score(self, fake_images: Union[torch.Tensor, Iterable[torch.Tensor]]) -> dict[str, Any]:
+        fake = compute_features(fake_images, self.extractor, self.batch_size, self.device,
+                                value_range=self.fake_value_range)
+        return self.score_features(fake)
+
+    __call__ = score
+
+    def score_features(self, fake_features: torch.Tensor) -> dict[str, Any]:
+        n_fake = len(fake_features)
+        mean, std = kid_from_features(self.real_features, fake_features, self.subset_size, self.num_subsets,
+                                      seed=self.seed)
+        return {"kid_mean": mean, "kid_std": std,
+                "kid_subset_size": kid_subset_size(self.n_real, n_fake, self.subset_size),
+                "n_real": self.n_real, "n_fake": n_fake}
 
 
 class ValidationKIDCallback(pl.Callback):

@@ -23,9 +23,11 @@ import torch.nn.functional as F
 
 from cyclegan.gan.losses import GANLoss, gradient_penalty
 from cyclegan.models import build_discriminator, build_generator
+from cyclegan.models.spec import discriminator_args, generator_args
 from cyclegan.gan.pool import ImagePool
 from cyclegan.gan.schedulers import build_scheduler, time_budget_fraction, time_decay_factor
-from cyclegan.gan.speed import adam_kwargs, apply_speedups, channels_last_input, compile_options
+from cyclegan.gan.speed import adam_kwargs, apply_speedups, channels_last_input
+from cyclegan.models.compile import compile_options
 
 
 class CycleGAN(pl.LightningModule):
@@ -72,9 +74,8 @@ class CycleGAN(pl.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         compile_options(compile)  # reject an unknown model.compile value now, not after the data is loaded
-        net = dict(norm=norm, init_type=init_type, init_gain=init_gain)
-        gen_kwargs = dict(ngf=ngf, dropout=dropout, n_blocks=n_blocks, depth=unet_depth, **net)
-        disc_kwargs = dict(ndf=ndf, n_layers=d_layers, **net)
+        gen, gen_kwargs = generator_args(self.hparams, init=True)
+        disc, disc_kwargs = discriminator_args(self.hparams, init=True)
         self.G_AB = build_generator(gen, **gen_kwargs)
         self.G_BA = build_generator(gen, **gen_kwargs)
         self.D_A = build_discriminator(disc, **disc_kwargs)
@@ -176,7 +177,14 @@ class CycleGAN(pl.LightningModule):
 
         Under manual optimization Lightning counts every optimizer step, so one CycleGAN
         iteration (G step + D step) would count twice and `trainer.max_steps`, checkpoint
-        and logging intervals would mean half as many iterations as users expect.
+        and logging intervals would mean half as many iterations as users expect. This is
+        Lightning's open issue "incorrect global_step with multiple optimizers and
+        automatic_optimization=False" (Lightning-AI/pytorch-lightning#17958; the fix proposed in
+        PR #19589 is unmerged). The count happens in ``LightningOptimizer._on_after_step``, a
+        private hook (set per optimizer by the manual-optimization loop, after stopping the
+        ``optimizer_step`` profiler action): for the D step it is swapped for the profiler stop
+        alone. tests/gan/test_module.py pins the result (one global step per iteration), so a
+        Lightning release that changes the hook fails there, not silently in long runs.
         """
         counting_hook = getattr(optimizer, "_on_after_step", None)
         if counting_hook is None:  # not a LightningOptimizer (e.g. called outside a Trainer)

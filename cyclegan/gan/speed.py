@@ -1,5 +1,7 @@
 """Speed switches for the CycleGAN networks: channels_last, torch.compile and fused Adam.
 
+(``torch.compile`` itself, shared with inference and evaluation, is :mod:`cyclegan.models.compile`.)
+
 ``CycleGAN`` applies them in ``configure_model`` (``model.channels_last``, ``model.compile``)
 and ``configure_optimizers`` (``model.fused_adam``); the helpers live here so the benchmark
 (`python -m cyclegan.bench`) and tests use exactly the same code path.
@@ -17,47 +19,17 @@ Two rules keep checkpoints and Lightning's manual optimization working unchanged
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 from torch import nn
 
+from cyclegan.models.compile import compile_in_place, compile_options
+from cyclegan.models.spec import NETWORKS
+
 log = logging.getLogger(__name__)
-
-NETWORKS = ("G_AB", "G_BA", "D_A", "D_B")
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-_OFF = {"false", "off", "none", "no", "0", ""}
-_ON = {"true", "on", "yes", "1"}
-
-
-def compile_options(spec: Any) -> dict | None:
-    """``model.compile`` -> keyword arguments of ``torch.compile``, or None when off.
-
-    Accepts false/true, a mode name (``default``, ``reduce-overhead``, ``max-autotune``,
-    ``max-autotune-no-cudagraphs``), or a mapping of ``torch.compile`` arguments
-    (e.g. ``{backend: aot_eager}`` or ``{mode: max-autotune-no-cudagraphs, dynamic: false}``).
-    """
-    if spec is None or spec is False:
-        return None
-    if spec is True:
-        return {}
-    if isinstance(spec, Mapping):
-        return dict(spec)
-    text = str(spec).strip().lower()
-    if text in _OFF:
-        return None
-    if text in _ON:
-        return {}
-    if text in COMPILE_MODES:
-        return {} if text == "default" else {"mode": text}
-    raise ValueError(
-        f"model.compile={spec!r} is not understood; use false, true, one of {', '.join(COMPILE_MODES)}, "
-        "or a mapping of torch.compile arguments such as {backend: aot_eager}"
-    )
-
 
 def to_channels_last(module: nn.Module) -> nn.Module:
     """Convert 4-D parameters/buffers to channels_last (NHWC strides) in place; returns ``module``.
@@ -115,56 +87,6 @@ def replace_instance_norms(module: nn.Module) -> int:
         else:
             count += replace_instance_norms(child)
     return count
-
-
-def is_compiled(module: nn.Module) -> bool:
-    return getattr(module, "_compiled_call_impl", None) is not None
-
-
-def compile_in_place(modules: Iterable[nn.Module], options: dict) -> None:
-    """``module.compile(**options)`` for each module not compiled yet (idempotent)."""
-    for module in modules:
-        if not is_compiled(module):
-            module.compile(**options)
-
-
-# Below this many images compiling costs more than it saves on a CPU (about a minute of compilation
-# on 2 cores, then a full-size generator runs 1.2-1.7x faster; docs/SPEED.md).
-COMPILE_AUTO_MIN_IMAGES = 256
-
-
-def auto_compile(spec: Any, device: torch.device, n_images: int) -> Any:
-    """``auto`` -> compile for inference on a CPU with at least ``COMPILE_AUTO_MIN_IMAGES`` images, not
-    on a GPU (eager GPU inference gets through thousands of images in seconds, less than compiling
-    takes); anything else is returned as given (``model.compile`` values)."""
-    if isinstance(spec, str) and spec.strip().lower() == "auto":
-        return device.type == "cpu" and n_images >= COMPILE_AUTO_MIN_IMAGES
-    return spec
-
-
-def compile_for_inference(modules: Iterable[nn.Module], spec: Any, dynamic: bool | None = False) -> bool:
-    """Compile ``modules`` in place for inference (``spec`` as ``model.compile``); True when compiled.
-
-    ``dynamic=False`` (unless ``spec`` says otherwise) suits callers that feed one batch shape (they
-    pad the last batch): each network compiles once; ``None`` lets torch generalise after a second
-    shape (images of many sizes). Compilation happens at the first call: make the calls inside
-    :func:`eager_fallback`.
-    """
-    options = compile_options(spec)
-    if options is None:
-        return False
-    options.setdefault("dynamic", dynamic)
-    compile_in_place(modules, options)
-    return True
-
-
-@contextlib.contextmanager
-def eager_fallback() -> Iterator[None]:
-    """Inside this block a compiled network whose compilation fails (no C++ compiler on a CPU
-    machine, an operator inductor cannot handle) runs eagerly after one warning instead of raising:
-    compiling is a speed-up, never a reason for an evaluation or a translation to fail."""
-    with torch._dynamo.config.patch(suppress_errors=True):
-        yield
 
 
 def networks_to_compile(model: nn.Module, gan_mode: str | None = None) -> list[str]:

@@ -1,6 +1,7 @@
-"""Load trained generators for inference, safely.
+"""The one loader of trained generators for inference: checkpoints, exports, reference weights.
 
-Three kinds of file are understood, all read with ``torch.load(..., weights_only=True)``:
+Three kinds of file are understood, all read with ``torch.load(..., weights_only=True)``
+(:func:`cyclegan.serialization.safe_load`):
 
 * a Lightning training checkpoint (``.ckpt``): the generator is rebuilt from
   ``hyper_parameters`` and its weights taken from ``state_dict["G_AB.*"]`` / ``["G_BA.*"]``;
@@ -10,28 +11,40 @@ Three kinds of file are understood, all read with ``torch.load(..., weights_only
 
 A file that cannot be read with ``weights_only=True`` (a pickle holding arbitrary Python
 objects) is refused: unpickling it could run arbitrary code.
+
+TorchScript archives (``--export ts``) are programs: loading one runs its code. They are loaded
+only when the user asks for it, never because of what a file contains: ``allow_torchscript=True``
+(``--allow-torchscript`` on the command line), or a file whose name says it is TorchScript
+(``*.torchscript.pt``, ``*.ts``, as ``--export ts`` writes them). Any other TorchScript file, e.g.
+one called ``model.ckpt``, is refused in one line.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
-import re
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 from torch import nn
 
-from cyclegan.errors import MissingFileError, UserError, first_line
+from cyclegan.errors import first_line
+from cyclegan.models import build_generator, load_reference_weights
+from cyclegan.models.spec import generator_args
+from cyclegan.serialization import CheckpointError, is_torchscript, safe_load, torchscript_refusal
 
 __all__ = [
     "CheckpointError",
     "EXPORT_FORMAT",
     "EXPORT_VERSION",
     "safe_load",
+    "TORCHSCRIPT_SUFFIXES",
     "load_generator",
     "load_generators",
+    "load_exported",
+    "load_torchscript",
     "build_from_spec",
     "generator_spec",
 ]
@@ -39,69 +52,10 @@ __all__ = [
 EXPORT_FORMAT = "cyclegan-generator"
 EXPORT_VERSION = 1
 DIRECTIONS = ("AB", "BA")
-
-# hyper_parameters key of the LightningModule -> build_generator keyword
-_HPARAM_TO_KWARG = {
-    "ngf": "ngf",
-    "n_blocks": "n_blocks",
-    "unet_depth": "depth",
-    "norm": "norm",
-    "dropout": "dropout",
-    "in_channels": "in_channels",
-    "out_channels": "out_channels",
-    "input_nc": "in_channels",
-    "output_nc": "out_channels",
-}
-
-
-class CheckpointError(UserError, ValueError):
-    """A checkpoint/generator file that exists but cannot be used (one-line message)."""
-
-
-def _build_generator(name: str, **kwargs: Any) -> nn.Module:
-    from cyclegan.models import build_generator  # lazy: keep this module light to import
-
-    return build_generator(name, **kwargs)
-
-
-def _load_reference(net: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> None:
-    try:
-        from cyclegan.models import load_reference_weights
-    except ImportError:  # pragma: no cover - models package without the helper
-        net.load_state_dict(state_dict)
-        return
-    load_reference_weights(net, state_dict)
-
-
-def safe_load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
-    """``torch.load(path, weights_only=True)`` with user-facing errors.
-
-    Raises FileNotFoundError (naming the path) or CheckpointError (one line) when the file
-    is not a plain tensors/containers pickle.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise MissingFileError(f"no such file: {path}")
-    if path.is_dir():
-        raise CheckpointError(f"{path} is a directory, expected a checkpoint file")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - classify below
-        msg = str(exc)
-        if "weights_only" in msg or "GLOBAL" in msg or "Unsupported global" in msg:
-            m = re.search(r"GLOBAL ([\w.]+)", msg)
-            what = f" (it references {m.group(1)})" if m else ""
-            raise CheckpointError(
-                f"refusing to load {path}: not a plain weights file{what}; unpickling it would "
-                "need arbitrary code execution (we only load with weights_only=True). If you "
-                "trust the file, re-save its tensors as a state dict, e.g. torch.save(torch.load(p, "
-                "weights_only=False)['state_dict'], 'weights.pt')"
-            ) from None
-        first = msg.strip().splitlines()[0] if msg.strip() else ""
-        raise CheckpointError(
-            f"cannot read {path} as a PyTorch file ({type(exc).__name__}: {first})"
-        ) from None
-
+# A file the user names like this is TorchScript by the user's own account (``--export ts`` writes .ts).
+TORCHSCRIPT_SUFFIXES = (".torchscript.pt", ".torchscript", ".ts")
+ALLOW_TORCHSCRIPT_HINT = "pass --allow-torchscript (allow_torchscript=True), or name it *.torchscript.pt"
+TS_META = "cyclegan.json"  # the metadata entry that export_torchscript writes into the archive
 
 def _strip_prefix(state_dict: Mapping[str, Any], prefix: str) -> dict[str, Any]:
     """Entries under ``prefix`` with it removed (and torch.compile's ``_orig_mod.`` dropped)."""
@@ -131,10 +85,9 @@ def _kind(obj: Any) -> str:
 
 def generator_spec(hparams: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     """(name, build_generator kwargs) from a LightningModule's ``hyper_parameters``."""
-    name = hparams.get("gen") or hparams.get("generator") or hparams.get("netG")
+    name, kwargs = generator_args(hparams, default=None)
     if not isinstance(name, str):
         raise CheckpointError("checkpoint hyper_parameters has no generator name ('gen')")
-    kwargs = {kw: hparams[hp] for hp, kw in _HPARAM_TO_KWARG.items() if hparams.get(hp) is not None}
     return name, kwargs
 
 
@@ -143,13 +96,13 @@ def build_from_spec(name: str, gen_kwargs: Mapping[str, Any], state_dict: Mappin
     """Build generator ``name`` and load ``state_dict`` into it (strict); eval mode."""
     where = f"{source}: " if source else ""
     try:
-        net = _build_generator(name, **dict(gen_kwargs))
+        net = build_generator(name, **dict(gen_kwargs))
     except (ValueError, TypeError, KeyError) as exc:
         first = first_line(exc)
         raise CheckpointError(f"{where}cannot build generator {name!r} {dict(gen_kwargs)}: {first}") from None
     try:
         if reference:
-            _load_reference(net, state_dict)
+            load_reference_weights(net, state_dict)
         else:
             net.load_state_dict(state_dict)
     except (RuntimeError, KeyError, ValueError) as exc:
@@ -179,21 +132,40 @@ def _from_export(obj: Mapping[str, Any], path: Path) -> nn.Module:
     return build_from_spec(obj["gen"], obj.get("gen_kwargs") or {}, obj["state_dict"], source=str(path))
 
 
+def named_torchscript(path: str | os.PathLike) -> bool:
+    """Whether the file's name says it is TorchScript (see :data:`TORCHSCRIPT_SUFFIXES`)."""
+    return str(path).lower().endswith(TORCHSCRIPT_SUFFIXES)
+
+
+def load_torchscript(path: str | os.PathLike, map_location: Any = "cpu") -> nn.Module:
+    """Load a TorchScript generator (its code runs: call this only for files the user trusts).
+
+    Returns an eval-mode module with an int ``size_multiple`` (from the archive's metadata).
+    """
+    extra = {TS_META: ""}
+    module = torch.jit.load(str(path), map_location=map_location, _extra_files=extra)
+    meta = json.loads(extra[TS_META] or "{}")
+    module.eval()
+    module.size_multiple = int(meta.get("size_multiple", 1))
+    return module
+
+
 def load_generator(path: str | os.PathLike, direction: str = "AB", map_location: Any = "cpu",
-                   gen: str | None = None, **gen_kwargs: Any) -> nn.Module:
+                   gen: str | None = None, *, allow_torchscript: bool = False, **gen_kwargs: Any) -> nn.Module:
     """Load one generator (eval mode, no grad) from a .ckpt, an exported file or a reference .pth.
 
     ``direction`` ("AB" or "BA") picks G_AB / G_BA of a training checkpoint (ignored for
     single-generator files). ``gen`` / ``gen_kwargs`` give the architecture of a bare state
     dict (default ``resnet_9blocks``); for a .ckpt they override the stored hyper-parameters.
-    TorchScript files (see :func:`cyclegan.inference.export.load_exported`) are accepted too.
+    TorchScript files are loaded only with ``allow_torchscript=True`` or when named
+    ``*.torchscript.pt`` / ``*.ts``; any other is refused (its code would run).
     """
     path = Path(path)
     direction = _normalize_direction(direction)
-    if path.exists() and path.is_file() and _is_torchscript(path):
-        from cyclegan.inference.export import load_exported
-
-        return load_exported(path, map_location=map_location)
+    if is_torchscript(path):
+        if not (allow_torchscript or named_torchscript(path)):
+            raise CheckpointError(torchscript_refusal(path, ALLOW_TORCHSCRIPT_HINT))
+        return load_torchscript(path, map_location=map_location)
     obj = safe_load(path, map_location)
     kind = _kind(obj)
     if kind == "lightning":
@@ -215,6 +187,19 @@ def load_generator(path: str | os.PathLike, direction: str = "AB", map_location:
     )
 
 
+def load_exported(path: str | os.PathLike, map_location: Any = "cpu", *, allow_torchscript: bool = False) -> nn.Module:
+    """Load a generator written by :func:`cyclegan.inference.export.export_state_dict` or
+    :func:`~cyclegan.inference.export.export_torchscript` (the TorchScript rule of :func:`load_generator`).
+
+    Returns an eval-mode module with an int ``size_multiple`` attribute. (ONNX files are run
+    with onnxruntime, not loaded back into torch.)
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".onnx" and path.exists():
+        raise CheckpointError(f"{path}: ONNX models are run with onnxruntime, not loaded into torch")
+    return load_generator(path, map_location=map_location, allow_torchscript=allow_torchscript)
+
+
 def load_generators(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, nn.Module]:
     """Both generators of a Lightning training checkpoint: ``{"AB": G_AB, "BA": G_BA}``."""
     path = Path(path)
@@ -224,21 +209,16 @@ def load_generators(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     return {d: _from_lightning(obj, d, path) for d in DIRECTIONS}
 
 
-def _is_torchscript(path: Path) -> bool:
-    """TorchScript archives are zip files holding ``<name>/code/`` (torch.save ones do not)."""
-    import zipfile
-
-    if not zipfile.is_zipfile(path):
-        return False
-    try:
-        with zipfile.ZipFile(path) as zf:
-            return any("/code/" in n for n in zf.namelist()[:200])
-    except (zipfile.BadZipFile, OSError):
-        return False
-
-
 def lcm_multiple(modules) -> int:
     m = 1
     for g in modules:
         m = math.lcm(m, int(getattr(g, "size_multiple", 1) or 1))
     return m
+
+
+def size_multiple_of(generator: nn.Module) -> int:
+    """What a generator's (or a chain's) input height and width must be multiples of."""
+    members = getattr(generator, "generators", None)
+    if members is not None and getattr(generator, "size_multiple", None) is None:
+        return lcm_multiple(members)
+    return int(getattr(generator, "size_multiple", 1) or 1)

@@ -23,7 +23,10 @@ import torch
 from PIL import Image
 
 from cyclegan.errors import UserError, first_line
-from cyclegan.inference.translate import _read_rgb, list_images, load_chain, translate_tensor
+from cyclegan.imaging import resolve_device
+from cyclegan.inference.batching import TranslateError, list_images, read_rgb
+from cyclegan.inference.chain import load_chain
+from cyclegan.inference.tiling import translate_tensor
 from cyclegan.visualize import image_grid
 
 __all__ = ["comparison_grid", "pick_evenly", "main"]
@@ -43,7 +46,7 @@ def comparison_grid(models: Sequence[torch.nn.Module], files: Sequence[Path], si
     if not files:
         raise TranslateError("no input images to compare")
     device = torch.device(device)
-    x = torch.from_numpy(np.stack([_read_rgb(f, size) for f in files])).permute(0, 3, 1, 2)
+    x = torch.from_numpy(np.stack([read_rgb(f, size) for f in files])).permute(0, 3, 1, 2)
     x = x.float().div(127.5).sub(1).to(device)
     rows = [x]
     for model in models:
@@ -66,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=256, metavar="PX", help="inputs are resized to PX x PX (default 256)")
     p.add_argument("--direction", default="AB", type=str.upper, choices=["AB", "BA"],
                    help="direction of specs without :AB/:BA (default AB)")
+    p.add_argument("--allow-torchscript", action="store_true",
+                   help="load TorchScript --ckpt files whatever their name (their code runs: trusted files only)")
     p.add_argument("--device", default=None, metavar="DEV", help="cuda, cpu (default: cuda when available)")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
     p.add_argument("--quality", type=int, default=85, metavar="Q", help="JPEG quality (default 85)")
@@ -78,9 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.count < 1 or args.size < 1:
         print(f"{parser.prog}: error: --count and --size must be positive", file=sys.stderr)
         return 2
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        models = [load_chain(spec.split(","), default_direction=args.direction) for spec in args.ckpt]
+        device = resolve_device(args.device, key="--device")
+        models = [load_chain(spec.split(","), default_direction=args.direction,
+                             allow_torchscript=args.allow_torchscript) for spec in args.ckpt]
         models = [m.generators[0] if len(m.generators) == 1 else m for m in models]
         root, rel = list_images(args.input)
         files = [root / r for r in pick_evenly(rel, args.count)]

@@ -1,4 +1,4 @@
-"""Export a single generator for deployment, and load it back.
+"""Export a single generator for deployment (loading it back: :mod:`cyclegan.inference.checkpoint`).
 
 Formats:
 
@@ -7,7 +7,8 @@ Formats:
   containers, loadable with ``torch.load(weights_only=True)`` and by
   :func:`cyclegan.inference.checkpoint.load_generator`;
 * ``ts`` (TorchScript, ``.ts``): traced on CPU, dynamic batch/height/width, metadata in the
-  archive's ``extra/cyclegan.json``;
+  archive's ``extra/cyclegan.json``. A TorchScript file is a program: the loader runs it only when
+  its name says what it is (``.ts``, ``.torchscript.pt``) or the user passes ``--allow-torchscript``;
 * ``onnx`` (``.onnx``): ``torch.onnx.export`` (dynamo exporter, legacy exporter as fallback),
   input ``image`` / output ``translated``, dynamic axes batch/height/width; metadata in the
   model's ``metadata_props``.
@@ -30,8 +31,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from cyclegan.errors import MissingFileError, first_line
-from cyclegan.inference.checkpoint import EXPORT_FORMAT, EXPORT_VERSION, CheckpointError, lcm_multiple, load_generator
+from cyclegan.errors import first_line
+from cyclegan.imaging import atomic_write
+from cyclegan.inference.checkpoint import EXPORT_FORMAT, EXPORT_VERSION, TS_META, CheckpointError, size_multiple_of
 
 __all__ = [
     "FORMATS",
@@ -39,8 +41,6 @@ __all__ = [
     "export_state_dict",
     "export_torchscript",
     "export_onnx",
-    "load_exported",
-    "size_multiple_of",
 ]
 
 FORMATS = ("state_dict", "ts", "onnx")
@@ -49,14 +49,6 @@ _FORMAT_ALIASES = {
     "ts": "ts", "torchscript": "ts", "jit": "ts",
     "onnx": "onnx",
 }
-_TS_META = "cyclegan.json"
-
-
-def size_multiple_of(generator: nn.Module) -> int:
-    members = getattr(generator, "generators", None)
-    if members is not None and not hasattr(generator, "size_multiple"):
-        return lcm_multiple(members)
-    return int(getattr(generator, "size_multiple", 1) or 1)
 
 
 def _spec(generator: nn.Module, gen: str | None, gen_kwargs: dict | None) -> tuple[str, dict]:
@@ -95,9 +87,8 @@ def export_state_dict(generator: nn.Module, path: str | os.PathLike, *, gen: str
         "size_multiple": size_multiple_of(generator),
         "state_dict": {k: v.detach().cpu().contiguous() for k, v in generator.state_dict().items()},
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        torch.save(obj, tmp)
     return path
 
 
@@ -174,9 +165,8 @@ def export_torchscript(generator: nn.Module, path: str | os.PathLike) -> Path:
                 errors.append(f"{how}: {first_line(exc)}")
         if module is None:
             raise CheckpointError("TorchScript export failed (" + "; ".join(errors) + ")")
-        tmp = path.with_name(path.name + ".tmp")
-        torch.jit.save(module, str(tmp), _extra_files={_TS_META: json.dumps(_meta(g))})
-        os.replace(tmp, path)
+        with atomic_write(path) as tmp:
+            torch.jit.save(module, str(tmp), _extra_files={TS_META: json.dumps(_meta(g))})
     return path
 
 
@@ -192,50 +182,48 @@ def export_onnx(generator: nn.Module, path: str | os.PathLike, *, opset: int | N
     (h1, w1), _ = _example_shapes(generator)
     lo = _min_size(generator)
     meta = _meta(generator)
-    tmp = path.with_name(path.name + ".tmp.onnx")
-    errors = []
-    with _cpu_eval_copy(generator) as g, torch.no_grad():
-        x = torch.rand(1, 3, h1, w1) * 2 - 1
-        attempts = [True, False] if dynamo is None else [bool(dynamo)]
-        done = False
-        for use_dynamo in attempts:
-            try:
-                with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet_torch_logs():
-                    warnings.simplefilter("ignore")
-                    kwargs: dict[str, Any] = dict(input_names=["image"], output_names=["translated"])
-                    if opset is not None:
-                        kwargs["opset_version"] = opset
-                    if use_dynamo:
-                        D = torch.export.Dim
-                        torch.onnx.export(g, (x,), str(tmp), dynamo=True, external_data=False,
-                                          dynamic_shapes=({0: D("batch"), 2: D("height", min=lo),
-                                                           3: D("width", min=lo)},),
-                                          verbose=False, **kwargs)
-                    else:
-                        axes = {0: "batch", 2: "height", 3: "width"}
-                        torch.onnx.export(g, (x,), str(tmp), dynamo=False,
-                                          dynamic_axes={"image": axes, "translated": axes}, **kwargs)
-                done = True
-                meta["exporter"] = "dynamo" if use_dynamo else "legacy"
-                break
-            except Exception as exc:  # noqa: BLE001
-                text = str(exc).strip()
-                errors.append(f"{'dynamo' if use_dynamo else 'legacy'}: {text.splitlines()[0] if text else type(exc).__name__}")
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
-        if not done:
-            raise CheckpointError("ONNX export failed (" + "; ".join(errors) + ")")
-    try:  # attach metadata when the onnx package is around (it is, for torch.onnx.export)
-        import onnx
+    with atomic_write(path, suffix=".onnx") as tmp:  # the exporters pick the format by extension
+        errors = []
+        with _cpu_eval_copy(generator) as g, torch.no_grad():
+            x = torch.rand(1, 3, h1, w1) * 2 - 1
+            attempts = [True, False] if dynamo is None else [bool(dynamo)]
+            done = False
+            for use_dynamo in attempts:
+                try:
+                    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet_torch_logs():
+                        warnings.simplefilter("ignore")
+                        kwargs: dict[str, Any] = dict(input_names=["image"], output_names=["translated"])
+                        if opset is not None:
+                            kwargs["opset_version"] = opset
+                        if use_dynamo:
+                            D = torch.export.Dim
+                            torch.onnx.export(g, (x,), str(tmp), dynamo=True, external_data=False,
+                                              dynamic_shapes=({0: D("batch"), 2: D("height", min=lo),
+                                                               3: D("width", min=lo)},),
+                                              verbose=False, **kwargs)
+                        else:
+                            axes = {0: "batch", 2: "height", 3: "width"}
+                            torch.onnx.export(g, (x,), str(tmp), dynamo=False,
+                                              dynamic_axes={"image": axes, "translated": axes}, **kwargs)
+                    done = True
+                    meta["exporter"] = "dynamo" if use_dynamo else "legacy"
+                    break
+                except Exception as exc:  # noqa: BLE001
+                    errors.append(f"{'dynamo' if use_dynamo else 'legacy'}: {first_line(exc)}")
+                    with contextlib.suppress(OSError):
+                        tmp.unlink()
+            if not done:
+                raise CheckpointError("ONNX export failed (" + "; ".join(errors) + ")")
+        try:  # attach metadata when the onnx package is around (it is, for torch.onnx.export)
+            import onnx
 
-        model = onnx.load(str(tmp))
-        for key, value in (("cyclegan", json.dumps(meta)), ("size_multiple", str(meta["size_multiple"]))):
-            prop = model.metadata_props.add()
-            prop.key, prop.value = key, value
-        onnx.save(model, str(tmp))
-    except ImportError:  # pragma: no cover
-        pass
-    os.replace(tmp, path)
+            model = onnx.load(str(tmp))
+            for key, value in (("cyclegan", json.dumps(meta)), ("size_multiple", str(meta["size_multiple"]))):
+                prop = model.metadata_props.add()
+                prop.key, prop.value = key, value
+            onnx.save(model, str(tmp))
+        except ImportError:  # pragma: no cover
+            pass
     return path
 
 
@@ -246,26 +234,3 @@ def export_generator(generator: nn.Module, path: str | os.PathLike, format: str 
         raise CheckpointError(f"unknown export format {format!r}; choose one of {', '.join(FORMATS)}")
     fn = {"state_dict": export_state_dict, "ts": export_torchscript, "onnx": export_onnx}[fmt]
     return fn(generator, path, **kwargs)
-
-
-def load_exported(path: str | os.PathLike, map_location: Any = "cpu") -> nn.Module:
-    """Load a generator written by :func:`export_state_dict` or :func:`export_torchscript`.
-
-    Returns an eval-mode module with an int ``size_multiple`` attribute. (ONNX files are run
-    with onnxruntime, not loaded back into torch.)
-    """
-    from cyclegan.inference.checkpoint import _is_torchscript
-
-    path = Path(path)
-    if not path.exists():
-        raise MissingFileError(f"no such file: {path}")
-    if path.suffix.lower() == ".onnx":
-        raise CheckpointError(f"{path}: ONNX models are run with onnxruntime, not loaded into torch")
-    if _is_torchscript(path):
-        extra = {_TS_META: ""}
-        module = torch.jit.load(str(path), map_location=map_location, _extra_files=extra)
-        meta = json.loads(extra[_TS_META] or "{}")
-        module.eval()
-        module.size_multiple = int(meta.get("size_multiple", 1))
-        return module
-    return load_generator(path, map_location=map_location)

@@ -18,7 +18,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from cyclegan.errors import MissingFileError, first_line
+from cyclegan.errors import MissingFileError
+from cyclegan.serialization import safe_load
 
 _STALE_NORM_STATS = ("running_mean", "running_var", "num_batches_tracked")
 _Shapes = dict[str, tuple[int, ...]]
@@ -29,12 +30,7 @@ def _read_state_dict(source: str | os.PathLike | Mapping) -> tuple[Mapping, str]
         label = os.fspath(source)
         if not os.path.isfile(label):
             raise MissingFileError(f"reference weights not found: {label}")
-        try:
-            obj = torch.load(label, map_location="cpu", weights_only=True)
-        except Exception as e:  # UnpicklingError (not weights-only), RuntimeError (corrupt), ...
-            first = first_line(e)
-            raise ValueError(f"{label}: cannot read as a weights-only checkpoint "
-                             f"(torch.load(weights_only=True) failed: {first})") from e
+        obj = safe_load(label)  # weights_only=True; CheckpointError (a ValueError) names the file
     elif isinstance(source, Mapping):
         obj, label = source, "<state dict>"
     else:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 
+from cyclegan.loggers import log_image
 from cyclegan.visualize import image_grid, plot_loss_curves, save_image_grid
 
 
@@ -19,15 +19,6 @@ def cycle_rows(visuals: dict, max_images: int) -> list:
         rows.append(torch.stack([visuals["real_A"][i], visuals["fake_B"][i], visuals["rec_A"][i]]))
         rows.append(torch.stack([visuals["real_B"][i], visuals["fake_A"][i], visuals["rec_B"][i]]))
     return rows
-
-
-def log_image_to_loggers(trainer: pl.Trainer, key: str, image, caption: str = "") -> None:
-    """Send an HxWx3 uint8 image to every logger that can show images (CSV keeps the PNG files only)."""
-    for logger in trainer.loggers:
-        if isinstance(logger, WandbLogger):
-            logger.log_image(key=key, images=[image], caption=[caption] if caption else None, step=trainer.global_step)
-        elif isinstance(logger, TensorBoardLogger):
-            logger.experiment.add_image(key, image, trainer.global_step, dataformats="HWC")
 
 
 class ImageGridLogger(pl.Callback):
@@ -50,8 +41,8 @@ class ImageGridLogger(pl.Callback):
             return
         rows = cycle_rows(visuals, self.max_images)
         save_image_grid(self.output_dir / "images" / f"step_{step:07d}.png", rows)
-        log_image_to_loggers(trainer, "train/images", image_grid(rows),
-                             caption="columns: real, translated, reconstructed; rows alternate A -> B and B -> A")
+        log_image(trainer.loggers, "train/images", image_grid(rows), step,
+                  caption="columns: real, translated, reconstructed; rows alternate A -> B and B -> A")
 
 
 class LossCurvePlot(pl.Callback):

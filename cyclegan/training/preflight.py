@@ -19,9 +19,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from cyclegan.errors import UserError, one_line
+from cyclegan.models import build_discriminator, build_generator
+from cyclegan.models.spec import discriminator_args, generator_args
+from cyclegan.serialization import CheckpointError, safe_load
 
 __all__ = [
     "OutputDirError",
@@ -84,17 +88,14 @@ def estimate_checkpoint_bytes(cfg: DictConfig) -> int:
     """
     import torch
 
-    from cyclegan.models import build_discriminator, build_generator
-
     model, data = cfg.get("model"), cfg.get("data")
     if not isinstance(model, DictConfig):
         return 0
-    kw = dict(norm=model.get("norm", "instance"))
+    gen, gen_kwargs = generator_args(model)
+    disc, disc_kwargs = discriminator_args(model)
     with torch.device("meta"):
-        G = build_generator(model.get("gen", "resnet"), ngf=model.get("ngf", 64), n_blocks=model.get("n_blocks", 9),
-                            depth=model.get("unet_depth", 8), dropout=model.get("dropout", False), **kw)
-        D = build_discriminator(model.get("disc", "patch"), ndf=model.get("ndf", 64),
-                                n_layers=model.get("d_layers", 3), **kw)
+        G = build_generator(gen, **gen_kwargs)
+        D = build_discriminator(disc, **disc_kwargs)
     params = 2 * sum(p.numel() for p in G.parameters()) + 2 * sum(p.numel() for p in D.parameters())
     size = int(data.get("image_size", 256)) if isinstance(data, DictConfig) else 256
     pools = 2 * int(model.get("pool_size", 50) or 0) * 3 * size * size
@@ -102,8 +103,6 @@ def estimate_checkpoint_bytes(cfg: DictConfig) -> int:
 
 
 def _safe_load(path: Path) -> Any:
-    from cyclegan.inference.checkpoint import CheckpointError, safe_load
-
     try:
         return safe_load(path)
     except CheckpointError as exc:
@@ -164,13 +163,9 @@ def preflight_run(cfg: DictConfig) -> None:
             check_resume_checkpoint(last, cfg.get("model"))
 
 
-try:  # Hydra >= 1.1
-    from hydra.experimental.callback import Callback as _HydraCallback
-except ImportError:  # pragma: no cover
-    _HydraCallback = object
 
 
-class OutputDirPreflight(_HydraCallback):
+class OutputDirPreflight(Callback):
     """Hydra callback: check the run/sweep folder before Hydra creates it.
 
     Hydra creates ``hydra.run.dir`` before the task starts; an unwritable path there is a

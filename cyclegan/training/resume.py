@@ -39,6 +39,7 @@ from pytorch_lightning.loggers import WandbLogger
 from torch.utils.data import DataLoader
 
 from cyclegan.errors import MissingFileError
+from cyclegan.imaging import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +239,8 @@ def find_last_checkpoint(output_dir: str | os.PathLike, search_siblings: bool,
 
 # ----------------------------------------------------------------------------- atomic writes
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """torch.save into `.<name>.tmp-<pid>` beside the target, fsync, then os.replace over it.
+    """torch.save into `.<name>.tmp-<pid>` beside the target, fsync, then os.replace over it
+    (:func:`cyclegan.imaging.atomic_write`).
 
     os.replace is atomic on POSIX and Windows within one filesystem: readers see the old file or
     the new one, never a half-written one. Remote paths (s3://, gs://, ...) use Lightning's own save.
@@ -249,14 +251,5 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             return super().save_checkpoint(checkpoint, path, storage_options)
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        try:
-            with open(tmp, "wb") as f:
-                torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with atomic_write(path, fsync=True) as tmp, open(tmp, "wb") as f:
+            torch.save(checkpoint, f)

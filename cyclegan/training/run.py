@@ -16,7 +16,6 @@ import contextlib
 import logging
 import math
 from pathlib import Path
-from typing import Any
 
 import hydra
 import pytorch_lightning as pl
@@ -26,6 +25,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from cyclegan.config.checks import validate_config
 from cyclegan.config.hydra_run import hydra_job, in_multirun
 from cyclegan.errors import MissingFileError, UserError, one_line
+from cyclegan.loggers import instantiate_group
 from cyclegan.training.preflight import check_resume_checkpoint, preflight_run
 from cyclegan.training.resume import AtomicCheckpointIO, find_last_checkpoint, wandb_run_id
 from cyclegan.training.safety import TrainingInterrupted, interruption_of
@@ -41,13 +41,6 @@ log = logging.getLogger(__name__)
 # The objective when `optimized_metric` was not logged (e.g. with ~callbacks.val_kid): a weak
 # stand-in (a low generator loss can mean a weak discriminator), so train() warns when it is used.
 FALLBACK_METRIC = "train/G_loss_epoch"
-
-
-def instantiate_group(group: DictConfig | None) -> list[Any]:
-    """Instantiate every entry of a config group holding named objects (callbacks, loggers)."""
-    if not group:
-        return []
-    return [hydra.utils.instantiate(node) for node in group.values() if node and "_target_" in node]
 
 
 def resolve_ckpt_path(ckpt_path: str | None, output_dir: str, cfg: DictConfig | None = None) -> str | None:

@@ -22,10 +22,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from cyclegan.config.hydra_run import hydra_job, in_multirun
 from cyclegan.errors import one_line
+from cyclegan.imaging import atomic_write_text  # jobs of a parallel launcher may rewrite a summary at once
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +108,7 @@ def write_job_result(
         "output_dir": str(output_dir),
     }
     path = Path(output_dir) / RESULT_FILE
-    _atomic_write_text(path, json.dumps(record, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(record, indent=2) + "\n")
     return path
 
 
@@ -195,7 +197,7 @@ def write_summary(sweep_dir: str | os.PathLike) -> tuple[Path, Path] | None:
     writer.writeheader()
     writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in rows)
     csv_path = sweep_dir / f"{SUMMARY_NAME}.csv"
-    _atomic_write_text(csv_path, buffer.getvalue())
+    atomic_write_text(csv_path, buffer.getvalue())
 
     # Markdown: the sweep's parameters (all overrides when nothing varies) and results;
     # the full overrides and the job folders are in the CSV.
@@ -216,26 +218,14 @@ def write_summary(sweep_dir: str | os.PathLike) -> tuple[Path, Path] | None:
     lines += ["", "| " + " | ".join(shown) + " |", "|" + "|".join("---" for _ in shown) + "|"]
     lines += ["| " + " | ".join(_cell(row[c]) for c in shown) + " |" for row in rows]
     md_path = sweep_dir / f"{SUMMARY_NAME}.md"
-    _atomic_write_text(md_path, "\n".join(lines) + "\n")
+    atomic_write_text(md_path, "\n".join(lines) + "\n")
     return csv_path, md_path
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    # jobs of a parallel launcher may rewrite the summary at the same time: never leave half a file
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 # ----------------------------------------------------------------------------- the Hydra callback
-try:
-    from hydra.experimental.callback import Callback as _HydraCallback
-except ImportError:  # pragma: no cover - Hydra < 1.1
-    _HydraCallback = object
 
 
-class SweepSummary(_HydraCallback):
+class SweepSummary(Callback):
     """Keeps `<sweep dir>/summary.{csv,md}` up to date during a multirun (conf/hydra/default.yaml)."""
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:

@@ -1,0 +1,58 @@
+"""Discriminator accuracy: how often D tells real target images from translations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["decision_threshold", "discriminator_decisions", "discriminator_accuracy"]
+
+
+_PROB_MODES = {"lsgan", "mse", "ls", "vanilla_sigmoid", "sigmoid", "prob", "probability"}
+_LOGIT_MODES = {"vanilla", "bce", "bce_with_logits", "logits", "hinge", "wgan", "wgangp", "wgan_gp"}
+
+
+def decision_threshold(gan_mode: str) -> float:
+    """0.5 for discriminators whose output is a probability-like score (lsgan, vanilla with a sigmoid),
+    0 for logits / critic scores (vanilla BCE-with-logits, hinge, wgan, wgangp)."""
+    mode = gan_mode.lower().replace("-", "_")
+    if mode in _PROB_MODES:
+        return 0.5
+    if mode in _LOGIT_MODES:
+        return 0.0
+    raise ValueError(f"unknown gan_mode {gan_mode!r}; expected one of {sorted(_PROB_MODES | _LOGIT_MODES)}")
+
+
+def _per_image_score(output: Any) -> torch.Tensor:
+    if isinstance(output, (list, tuple)):  # multi-scale discriminators: average the per-image scores
+        return torch.stack([_per_image_score(o) for o in output]).mean(0)
+    return output.detach().float().reshape(output.shape[0], -1).mean(-1)
+
+
+@torch.no_grad()
+def discriminator_decisions(D: nn.Module, images: torch.Tensor, gan_mode: str = "lsgan",
+                            threshold: Optional[float] = None) -> torch.Tensor:
+    """Bool [N]: True where D judges the image real (PatchGAN map averaged per image, then > threshold)."""
+    thr = decision_threshold(gan_mode) if threshold is None else threshold
+    was_training = D.training
+    D.eval()
+    try:
+        score = _per_image_score(D(images))
+    finally:
+        D.train(was_training)
+    return (score > thr).cpu()
+
+
+def discriminator_accuracy(D: nn.Module, real: torch.Tensor, fake: torch.Tensor, gan_mode: str = "lsgan",
+                           threshold: Optional[float] = None) -> float:
+    """Fraction of correct real/fake decisions over real + fake images (0.5 = indistinguishable).
+
+    Images must be in D's training range (usually [-1, 1]). ``gan_mode``: lsgan / vanilla_sigmoid
+    threshold the per-image mean at 0.5; vanilla (BCE with logits) / hinge / wgan / wgangp at 0.
+    """
+    real_ok = discriminator_decisions(D, real, gan_mode, threshold)
+    fake_ok = ~discriminator_decisions(D, fake, gan_mode, threshold)
+    n = real_ok.numel() + fake_ok.numel()
+    return (int(real_ok.sum()) + int(fake_ok.sum())) / n if n else float("nan")

@@ -1,0 +1,210 @@
+"""The translation pass of ``evaluate.py``: the data it reads, and what it collects per domain.
+
+Each domain's test images are read once (the datamodule's test pipeline): translated, cycled back,
+judged by both discriminators and turned into Inception features of the translations. Real reference
+features (the target domains, for FID/KID/MiFID) are computed here too, with their on-disk cache.
+The scores are computed from what this collects (:func:`cyclegan.evaluation.run.score_direction`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import ConcatDataset, DataLoader, Subset
+
+from cyclegan.evaluation.discriminator import discriminator_decisions
+from cyclegan.evaluation.features import compute_features
+from cyclegan.evaluation.paired import PairedMetrics
+from cyclegan.models.compile import eager_fallback
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DomainPass", "FEATURE_CACHE_VERSION", "real_features", "translation_pass", "evenly_spaced", "make_loader", "cat"]
+
+FEATURE_CACHE_VERSION = "eval-test-pipeline-v1"  # bump when the real-image preprocessing changes
+
+
+def _file_identity(path: str) -> list:
+    """(path, size, mtime) for files on disk; the bare string for other images (e.g. TFRecord entries)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return [path]
+    return [str(Path(path).resolve()), st.st_size, st.st_mtime_ns]
+
+
+def _concat_datasets(datamodule, splits: Sequence[str], domain: str):
+    datasets = [datamodule.domain_dataset(split, domain) for split in splits]
+    return datasets[0] if len(datasets) == 1 else ConcatDataset(datasets)
+
+
+def make_loader(dataset, batch_size: int, num_workers: int) -> DataLoader:
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                      pin_memory=torch.cuda.is_available())
+
+
+def real_features(
+    datamodule,
+    splits: Sequence[str],
+    domain: str,
+    extractor: nn.Module,
+    batch_size: int = 32,
+    device: torch.device | str = "cpu",
+    cache_dir: Optional[str | os.PathLike] = None,
+    num_workers: int = 0,
+) -> torch.Tensor:
+    """Inception features [N, F] of the real ``domain`` images of ``splits`` after the test pipeline.
+
+    Cached under ``cache_dir`` (``compute_features``' cache) keyed by every file's path, size and mtime,
+    the image size and the extractor, so changing any of them recomputes.
+    """
+    files = [p for split in splits for p in datamodule.files(split, domain)]
+    key = json.dumps([FEATURE_CACHE_VERSION, int(datamodule.image_size), [_file_identity(p) for p in files]])
+    key = hashlib.sha256(key.encode()).hexdigest()
+    loader = make_loader(_concat_datasets(datamodule, splits, domain), batch_size, num_workers)
+    images = (batch["image"] for batch in loader)  # only consumed on a cache miss
+    t0 = time.perf_counter()
+    feats = compute_features(images, extractor, batch_size=batch_size, device=device,
+                             cache_dir=None if cache_dir is None else Path(cache_dir).expanduser(),
+                             cache_key=key if cache_dir is not None else None, value_range=(-1.0, 1.0))
+    log.info("real %s features (%s): %d images in %.1f s", domain, "+".join(splits), len(feats),
+             time.perf_counter() - t0)
+    return feats
+
+
+@dataclass
+class DomainPass:
+    """What one pass over a domain's test images collects (source domain X, target Y)."""
+
+    fake_features: list[torch.Tensor] = field(default_factory=list)
+    paired: PairedMetrics = field(default_factory=lambda: PairedMetrics(value_range=(-1.0, 1.0)))
+    real_judged_real: list[torch.Tensor] = field(default_factory=list)  # D_X on real X images
+    fake_judged_real: list[torch.Tensor] = field(default_factory=list)  # D_Y on G(x)
+    examples: dict[str, list[torch.Tensor]] = field(default_factory=lambda: {"real": [], "fake": [], "rec": []})
+
+
+def evenly_spaced(dataset, max_images: Optional[int]):
+    if max_images is None or max_images <= 0 or len(dataset) <= max_images:
+        return dataset
+    idx = np.linspace(0, len(dataset) - 1, int(max_images)).round().astype(int)
+    return Subset(dataset, idx.tolist())
+
+
+@torch.no_grad()
+def _translate_domain(
+    loader: Iterable[dict],
+    G: nn.Module,
+    G_back: nn.Module,
+    D_source: nn.Module,
+    D_target: nn.Module,
+    extractor: nn.Module,
+    gan_mode: str,
+    device: torch.device,
+    batch_size: int,
+    bf16: bool,
+    num_examples: int,
+    pad_to: int = 0,
+) -> DomainPass:
+    out = DomainPass()
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+    kept = 0
+    for batch in loader:
+        x = batch["image"].to(device, non_blocking=True)
+        n = x.shape[0]
+        x = _pad_batch(x, pad_to)
+        with autocast:
+            fake = G(x)
+            rec = G_back(fake)
+            real_ok = discriminator_decisions(D_source, x, gan_mode)[:n]
+            fake_fooled = discriminator_decisions(D_target, fake, gan_mode)[:n]
+        x = x[:n]
+        fake, rec = fake[:n].float().clamp(-1, 1), rec[:n].float().clamp(-1, 1)  # tanh outputs; clamp bf16 rounding
+        out.paired.update(x, fake, rec)
+        out.real_judged_real.append(real_ok)
+        out.fake_judged_real.append(fake_fooled)
+        out.fake_features.append(
+            compute_features(fake, extractor, batch_size=batch_size, device=device, value_range=(-1.0, 1.0))
+        )
+        if kept < num_examples:
+            take = min(num_examples - kept, x.shape[0])
+            for name, t in (("real", x), ("fake", fake), ("rec", rec)):
+                out.examples[name].append(t[:take].float().cpu())
+            kept += take
+    return out
+
+
+@torch.no_grad()
+def _judge_real(loader: Iterable[dict], D: nn.Module, gan_mode: str, device: torch.device, bf16: bool,
+                pad_to: int = 0) -> DomainPass:
+    """A domain that is only a target: its discriminator's decisions on its real test images."""
+    out = DomainPass()
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+    for batch in loader:
+        x = _pad_batch(batch["image"].to(device), pad_to)
+        with autocast:
+            out.real_judged_real.append(discriminator_decisions(D, x, gan_mode)[: len(batch["image"])])
+    return out
+
+
+def _pad_batch(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Zero images appended up to ``size``: compiled networks then see one batch shape (no recompilation
+    for the last batch); every norm layer is per image, so the padding changes no result."""
+    if not size or x.shape[0] >= size:
+        return x
+    return torch.cat([x, x.new_zeros((size - x.shape[0], *x.shape[1:]))])
+
+
+def cat(tensors: list[torch.Tensor]) -> torch.Tensor:
+    return torch.cat(tensors) if tensors else torch.zeros(0)
+
+
+
+def translation_pass(
+    nets: Mapping[str, tuple[nn.Module, nn.Module, nn.Module, nn.Module]],
+    datasets: Mapping[str, Any],
+    sources: Sequence[str],
+    extractor: nn.Module,
+    *,
+    gan_mode: str,
+    device: torch.device,
+    batch_size: int,
+    bf16: bool,
+    num_examples: int,
+    pad_to: int,
+    num_workers: int,
+    compiled: bool,
+    split: str,
+) -> dict[str, DomainPass]:
+    """One pass over each domain's images: a source domain (in ``sources``) is translated, cycled back
+    and judged; a domain that is only a target has its real images judged by its discriminator.
+
+    ``nets[domain]`` = (G to the other domain, G back, D of this domain, D of the other domain).
+    """
+    passes: dict[str, DomainPass] = {}
+    for domain, (G, G_back, D_source, D_target) in nets.items():
+        dataset = datasets[domain]
+        loader = make_loader(dataset, batch_size, num_workers)
+        t0 = time.perf_counter()
+        with eager_fallback():
+            if domain not in sources:  # only the target of the evaluated direction: its D on real images
+                passes[domain] = _judge_real(loader, D_source, gan_mode, device, bf16, pad_to)
+                log.info("judged %d real %s images of domain %s in %.1f s", len(dataset), split, domain,
+                         time.perf_counter() - t0)
+                continue
+            passes[domain] = _translate_domain(loader, G, G_back, D_source, D_target, extractor, gan_mode,
+                                               device, batch_size, bf16, num_examples, pad_to)
+        log.info("translated %d %s images of domain %s in %.1f s%s", len(dataset), split, domain,
+                 time.perf_counter() - t0, " (compiled networks; the first batch compiles them)" if compiled else "")
+
+    return passes

@@ -1,0 +1,239 @@
+"""Image files, the same way for training, evaluation and inference.
+
+- :data:`IMAGE_EXTENSIONS` and :func:`walk_images`: which files are images, found recursively
+  with symbolic links followed, each real folder once (a link to ``.`` or to a parent cannot
+  make the walk loop or list a file twice; such links are reported in one warning).
+- :func:`load_image` and :func:`to_rgb`: decode to 8-bit RGB with one rule for every mode:
+  EXIF orientation applied, transparent pixels composited on white, 16-bit and float images
+  scaled. Training, translation and evaluation read images only through these.
+- :func:`atomic_write`: write a file beside its target and rename it over the target, so a reader
+  (or a crash) never sees half a file.
+- :func:`resolve_device`: ``auto``/``None`` -> cuda when available, else cpu; a bad name or a
+  missing GPU is a one-line user error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from cyclegan.errors import UserError
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "PIL_FORMATS",
+    "ImageLoadError",
+    "DeviceError",
+    "is_image_name",
+    "walk_images",
+    "to_rgb",
+    "load_image",
+    "atomic_write",
+    "atomic_write_text",
+    "resolve_device",
+]
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+PIL_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".bmp": "BMP",
+               ".tif": "TIFF", ".tiff": "TIFF"}
+_SKIPPED_FOLDERS = {"__MACOSX"}  # macOS resource forks inside zips
+
+
+class ImageLoadError(UserError, RuntimeError):
+    """An image could not be read or decoded. ``.path`` names it."""
+
+    def __init__(self, path: str, cause: BaseException | str):
+        self.path = str(path)
+        self.cause = cause
+        reason = f"{type(cause).__name__}: {cause}" if isinstance(cause, BaseException) else str(cause)
+        super().__init__(f"cannot read image {self.path!r}: {reason}")
+
+
+class DeviceError(UserError, ValueError):
+    """A device name that is not one, or a GPU asked for where there is none."""
+
+
+# ----------------------------------------------------------------------------- listing
+def is_image_name(name: str | os.PathLike) -> bool:
+    """Whether the file name has an image extension (any case) and is not hidden."""
+    name = os.path.basename(os.fspath(name))
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+def walk_images(folder: str | os.PathLike, exclude: str | os.PathLike | None = None) -> list[str]:
+    """Paths of the image files under ``folder`` (recursive), sorted by their path relative to it.
+
+    Symbolic links are followed, but every real folder is entered once (by device and inode), so
+    links to ``.`` or to a parent neither hang the walk nor list a file twice. Hidden files and
+    folders (``.x``) and ``__MACOSX`` are skipped, as is ``exclude`` (e.g. an output folder
+    inside the input). Files are not opened.
+    """
+    folder = os.fspath(folder)
+    excluded = os.path.realpath(exclude) if exclude is not None else None
+    seen: set[tuple[int, int]] = set()
+    repeated: list[str] = []
+    found: list[tuple[str, str]] = []
+
+    def first_visit(path: str) -> bool:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False
+        key = (st.st_dev, st.st_ino)
+        if key in seen:
+            return False
+        seen.add(key)
+        return True
+
+    first_visit(folder)
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        kept = []
+        for d in sorted(dirnames):
+            if d.startswith(".") or d in _SKIPPED_FOLDERS:
+                continue
+            path = os.path.join(dirpath, d)
+            if excluded is not None and os.path.realpath(path) == excluded:
+                continue
+            if not first_visit(path):
+                repeated.append(path)
+                continue
+            kept.append(d)
+        dirnames[:] = kept
+        for name in filenames:
+            if is_image_name(name):
+                path = os.path.join(dirpath, name)
+                found.append((os.path.relpath(path, folder).replace(os.sep, "/"), path))
+    if repeated:
+        log.warning("%s: %d folder link(s) lead to folders already scanned (e.g. %s); each image is listed once",
+                    folder, len(repeated), repeated[0])
+    found.sort()
+    return [path for _, path in found]
+
+
+# ----------------------------------------------------------------------------- decoding
+_ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
+# Modes PIL's Image.reduce accepts; others (P: palette indices cannot be averaged, 1, I;16) are
+# converted to RGB first.
+_REDUCIBLE_MODES = {"L", "LA", "RGB", "RGBA", "CMYK", "YCbCr", "I", "F"}
+
+
+def to_rgb(im: Image.Image) -> Image.Image:
+    """Any PIL mode -> 8-bit RGB.
+
+    Transparent images are composited on white; 16/32-bit integer images (``I;16``, ``I``)
+    are scaled from the 16-bit range; float images (``F``) are taken as ``[0, 1]`` when their
+    maximum is <= 1, else as ``[0, 255]``; CMYK, YCbCr, L, 1, P ... use PIL's conversion.
+    """
+    mode = im.mode
+    if mode == "RGB":
+        return im
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        arr = np.asarray(im, dtype=np.float64)
+        if mode == "F":
+            if arr.size and np.nanmax(arr) <= 1.0:
+                arr = arr * 255.0
+        elif mode.startswith("I;16") or (arr.size and arr.max() > 255):
+            arr = arr / 257.0  # 65535 -> 255
+        arr = np.nan_to_num(arr)
+        return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "L").convert("RGB")
+    if mode in _ALPHA_MODES or (mode in ("P", "L", "RGB", "1") and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return im.convert("RGB")
+
+
+def _shrink_large(im: Image.Image, target: int) -> Image.Image:
+    """Box-reduce a decoded non-JPEG image by an integer factor keeping both sides >= ``target``.
+
+    JPEGs shrink while decoding (draft); PNG/WebP/BMP decode at full size, so big ones are
+    reduced right away to keep the later conversions and transforms small. PIL's decompression
+    bomb limit (``Image.MAX_IMAGE_PIXELS``, ~179 MP refused) bounds the decode itself: such
+    files are skipped like any unreadable image.
+    """
+    factor = min(im.size) // max(target, 1)
+    if factor < 2:
+        return im
+    if im.mode not in _REDUCIBLE_MODES:
+        im = to_rgb(im)
+    return im.reduce(factor)
+
+
+def load_image(source, name: str | None = None, draft_size: int | None = None) -> Image.Image:
+    """Decode ``source`` (path or binary file object) into an RGB PIL image (:func:`to_rgb`).
+
+    EXIF orientation is applied. ``draft_size``: the image may come out smaller, but both sides
+    stay >= ``draft_size`` (JPEGs decode at a reduced scale, other formats are box-reduced):
+    fast reads of huge photos that are resized anyway. Any failure raises
+    :class:`ImageLoadError` naming ``name`` (default: ``source``).
+    """
+    name = str(name if name is not None else source)
+    try:
+        with Image.open(source) as im:
+            if draft_size and im.format == "JPEG":
+                im.draft("RGB", (int(draft_size), int(draft_size)))
+            elif draft_size:
+                im = _shrink_large(im, int(draft_size))
+            im = ImageOps.exif_transpose(im)  # a loaded copy (transposed when EXIF says so)
+            rgb = to_rgb(im)
+            rgb.load()
+            return rgb
+    except ImageLoadError:
+        raise
+    except (OSError, ValueError, SyntaxError, TypeError, struct.error, Image.DecompressionBombError) as e:
+        raise ImageLoadError(name, e) from e
+
+
+# ----------------------------------------------------------------------------- writing
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, *, suffix: str = "", fsync: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` to write; on success it is renamed over ``path``.
+
+    ``os.replace`` is atomic within a filesystem: readers see the old file or the new one, never
+    half of one, and a crash leaves at most a hidden ``.<name>.tmp-<pid>`` file. ``suffix`` ends
+    the temporary name (for writers that pick a format by extension); ``fsync`` flushes it to the
+    disk before the rename (checkpoints). On an exception the temporary file is removed.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}{suffix}")
+    try:
+        yield tmp
+        if fsync:
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (see :func:`atomic_write`)."""
+    with atomic_write(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+# ----------------------------------------------------------------------------- devices
+def resolve_device(name: str | torch.device | None, key: str = "device") -> torch.device:
+    """``None``/``auto`` -> cuda when available, else cpu; anything else as torch spells it
+    (cpu, cuda, cuda:1). ``key`` names the option in the error (``--device``, ``device``)."""
+    if name is None or str(name) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise DeviceError(f"{key}={name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceError(f"{key}={name} but CUDA is not available here; use {key}=auto or {key}=cpu")
+    return device

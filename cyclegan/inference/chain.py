@@ -1,0 +1,58 @@
+"""Generators applied one after the other (e.g. Monet -> photo -> Van Gogh), from ``path[:AB|:BA]`` specs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import torch
+from torch import nn
+
+from cyclegan.inference.batching import TranslateError
+from cyclegan.inference.checkpoint import lcm_multiple, load_generator
+
+__all__ = ["Chain", "parse_spec", "load_chain"]
+
+
+class Chain(nn.Module):
+    """Apply generators one after the other (e.g. Monet -> photo -> Van Gogh).
+
+    ``size_multiple`` is the lcm of the members': the input is padded once for all of them.
+    """
+
+    def __init__(self, generators: Iterable[nn.Module]):
+        super().__init__()
+        self.generators = nn.ModuleList(generators)
+        if len(self.generators) == 0:
+            raise TranslateError("a chain needs at least one generator")
+        self.size_multiple = lcm_multiple(self.generators)
+        self.min_size = max(int(getattr(g, "min_size", 1) or 1) for g in self.generators)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for g in self.generators:
+            x = g(x)
+        return x
+
+
+def parse_spec(spec: str, default_direction: str = "AB") -> tuple[Path, str]:
+    """``"path.ckpt:AB"`` -> (Path("path.ckpt"), "AB"); no suffix -> ``default_direction``."""
+    head, sep, tail = str(spec).rpartition(":")
+    if sep and tail.upper() in ("AB", "BA") and head:
+        return Path(head), tail.upper()
+    return Path(spec), default_direction.upper()
+
+
+def load_chain(specs: Sequence[str] | str, map_location: Any = "cpu", default_direction: str = "AB",
+               *, allow_torchscript: bool = False, **gen_kwargs: Any) -> Chain:
+    """A :class:`Chain` from specs like ``["monet2photo.ckpt:AB", "vangogh2photo.ckpt:BA"]``.
+
+    ``allow_torchscript``: load TorchScript files whatever their name (see :func:`load_generator`)."""
+    if isinstance(specs, (str, os.PathLike)):
+        specs = [str(specs)]
+    gens = []
+    for spec in specs:
+        path, direction = parse_spec(spec, default_direction)
+        gens.append(load_generator(path, direction=direction, map_location=map_location,
+                                   allow_torchscript=allow_torchscript, **gen_kwargs))
+    return Chain(gens)
