@@ -16,17 +16,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from cyclegan.imaging import atomic_write, resolve_device
-from cyclegan.inference.batching import (
-    ImageDataset,
-    TranslateError,
-    default_workers,
-    drain,
-    encoder_pool,
-    infer_loop,
-    inference_setup,
-    list_images,
-    make_loader,
-)
+from cyclegan.inference import batching
+from cyclegan.inference.batching import TranslateError
 from cyclegan.models.compile import auto_compile, compile_for_inference
 
 __all__ = ["KaggleZipError", "make_kaggle_zip"]
@@ -73,7 +64,7 @@ def make_kaggle_zip(generator_or_chain: nn.Module, photo_dir: str | os.PathLike,
         raise KaggleZipError(f"{zip_path}: the Kaggle submission must be a .zip file")
     if batch_size < 1:
         raise TranslateError("batch_size must be >= 1")
-    root, rel = list_images(photo_dir, exclude=None)
+    root, rel = batching.list_images(photo_dir, exclude=None)
     n = len(rel)
     if not (min_count <= n <= max_count):
         raise KaggleZipError(
@@ -87,11 +78,11 @@ def make_kaggle_zip(generator_or_chain: nn.Module, photo_dir: str | os.PathLike,
     dev = resolve_device(device, key="--device")
     sources = [root / r for r in rel]
     batches = [list(range(s, min(s + batch_size, n))) for s in range(0, n, batch_size)]
-    workers = default_workers(len(batches), cap=16) if num_workers is None else int(num_workers)
-    loader = make_loader(ImageDataset(sources, size=size), batches, workers, pin=dev.type == "cuda")
+    workers = batching.default_workers(len(batches), cap=16) if num_workers is None else int(num_workers)
+    loader = batching.make_loader(batching.ImageDataset(sources, size=size), batches, workers, pin=dev.type == "cuda")
     count = 0
     with atomic_write(zip_path) as tmp:
-        with encoder_pool(n) as pool, \
+        with batching.encoder_pool(n) as pool, \
                 zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf, \
                 tqdm(total=n, unit="img", desc="kaggle zip", disable=not progress) as bar:
             batches_it = iter(loader)  # workers fork and start decoding while CUDA initializes
@@ -103,17 +94,17 @@ def make_kaggle_zip(generator_or_chain: nn.Module, photo_dir: str | os.PathLike,
                     count += 1
 
             futures: collections.deque = collections.deque()
-            with inference_setup(model, dev, channels_last):
+            with batching.inference_setup(model, dev, channels_last):
                 compile_for_inference([model], auto_compile(compile, dev, n))
-                for idx, arr in infer_loop(model, batches_it, dev, bf16=bf16, tile=None, batch_size=batch_size,
+                for idx, arr in batching.infer_loop(model, batches_it, dev, bf16=bf16, tile=None, batch_size=batch_size,
                                             channels_last=channels_last, fixed_batch=True):
                     if arr.shape[1:] != (size, size, 3):
                         raise KaggleZipError(f"generator output is {arr.shape[1]}x{arr.shape[2]}x{arr.shape[3]}, "
                                              f"expected {size}x{size}x3 (no zip written)")
                     futures.append((idx, pool.submit(_encode_jpeg_batch, arr, size, quality)))
-                    drain(futures, consume, limit=32)
+                    batching.drain(futures, consume, limit=32)
                     bar.update(len(idx))
-            drain(futures, consume, limit=0)
+            batching.drain(futures, consume, limit=0)
         if count != n:
             raise KaggleZipError(f"wrote {count} images, expected {n} (no zip written)")
     return zip_path

@@ -22,7 +22,7 @@ from hydra.core.global_hydra import GlobalHydra
 from cyclegan.training.safety import TrainingInterrupted
 from cyclegan.training.run import train
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # conftest.TINY for the command line, without the validation KID unless a test needs it.
 TINY_CLI = [

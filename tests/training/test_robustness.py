@@ -41,7 +41,7 @@ from cyclegan.training.preflight import (
 from cyclegan.training.safety import GracefulShutdown, NaNGuard, TrainingDiverged, TrainingInterrupted
 from cyclegan.training.run import train
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY_MODEL = dict(ngf=4, ndf=4, n_blocks=1, d_layers=2)
 
 
@@ -576,7 +576,7 @@ def test_offline_download_of_a_berkeley_set_is_one_line_and_exit_2(tmp_path, mon
 def test_misspelled_override_key_is_one_line_with_the_real_keys():
     from cyclegan.config.overrides import check_overrides
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     result = subprocess.run([sys.executable, "train.py", "data=monet2photo", "model.lambda_cycl=3"], cwd=root,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2

@@ -28,7 +28,7 @@ from cyclegan.data import (
 from cyclegan.imaging import ImageLoadError, load_image
 from cyclegan.data.tfrecord import crc32c, index_records, iter_examples, iter_records, masked_crc32c, parse_example
 
-CONF_DATA = Path(__file__).resolve().parents[1] / "conf" / "data"
+CONF_DATA = Path(__file__).resolve().parents[2] / "conf" / "data"
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -397,7 +397,7 @@ def test_corrupt_image_raises_naming_file(tmp_path):
     bad.replace(tmp_path / "A" / "zz_broken.jpg")
     dm = UnpairedDataModule(**dm_kwargs(name="f", source="folders", dir_a=str(tmp_path / "A"),
                                         dir_b=str(tmp_path / "B"), val_size=0,
-                                        bad_image_policy="raise"))  # default "skip": tests/test_robustness.py
+                                        bad_image_policy="raise"))  # default "skip": tests/training/test_robustness.py
     dm.setup("fit")
     with pytest.raises(ImageLoadError, match="zz_broken.jpg"):
         dm.data_train[2]

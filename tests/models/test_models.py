@@ -15,7 +15,7 @@ from cyclegan.models import (
     load_reference_weights,
 )
 
-REF = Path(__file__).parent / "fixtures" / "reference"
+REF = Path(__file__).resolve().parents[1] / "fixtures" / "reference"
 
 # name in the reference listings -> (builder, kwargs, parameter count at ngf=ndf=64)
 REFERENCE_NETS = {

@@ -8,7 +8,7 @@ import torch
 
 from cyclegan.training.run import train
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_train_leaves_checkpoint_grids_and_curves(tiny_cfg, tmp_path):

@@ -29,7 +29,7 @@ from cyclegan.models.compile import COMPILE_AUTO_MIN_IMAGES, is_compiled
 from cyclegan.training.run import train
 from cyclegan.evaluation.validation_kid import ValidationKIDCallback
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # The sample holds out 4 images per domain as its test split and trains on the other 26.
 N_TEST, N_TRAIN = 4, 26
 EVAL = ["data.image_size=32", "data.num_workers=0", "metrics.inception=tiny"]
