@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import os
 import shutil
 
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import RunsACommand
 from cyclegan.inference.checkpoint import CheckpointError, load_generator
 from cyclegan.inference.compare import main as compare_main
 from cyclegan.inference.export import export_torchscript
@@ -72,18 +72,10 @@ def test_torchscript_is_loaded_when_the_user_asks_for_it(scripted, tmp_path, cap
     assert (out / "p.png").is_file()
 
 
-class _RunsACommand:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
 def test_a_pickle_that_runs_a_command_is_refused_without_advice_to_unpickle_it(tmp_path):
     marker = tmp_path / "PWNED"
     evil = tmp_path / "evil.ckpt"
-    torch.save({"state_dict": {"G_AB.x": _RunsACommand(marker)}, "hyper_parameters": {"gen": "resnet"}}, evil)
+    torch.save({"state_dict": {"G_AB.x": RunsACommand(marker)}, "hyper_parameters": {"gen": "resnet"}}, evil)
     with pytest.raises(CheckpointError) as e:
         load_generator(evil)
     msg = str(e.value)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import os
 import subprocess
 import sys
 import zipfile
@@ -20,11 +19,11 @@ from cyclegan.models.compile import is_compiled
 from cyclegan.inference.chain import Chain, load_chain, parse_spec
 from cyclegan.inference.kaggle import KaggleZipError, make_kaggle_zip
 from cyclegan.inference.tiling import translate_tensor
+from conftest import TINY_RESNET, RunsACommand, make_ckpt, rand_img
 from cyclegan.imaging import to_rgb
 from cyclegan.inference.batching import TranslateError, size_batches
 from cyclegan.inference.translate import build_parser, main, translate_folder
 
-TINY_RESNET = ("resnet", {"ngf": 4, "n_blocks": 1})
 
 
 # ------------------------------------------------------------------------------------------
@@ -56,29 +55,6 @@ class SmallConv(nn.Module):
 
     def forward(self, x):
         return self.net(x)
-
-
-def make_ckpt(path, name="resnet", kw=None, seed=0):
-    """A fake Lightning checkpoint: hyper_parameters + G_AB/G_BA/D_A/D_B state dicts."""
-    kw = dict(TINY_RESNET[1] if kw is None else kw)
-    torch.manual_seed(seed)
-    g_ab = build_generator(name, **kw).eval()
-    g_ba = build_generator(name, **kw).eval()
-    sd = {f"G_AB.{k}": v for k, v in g_ab.state_dict().items()}
-    sd.update({f"G_BA.{k}": v for k, v in g_ba.state_dict().items()})
-    sd.update({"D_A.model.0.weight": torch.zeros(2, 3, 4, 4), "D_B.model.0.weight": torch.zeros(2, 3, 4, 4)})
-    hp = {"gen": name, "ngf": kw.get("ngf", 64), "n_blocks": kw.get("n_blocks", 9), "unet_depth": kw.get("depth", 8),
-          "norm": "instance", "dropout": False, "lr": 2e-4, "lambda_cyc": 10.0, "disc": "basic"}
-    torch.save({"state_dict": sd, "hyper_parameters": hp, "epoch": 1, "global_step": 10,
-                "pytorch-lightning_version": "2.6.0"}, path)
-    return g_ab, g_ba
-
-
-def rand_img(h, w, mode="RGB", seed=0):
-    rng = np.random.default_rng(seed)
-    ch = {"RGB": 3, "RGBA": 4, "L": 1}[mode]
-    a = rng.integers(0, 256, (h, w, ch), dtype=np.uint8)
-    return Image.fromarray(a[..., 0] if ch == 1 else a, mode)
 
 
 def read(path):
@@ -311,18 +287,10 @@ def test_parse_spec():
     assert str(parse_spec("C:/x/m.ckpt", "BA")[0]) == "C:/x/m.ckpt"
 
 
-class _Evil:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
 def test_malicious_pickle_refused(tmp_path, capsys):
     marker = tmp_path / "PWNED"
     evil = tmp_path / "evil.ckpt"
-    torch.save({"state_dict": {"G_AB.x": _Evil(marker)}, "hyper_parameters": {"gen": "resnet"}}, evil)
+    torch.save({"state_dict": {"G_AB.x": RunsACommand(marker)}, "hyper_parameters": {"gen": "resnet"}}, evil)
     with pytest.raises(CheckpointError) as exc:
         load_generator(evil)
     msg = str(exc.value)

@@ -5,68 +5,17 @@ from __future__ import annotations
 
 import csv
 import json
-import struct
-from pathlib import Path
 
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from wandb.proto import wandb_internal_pb2
 
-from conftest import TINY, compose_config
+from conftest import TINY, compose_config, wandb_run_records
 from cyclegan.loggers import instantiate_group
 from cyclegan.training.run import train
-from test_sweeps import single_threaded_torch  # noqa: F401 (autouse: one torch thread)
 
 SCALARS = {"train/G_loss_step", "train/D_A_step", "train/D_B_step", "train/cycle_A_step", "train/lr",
            "train/G_loss_epoch", "val/cycle_A", "val/cycle_B", "val/kid"}
-
-
-# ----------------------------------------------------------------------------- reading an offline W&B run
-def _wandb_records(path: Path):
-    """Records of a `run-<id>.wandb` file: a 7-byte header, then LevelDB-log chunks in 32 KiB blocks
-    (4-byte checksum, 2-byte length, 1-byte type: 1 full, 2 first, 3 middle, 4 last)."""
-    data, block = path.read_bytes(), 32768
-    assert data[:4] == b":W&B", f"{path} is not a W&B transaction log"
-    pos, parts = 7, []
-    while pos + 7 <= len(data):
-        if block - pos % block < 7:  # a block's tail too short for a header is padding
-            pos += block - pos % block
-            continue
-        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
-        if kind == 0:  # zero padding up to the block's end
-            pos += block - pos % block
-            continue
-        parts.append(data[pos + 7:pos + 7 + length])
-        pos += 7 + length
-        if kind in (1, 4):
-            record = wandb_internal_pb2.Record()
-            record.ParseFromString(b"".join(parts))
-            parts = []
-            yield record
-
-
-def wandb_run_records(run_dir: Path) -> dict:
-    """What the offline W&B run(s) under `run_dir`/wandb recorded: the run record, config (key -> JSON),
-    history keys and the media files. With several runs (a resumed one), the newest."""
-    import wandb
-
-    wandb.teardown()  # the wandb-core service writes the log asynchronously: wait until it has flushed
-    logs = sorted(Path(run_dir).glob("wandb/offline-run-*/run-*.wandb"))
-    assert logs, f"no offline W&B run under {run_dir}/wandb"
-    out = {"run": None, "config": {}, "history_keys": set(), "artifacts": [], "path": logs[-1]}
-    for record in _wandb_records(logs[-1]):
-        kind = record.WhichOneof("record_type")
-        if kind == "run":
-            out["run"] = record.run
-        elif kind == "config":
-            out["config"].update({item.key: item.value_json for item in record.config.update})
-        elif kind == "artifact":
-            out["artifacts"].append((record.artifact.type, [entry.path for entry in record.artifact.manifest.contents]))
-        elif kind == "history":
-            out["history_keys"] |= {item.key or "/".join(item.nested_key) for item in record.history.item}
-    out["media"] = sorted(p.name for p in logs[-1].parent.glob("files/media/images/**/*.png"))
-    return out
 
 
 # ----------------------------------------------------------------------------- one run, three loggers

@@ -12,8 +12,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.types import RunMode
 
-from conftest import CONF_DIR, compose_config
-from test_sweeps import TINY_CLI, run_cli, single_threaded_torch  # noqa: F401 (autouse)
+from conftest import CONF_DIR, TINY_CLI, compose_config, run_cli
 
 PRESETS = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
 

@@ -16,10 +16,9 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from conftest import TINY, compose_config
+from conftest import TINY, compose_config, wandb_run_records
 from cyclegan.training.resume import AtomicCheckpointIO, find_last_checkpoint
 from cyclegan.training.run import resolve_ckpt_path, train
-from test_sweeps import single_threaded_torch  # noqa: F401 (autouse: one torch thread)
 
 SCHEDULE = ["data.epoch_length=4", "model.n_epochs=1", "model.n_epochs_decay=2", "trainer.max_steps=-1",
             "callbacks.val_kid.inception=tiny", "callbacks.val_kid.num_images=2",
@@ -136,7 +135,6 @@ def test_crash_mid_epoch_resumes_with_the_same_counters_and_lr(tmp_path, uninter
 
 
 def test_resumed_run_continues_the_wandb_run(tmp_path, monkeypatch):
-    from test_loggers import wandb_run_records
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb"))

@@ -24,7 +24,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from conftest import TINY, RandomPairs, compose_config
+from conftest import TINY, RandomPairs, RunsACommand, compose_config
 from cyclegan.config.checks import ConfigError, validate_config
 from cyclegan.errors import exit_on_user_error
 from cyclegan.data import DatasetNotFoundError, UnpairedDataModule, scan_images
@@ -36,7 +36,6 @@ from cyclegan.training.preflight import (
     check_output_dir,
     check_resume_checkpoint,
     estimate_checkpoint_bytes,
-    preflight_run,
 )
 from cyclegan.training.safety import GracefulShutdown, NaNGuard, TrainingDiverged, TrainingInterrupted
 from cyclegan.training.run import train
@@ -493,7 +492,8 @@ def test_sigterm_to_the_process_group_saves_a_checkpoint_and_resume_continues(tm
     run = tmp_path / "run"
     cmd = [sys.executable, "train.py", *tiny_with("trainer.max_steps=100000"), *quiet, "data.num_workers=1",
            "+callbacks.announce._target_=test_robustness.AnnounceSteps", f"hydra.run.dir={run}"]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
+    here = Path(__file__).resolve().parent  # the child imports this module (AnnounceSteps) and conftest
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
     child = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                              start_new_session=True)  # own process group: the signal also reaches its workers
     watchdog = threading.Timer(300, lambda: os.killpg(child.pid, signal.SIGKILL))  # a hung child fails the test
@@ -526,18 +526,10 @@ def test_sigterm_to_the_process_group_saves_a_checkpoint_and_resume_continues(tm
 
 
 # ============================================================================= unsafe checkpoints
-class Payload:
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):  # unpickling this would run a shell command
-        return (os.system, (f"touch {self.marker}",))
-
-
 def test_a_malicious_checkpoint_is_refused_and_its_payload_never_runs(tmp_path, tiny_cfg):
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil.ckpt"
-    torch.save({"state_dict": {}, "optimizer_states": [], "loops": {}, "global_step": 0, "x": Payload(marker)}, evil)
+    torch.save({"state_dict": {}, "optimizer_states": [], "loops": {}, "global_step": 0, "x": RunsACommand(marker)}, evil)
 
     with pytest.raises(ResumeError, match="arbitrary code") as e:
         check_resume_checkpoint(evil)

@@ -8,51 +8,17 @@ from __future__ import annotations
 import csv
 import json
 import math
-import runpy
 import signal
-import sys
 from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
 import torch
 import yaml
-from hydra.core.global_hydra import GlobalHydra
 
+from conftest import TINY_CLI, run_cli, wandb_run_records
 from cyclegan.training.safety import TrainingInterrupted
 from cyclegan.training.run import train
-
-ROOT = Path(__file__).resolve().parents[2]
-
-# conftest.TINY for the command line, without the validation KID unless a test needs it.
-TINY_CLI = [
-    "data=sample", "data.image_size=32", "data.load_size=36", "data.num_workers=0", "data.val_size=2",
-    "data.epoch_length=2", "model.ngf=4", "model.ndf=4", "model.n_blocks=1", "trainer=cpu",
-    "trainer.max_steps=2", "trainer.limit_val_batches=1", "trainer.enable_model_summary=false",
-    "callbacks.progress_bar.refresh_rate=0", "~callbacks.val_kid",
-]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def single_threaded_torch():
-    """One intra-op thread: tiny CPU models gain nothing from two, and on a busy machine two
-    threads spin against other processes and make a tiny run tens of times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def run_cli(*args: str) -> None:
-    """`python train.py *args`, in this process (as __main__, so Hydra finds conf/ beside the file)."""
-    GlobalHydra.instance().clear()
-    argv = sys.argv
-    sys.argv = [str(ROOT / "train.py"), *args]
-    try:
-        runpy.run_path(str(ROOT / "train.py"), run_name="__main__")
-    finally:
-        sys.argv = argv
-        GlobalHydra.instance().clear()
 
 
 def read_csv(path: Path) -> list[dict]:
@@ -102,7 +68,6 @@ def test_a_failing_job_is_recorded_and_the_others_run_as_wandb_runs_of_one_group
     assert (ok["model.gan_mode"], ok["status"]) == ("lsgan", "ok")
     assert "1 failed" in (sweep / "summary.md").read_text()
 
-    from test_loggers import wandb_run_records
 
     records = wandb_run_records(sweep / "1")
     assert records["run"].run_group == sweep.name  # one group per sweep
