@@ -33,6 +33,7 @@ from .datasets import DomainDataset, PairedByIndexDataset, UnpairedDataset
 from .download import download_berkeley
 from .sources import (
     BERKELEY_URL,
+    KAGGLE_FOLDERS,
     KAGGLE_URL,
     LAYOUTS_HELP,
     SOURCES,
@@ -43,6 +44,7 @@ from .sources import (
     describe_folder,
     find_berkeley_root,
     find_dataset_folders,
+    find_kaggle_root,
     holdout,
     sample_dir,
     select_subset,
@@ -196,15 +198,21 @@ class UnpairedDataModule(pl.LightningDataModule):
                 f"that name exists, else data=folders data.dir_a=... data.dir_b=...).") if found else ""
         return f" {describe_folder(where)}.{hint}"
 
+    def _kaggle_missing(self, subdirs: tuple[str, str]) -> DatasetNotFoundError:
+        a, b = subdirs
+        where = ", ".join(str(p) for p in [self.root] + [self.root / n for n in KAGGLE_FOLDERS])
+        found = find_dataset_folders(self.root)
+        return DatasetNotFoundError(
+            f"Dataset {self.name!r} not found: looked for {a}/ and {b}/ in {where}. Set paths.data_dir to the "
+            f"folder that contains gan-getting-started/ (on Kaggle: paths.data_dir=/kaggle/input), or data.root to "
+            f"the folder that holds {a}/ and {b}/ itself. The data is Kaggle's gan-getting-started ({KAGGLE_URL}, "
+            f"`kaggle competitions download -c gan-getting-started`; it needs a Kaggle account, so there is no "
+            f"automatic download). {describe_folder(self.root)}."
+            + (f" Dataset folders found there: {', '.join(found)}." if found else "")
+        )
+
     def _layout_missing(self, looked_for: str) -> DatasetNotFoundError:
-        if self.source in ("kaggle", "tfrecord"):
-            hint = (
-                f"Download Kaggle's gan-getting-started data ({KAGGLE_URL}, e.g. `kaggle competitions download "
-                f"-c gan-getting-started`; it needs a Kaggle account, so there is no automatic download) and unzip "
-                f"it into {self.root}, or set paths.data_dir=... to the folder that contains {self.root.name}/."
-            )
-        else:
-            hint = "Set data.dir_a / data.dir_b (or data.root) to existing folders."
+        hint = "Set data.dir_a / data.dir_b (or data.root) to existing folders."
         first = Path(looked_for.split(" and ")[0].removeprefix("test folder "))
         return DatasetNotFoundError(f"Dataset {self.name!r} not found: looked for {looked_for}. {hint} {LAYOUTS_HELP}"
                                     f"{self._found_here(first)}")
@@ -244,8 +252,13 @@ class UnpairedDataModule(pl.LightningDataModule):
                 if not train[d].is_dir():
                     raise self._berkeley_missing(str(train[d]))
         elif self.source in _LAYOUT_DIRS:
-            base = sample_dir() if self.source == "sample" and self.root is None else self.root
             names = _LAYOUT_DIRS[self.source]
+            base = sample_dir() if self.source == "sample" and self.root is None else self.root
+            if self.source != "sample" and (train["A"] is None or train["B"] is None):
+                # Kaggle's own folder name, this project's former one, or data.root being the folder itself
+                base = find_kaggle_root(self.root, names)
+                if base is None:
+                    raise self._kaggle_missing(names)
             for d, sub in zip(DOMAINS, names):
                 if train[d] is None:
                     train[d] = base / sub

@@ -7,8 +7,10 @@ Layouts (``source``):
 
 - ``berkeley``: ``root/trainA``, ``root/trainB``, ``root/testA``, ``root/testB`` (the CycleGAN
   dataset server's zips; ``root/<name>/trainA`` is accepted too).
-- ``kaggle``: ``root/monet_jpg`` (A) and ``root/photo_jpg`` (B) of Kaggle's ``gan-getting-started``.
-- ``tfrecord``: ``root/monet_tfrec/*.tfrec`` (A) and ``root/photo_tfrec/*.tfrec`` (B), same competition.
+- ``kaggle``: ``monet_jpg`` (A) and ``photo_jpg`` (B) of Kaggle's ``gan-getting-started``, in ``root``
+  itself or in ``root/gan-getting-started`` (Kaggle mounts it at ``/kaggle/input/gan-getting-started``)
+  or ``root/kaggle_monet`` (see :func:`find_kaggle_root`).
+- ``tfrecord``: ``monet_tfrec/*.tfrec`` (A) and ``photo_tfrec/*.tfrec`` (B), same competition, same folders.
 - ``folders``: any two folders ``dir_a`` and ``dir_b``.
 - ``sample``: the tiny dataset bundled in this package (``cyclegan/data/sample/{A,B}``).
 
@@ -45,15 +47,21 @@ __all__ = [
     "select_subset",
     "sample_dir",
     "find_berkeley_root",
+    "find_kaggle_root",
+    "KAGGLE_FOLDERS",
 ]
 
 SOURCES = ("berkeley", "kaggle", "folders", "tfrecord", "sample")
 BERKELEY_URL = "https://efrosgans.eecs.berkeley.edu/cyclegan/datasets/{name}.zip"
 KAGGLE_URL = "https://www.kaggle.com/competitions/gan-getting-started/data"
+# Folder names the competition data is looked for under data.root: Kaggle's own (its notebooks mount
+# the data at /kaggle/input/gan-getting-started), then this project's former default name.
+KAGGLE_FOLDERS = ("gan-getting-started", "kaggle_monet")
 
 LAYOUTS_HELP = (
     "Accepted layouts: berkeley = root/trainA, root/trainB (+ testA, testB); "
-    "kaggle = root/monet_jpg, root/photo_jpg; tfrecord = root/monet_tfrec/*.tfrec, root/photo_tfrec/*.tfrec; "
+    "kaggle = root/monet_jpg, root/photo_jpg; tfrecord = root/monet_tfrec/*.tfrec, root/photo_tfrec/*.tfrec "
+    "(also in root/gan-getting-started or root/kaggle_monet); "
     "folders = dir_a, dir_b. Images: " + " ".join(IMAGE_EXTENSIONS) + " (any case, searched recursively)."
 )
 
@@ -304,3 +312,23 @@ def find_berkeley_root(root: Path, name: str | None = None) -> Path | None:
         if len(subs) == 1 and ok(subs[0]):
             return subs[0]
     return None
+
+
+def kaggle_candidates(root: Path) -> list[Path]:
+    """Where :func:`find_kaggle_root` looks, in order: ``root``, then ``root/<name>`` for KAGGLE_FOLDERS."""
+    return [root] + [root / name for name in KAGGLE_FOLDERS]
+
+
+def find_kaggle_root(root: Path, subdirs: tuple[str, str]) -> Path | None:
+    """The folder holding both ``subdirs`` (``monet_jpg``, ``photo_jpg`` or the ``_tfrec`` pair):
+    ``root`` itself, ``root/gan-getting-started``, ``root/kaggle_monet``, or the single subfolder of
+    ``root`` that holds them (a download unpacked under another name); None when none does."""
+
+    def ok(p: Path) -> bool:
+        return all((p / sub).is_dir() for sub in subdirs)
+
+    found = next((p for p in kaggle_candidates(root) if ok(p)), None)
+    if found is None and root.is_dir():
+        subs = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and ok(p)]
+        found = subs[0] if len(subs) == 1 else None
+    return found

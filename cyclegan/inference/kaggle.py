@@ -20,11 +20,23 @@ from cyclegan.inference import batching
 from cyclegan.inference.batching import TranslateError
 from cyclegan.models.compile import auto_compile, compile_for_inference
 
-__all__ = ["KaggleZipError", "make_kaggle_zip"]
+__all__ = ["KAGGLE_MIN_IMAGES", "KAGGLE_MAX_IMAGES", "KaggleZipError", "kaggle_zip_summary", "make_kaggle_zip"]
+
+# What "I'm Something of a Painter Myself" accepts: 7,000 to 10,000 images in images.zip.
+KAGGLE_MIN_IMAGES, KAGGLE_MAX_IMAGES = 7000, 10000
 
 
 class KaggleZipError(TranslateError):
     """The Kaggle submission would be invalid; no zip is written."""
+
+
+def kaggle_zip_summary(zip_path: str | os.PathLike, count: int, size: int = 256) -> str:
+    """The last line of a --kaggle-zip run: how many images went where, and whether Kaggle would take it."""
+    line = f"wrote {count} images ({size}x{size} JPEG) to {Path(zip_path).resolve()}"
+    if not KAGGLE_MIN_IMAGES <= count <= KAGGLE_MAX_IMAGES or size != 256:
+        line += (f": a test zip, NOT a valid Kaggle submission (it needs {KAGGLE_MIN_IMAGES:,}-{KAGGLE_MAX_IMAGES:,} "
+                 "images of 256x256)")
+    return line
 
 
 def _encode_jpeg(arr: np.ndarray, size: int, quality: int) -> bytes:
@@ -43,7 +55,7 @@ def _encode_jpeg_batch(arr: np.ndarray, size: int, quality: int) -> list[bytes]:
 
 
 def make_kaggle_zip(generator_or_chain: nn.Module, photo_dir: str | os.PathLike, zip_path: str | os.PathLike, *,
-                    min_count: int = 7000, max_count: int = 10000, size: int = 256, batch_size: int = 64,
+                    min_count: int = KAGGLE_MIN_IMAGES, max_count: int = KAGGLE_MAX_IMAGES, size: int = 256, batch_size: int = 64,
                     device: str | torch.device | None = None, bf16: bool = False, num_workers: int | None = None,
                     quality: int = 95, progress: bool = True, channels_last: bool = False,
                     compile: Any = False) -> Path:
@@ -67,9 +79,12 @@ def make_kaggle_zip(generator_or_chain: nn.Module, photo_dir: str | os.PathLike,
     root, rel = batching.list_images(photo_dir, exclude=None)
     n = len(rel)
     if not (min_count <= n <= max_count):
+        # the lower bound is the one people meet with a handful of photos: say how to make a test zip
+        hint = (f"; for a test zip of fewer images lower --min-count (e.g. --min-count {max(n, 1)}; Kaggle "
+                f"refuses fewer than {KAGGLE_MIN_IMAGES:,})" if n < min_count else "")
         raise KaggleZipError(
             f"{photo_dir} has {n} images; a Kaggle submission needs between {min_count} and {max_count} "
-            "(no zip written)"
+            f"(no zip written){hint}"
         )
     names = [r.stem + ".jpg" for r in rel]
     dupes = [k for k, c in collections.Counter(names).items() if c > 1]

@@ -4,7 +4,7 @@ Library API::
 
     from cyclegan.inference.chain import load_chain
     from cyclegan.inference.checkpoint import load_generator
-    from cyclegan.inference.kaggle import make_kaggle_zip
+    from cyclegan.inference.kaggle import KAGGLE_MAX_IMAGES, KAGGLE_MIN_IMAGES, kaggle_zip_summary, make_kaggle_zip
     from cyclegan.inference.translate import translate_folder
 
     G = load_generator("monet2photo.ckpt", direction="BA")          # photo -> Monet
@@ -26,6 +26,7 @@ import argparse
 import collections
 import os
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -52,7 +53,7 @@ from cyclegan.inference.batching import (
 )
 from cyclegan.inference.chain import load_chain
 from cyclegan.inference.export import export_generator
-from cyclegan.inference.kaggle import make_kaggle_zip
+from cyclegan.inference.kaggle import KAGGLE_MAX_IMAGES, KAGGLE_MIN_IMAGES, kaggle_zip_summary, make_kaggle_zip
 from cyclegan.inference.tiling import to_uint8_nhwc, translate_tensor
 from cyclegan.models.compile import auto_compile, compile_for_inference
 
@@ -224,8 +225,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-workers", type=int, default=None, metavar="N", help="decoding worker processes (default: auto)")
     p.add_argument("--kaggle-zip", metavar="ZIP", default=None,
                    help="write a Kaggle submission zip of 256x256 JPEGs from the --input photos")
-    p.add_argument("--min-count", type=int, default=7000, metavar="N", help="--kaggle-zip: fewest images allowed (default 7000)")
-    p.add_argument("--max-count", type=int, default=10000, metavar="N", help="--kaggle-zip: most images allowed (default 10000)")
+    p.add_argument("--min-count", type=int, default=KAGGLE_MIN_IMAGES, metavar="N",
+                   help="--kaggle-zip: fewest images allowed (default 7000, Kaggle's minimum; lower it for a test zip)")
+    p.add_argument("--max-count", type=int, default=KAGGLE_MAX_IMAGES, metavar="N",
+                   help="--kaggle-zip: most images allowed (default 10000, Kaggle's maximum)")
     p.add_argument("--size", type=int, default=256, metavar="PX", help="--kaggle-zip: image size (default 256)")
     p.add_argument("--export", choices=["state_dict", "ts", "onnx"], default=None,
                    help="export the generator (or chain, ts/onnx only) to --output instead of translating")
@@ -271,7 +274,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                    device=args.device, bf16=args.bf16, num_workers=args.num_workers,
                                    quality=args.quality, progress=progress, channels_last=args.channels_last,
                                    compile=compile_spec)
-            print(f"wrote {path}")
+            with zipfile.ZipFile(path) as zf:
+                print(kaggle_zip_summary(path, len(zf.namelist()), args.size))
         else:
             paths = translate_folder(model, args.input, args.output, batch_size=args.batch_size or 16,
                                      device=args.device, bf16=args.bf16, num_workers=args.num_workers,

@@ -13,9 +13,11 @@ from urllib.error import URLError
 import numpy as np
 import pytest
 import torch
+from hydra.utils import instantiate
 from PIL import Image
 
 import cyclegan.data.download as dl
+from conftest import compose_config
 from cyclegan.data import (
     BERKELEY_URL,
     DatasetNotFoundError,
@@ -268,6 +270,45 @@ def test_kaggle_holdout_deterministic(tmp_path):
     shutil.copytree(root, other)
     dm2 = UnpairedDataModule(**dm_kwargs(name="k", source="kaggle", root=str(other), val_size=3))
     assert [Path(p).name for p in dm2.files("val", "A")] == [Path(p).name for p in dm.files("val", "A")]
+
+
+
+def _kaggle_data(folder: Path, tfrec: bool = False) -> None:
+    if tfrec:
+        write_tfrecord(folder / "monet_tfrec" / "monet00-3.tfrec", kaggle_records(3, "m"))
+        write_tfrecord(folder / "photo_tfrec" / "photo00-4.tfrec", kaggle_records(4, "p"))
+    else:
+        make_domain(folder / "monet_jpg", 3, "m")
+        make_domain(folder / "photo_jpg", 4, "p")
+
+
+@pytest.mark.parametrize("overrides,tfrec", [(["data=kaggle_monet"], False), (["data=kaggle_monet_tfrec"], True),
+                                              (["experiment=kaggle_monet_resnet"], False)])
+@pytest.mark.parametrize("layout", ["kaggle_input", "the_folder_itself", "former_name"])
+def test_kaggle_configs_find_the_competitions_own_folders(tmp_path, overrides, tfrec, layout):
+    # Kaggle mounts the competition at /kaggle/input/gan-getting-started/{monet_jpg,photo_jpg,...}
+    kaggle_input = tmp_path / "kaggle" / "input"
+    data_dir, folder = {
+        "kaggle_input": (kaggle_input, kaggle_input / "gan-getting-started"),
+        "the_folder_itself": (kaggle_input / "gan-getting-started", kaggle_input / "gan-getting-started"),
+        "former_name": (tmp_path / "data", tmp_path / "data" / "kaggle_monet"),
+    }[layout]
+    _kaggle_data(folder, tfrec)
+    cfg = compose_config(tmp_path, *overrides, f"paths.data_dir={data_dir}", "data.val_size=1")
+    dm = instantiate(cfg.data)
+    assert len(dm.files("train", "A")) == 2 and len(dm.files("train", "B")) == 3
+    assert all(p.startswith(str(folder)) for p in dm.files("train", "B"))
+
+
+@pytest.mark.parametrize("option", ["kaggle_monet", "kaggle_monet_tfrec"])
+def test_kaggle_data_not_found_says_which_key_to_set(tmp_path, option):
+    (tmp_path / "input" / "other-competition").mkdir(parents=True)
+    cfg = compose_config(tmp_path, f"data={option}", f"paths.data_dir={tmp_path / 'input'}")
+    with pytest.raises(DatasetNotFoundError) as e:
+        instantiate(cfg.data).setup()
+    msg = str(e.value)
+    assert "\n" not in msg and "paths.data_dir" in msg and "data.root" in msg
+    assert str(tmp_path / "input" / "gan-getting-started") in msg and "other-competition/" in msg
 
 
 def test_folders_with_and_without_test_dirs(tmp_path):

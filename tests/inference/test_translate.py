@@ -226,6 +226,14 @@ def test_kaggle_zip_count_violation_leaves_no_zip(tmp_path, lo, hi):
     assert list(out.iterdir()) == []
 
 
+
+def test_the_kaggle_zip_summary_flags_only_what_kaggle_would_refuse(tmp_path):
+    from cyclegan.inference.kaggle import kaggle_zip_summary
+
+    assert kaggle_zip_summary(tmp_path / "images.zip", 7038) == f"wrote 7038 images (256x256 JPEG) to {tmp_path}/images.zip"
+    for count, size in ((6999, 256), (10001, 256), (7038, 128)):
+        assert "NOT a valid Kaggle submission" in kaggle_zip_summary(tmp_path / "images.zip", count, size)
+
 def test_kaggle_zip_failure_midway_leaves_no_zip(tmp_path):
     photos = _kaggle_inputs(tmp_path / "photos")
     (photos / "broken.jpg").write_bytes(b"not a jpeg")
@@ -330,13 +338,16 @@ def test_cli_run_and_errors(tmp_path, capsys):
     rc = main(["--ckpt", f"{ck}:AB", "--ckpt", f"{ck}:BA", "--input", str(src), "--kaggle-zip",
                str(tmp_path / "images.zip"), "--min-count", "1", "--num-workers", "0", "--quiet"])
     assert rc == 0 and len(zipfile.ZipFile(tmp_path / "images.zip").namelist()) == 2
-    capsys.readouterr()
+    last = capsys.readouterr().out.strip().splitlines()[-1]  # how many, where, and that Kaggle would refuse it
+    assert f"wrote 2 images (256x256 JPEG) to {tmp_path / 'images.zip'}" in last
+    assert "NOT a valid Kaggle submission" in last and "7,000" in last
 
     for argv, needle in (
         (["--ckpt", str(tmp_path / "missing.ckpt"), "--input", str(src), "--output", "o"], "missing.ckpt"),
         (["--ckpt", str(ck), "--input", str(tmp_path / "nowhere"), "--output", "o"], "nowhere"),
         (["--ckpt", str(ck), "--input", str(src)], "--output is required"),
         (["--ckpt", str(ck), "--input", str(src), "--kaggle-zip", str(tmp_path / "k.zip")], "between 7000"),
+        (["--ckpt", str(ck), "--input", str(src), "--kaggle-zip", str(tmp_path / "k.zip")], "--min-count 2"),
         (["--ckpt", str(ck), "--input", str(src), "--output", "o", "--ext", "gif"], "extension"),
     ):
         rc = main(argv + ["--quiet"])
