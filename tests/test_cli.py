@@ -51,3 +51,54 @@ def test_help_lists_the_groups_without_the_internal_files():
     assert "data: apple2orange," in groups and "trainer: bf16, cpu, ddp, default, fp16, gpu" in groups
     assert "_common" not in groups and "_berkeley" not in groups
     assert "hydra/launcher:" in groups and "submitit_slurm" in groups
+
+
+# ----------------------------------------------------------------------------- launchers
+def launcher_resources(*overrides: str) -> dict:
+    from omegaconf import OmegaConf
+
+    from cyclegan.cli import _compose
+
+    cfg = _compose("train", list(overrides), hydra_config=True)
+    return {k: OmegaConf.select(cfg, f"hydra.launcher.{k}") for k in ("nodes", "tasks_per_node", "gpus_per_node")}
+
+
+@pytest.fixture
+def plugin_installed(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: object() if name.startswith("hydra_plugins.") else real(name, *a))
+
+
+def test_submitit_local_with_the_default_devices_gets_integers(monkeypatch, plugin_installed):
+    import torch
+
+    # the default trainer.devices=auto: the GPUs of this machine, where the jobs run (submitit wants ints)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert launcher_resources("hydra/launcher=submitit_local") == {"nodes": 1, "tasks_per_node": 1, "gpus_per_node": 0}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert launcher_resources("hydra/launcher=submitit_local")["gpus_per_node"] == 2
+    assert launcher_resources("hydra/launcher=submitit_local", "trainer=cpu")["gpus_per_node"] == 0
+    check_overrides(["-m", "hydra/launcher=submitit_local"], "train")  # passes
+
+
+def test_submitit_slurm_follows_trainer_devices_or_says_to_set_it(caplog, plugin_installed):
+    assert launcher_resources("hydra/launcher=submitit_slurm", "trainer=ddp", "trainer.devices=4",
+                              "trainer.num_nodes=2") == {"nodes": 2, "tasks_per_node": 4, "gpus_per_node": 4}
+    check_overrides(["-m", "hydra/launcher=submitit_slurm", "trainer=ddp", "trainer.devices=4"], "train")
+    message = one_line_exit(caplog, ["-m", "hydra/launcher=submitit_slurm"])
+    assert "trainer.devices=N" in message and "trainer.devices=auto" in message
+
+
+@pytest.mark.parametrize("override", ["hydra/launcher=submitit_local", "hydra/launcher=submitit_slurm",
+                                      "hparams_search=optuna"])
+def test_a_launcher_or_sweeper_without_the_sweeps_extra_says_what_to_install(caplog, monkeypatch, override):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name.startswith("hydra_plugins.") else real(name, *a))
+    assert 'pip install -e ".[sweeps]"' in one_line_exit(caplog, ["-m", override])

@@ -73,6 +73,62 @@ def unknown_option_message(group: str, value: str) -> str | None:
     return None
 
 
+# Options provided by Hydra plugins of the [sweeps] extra: the override -> the plugin's module
+PLUGINS = {
+    ("hydra/launcher", "submitit_local"): "hydra_plugins.hydra_submitit_launcher",
+    ("hydra/launcher", "submitit_slurm"): "hydra_plugins.hydra_submitit_launcher",
+    ("hparams_search", "optuna"): "hydra_plugins.hydra_optuna_sweeper",
+    ("hydra/sweeper", "optuna"): "hydra_plugins.hydra_optuna_sweeper",
+}
+
+
+def missing_plugin_message(group: str, value: str) -> str | None:
+    """One line when `group=value` needs a Hydra plugin of the [sweeps] extra that is not installed."""
+    import importlib.util
+
+    module = PLUGINS.get((group, value.strip()))
+    if module is None:
+        return None
+    try:
+        if importlib.util.find_spec(module) is not None:
+            return None
+    except (ImportError, ValueError):
+        pass
+    package = module.removeprefix("hydra_plugins.").replace("_", "-")
+    return f'{group}={value} needs the {package} plugin, which is not installed: pip install -e ".[sweeps]"'
+
+
+def _compose(config_name: str, overrides: list[str], hydra_config: bool = False) -> DictConfig | None:
+    """The config Hydra would compose (None when composing fails: Hydra reports that itself)."""
+    try:
+        from hydra import compose, initialize_config_dir
+        from hydra.core.global_hydra import GlobalHydra
+
+
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return compose(config_name=config_name, overrides=overrides, return_hydra_config=hydra_config)
+    except Exception:  # noqa: BLE001 - anything unusual is Hydra's to report, with its own message
+        return None
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def launcher_message(cfg: DictConfig) -> str | None:
+    """One line when hydra.launcher's resources (integers for submitit) cannot be resolved."""
+    from cyclegan.config.resolvers import LauncherDevicesError
+
+    for key in ("nodes", "tasks_per_node", "gpus_per_node"):
+        try:
+            OmegaConf.select(cfg, f"hydra.launcher.{key}", throw_on_resolution_failure=True)
+        except Exception as exc:  # noqa: BLE001 - OmegaConf wraps the resolver's error
+            cause = exc
+            while cause is not None and not isinstance(cause, LauncherDevicesError):
+                cause = cause.__cause__ or cause.__context__
+            return str(cause) if cause is not None else None
+    return None
+
+
 def unknown_key_message(cfg: DictConfig, key: str) -> str | None:
     """A one-line explanation when `key` (dotted) is not in `cfg`; None when it is."""
     parent_key, _, leaf = key.rpartition(".")
@@ -96,29 +152,25 @@ def _exit_with(message: str) -> None:
 
 def check_overrides(argv: Sequence[str], config_name: str) -> None:
     """Exit with one line and code 2 when a `group=option` override names an option that does not
-    exist, or a `group.key=value` override a key that does not exist."""
+    exist or needs a plugin that is missing, a `group.key=value` override a key that does not exist,
+    or a submitit launcher cannot be given the devices of trainer.devices."""
     pairs = [p for p in map(_split, argv) if p]
     groups_here = config_groups(config_name)
     for key, value in pairs:
-        message = unknown_option_message(key, value) if key in groups_here else None
+        message = (unknown_option_message(key, value) if key in groups_here else None) or \
+            missing_plugin_message(key, value)
         if message:
             _exit_with(message)
     dotted = [k for k, _ in pairs if "." in k and not k.startswith("hydra.")]
-    if not dotted:
-        return
     groups = [f"{k}={v}" for k, v in pairs if "." not in k]
-    try:
-        from hydra import compose, initialize_config_dir
-        from hydra.core.global_hydra import GlobalHydra
-
-        GlobalHydra.instance().clear()
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose(config_name=config_name, overrides=groups)
-    except Exception:  # noqa: BLE001 - anything unusual is Hydra's to report, with its own message
-        return
-    finally:
-        GlobalHydra.instance().clear()
-    for key in dotted:
-        message = unknown_key_message(cfg, key)
+    if dotted:
+        cfg = _compose(config_name, groups)
+        for key in dotted if cfg is not None else ():
+            message = unknown_key_message(cfg, key)
+            if message:
+                _exit_with(message)
+    if any(k == "hydra/launcher" for k, _ in pairs):
+        cfg = _compose(config_name, [f"{k}={v}" for k, v in pairs], hydra_config=True)
+        message = launcher_message(cfg) if cfg is not None else None
         if message:
             _exit_with(message)
