@@ -102,3 +102,41 @@ def test_a_launcher_or_sweeper_without_the_sweeps_extra_says_what_to_install(cap
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name.startswith("hydra_plugins.") else real(name, *a))
     assert 'pip install -e ".[sweeps]"' in one_line_exit(caplog, ["-m", override])
+
+
+# ----------------------------------------------------------------------------- W&B without an account
+@pytest.fixture
+def no_wandb_account(monkeypatch, tmp_path):
+    for var in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))  # no stored `wandb login` key
+    return tmp_path / "netrc"
+
+
+def wandb_logger(tmp_path):
+    import hydra
+
+    from conftest import compose_config
+
+    return hydra.utils.instantiate(compose_config(tmp_path / "run", "logger=wandb").logger.wandb)
+
+
+def test_wandb_without_an_account_logs_offline_after_one_warning(tmp_path, caplog, no_wandb_account):
+    with caplog.at_level(logging.WARNING):
+        logger = wandb_logger(tmp_path)  # wandb.init is lazy: nothing is contacted here
+    assert logger._wandb_init["mode"] == "offline"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "WANDB_MODE=offline" in warnings[0] and "wandb login" in warnings[0]
+    assert "wandb sync" in warnings[0]
+    assert "anonymous" not in logger._wandb_init  # Lightning's anonymous=None makes wandb warn at init
+
+
+def test_wandb_with_a_stored_key_or_an_explicit_mode_is_left_as_asked(tmp_path, caplog, monkeypatch,
+                                                                       no_wandb_account):
+    no_wandb_account.write_text("machine api.wandb.ai\n  login user\n  password 0123456789abcdef\n")
+    assert wandb_logger(tmp_path)._wandb_init.get("mode") is None  # online, as logged in
+    no_wandb_account.unlink()
+    monkeypatch.setenv("WANDB_MODE", "online")
+    with caplog.at_level(logging.WARNING):
+        assert wandb_logger(tmp_path)._wandb_init.get("mode") is None
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]
