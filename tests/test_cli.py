@@ -57,7 +57,7 @@ def test_help_lists_the_groups_without_the_internal_files():
 def launcher_resources(*overrides: str) -> dict:
     from omegaconf import OmegaConf
 
-    from cyclegan.cli import _compose
+    from cyclegan.config.overrides import _compose
 
     cfg = _compose("train", list(overrides), hydra_config=True)
     return {k: OmegaConf.select(cfg, f"hydra.launcher.{k}") for k in ("nodes", "tasks_per_node", "gpus_per_node")}
