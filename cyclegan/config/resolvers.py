@@ -6,8 +6,10 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from cyclegan.config.checks import UserError
 
-class LauncherDevicesError(ValueError):
+
+class LauncherDevicesError(UserError, ValueError):
     """trainer.devices cannot be turned into the integer a submitit launcher needs."""
 
 
