@@ -12,7 +12,6 @@ import hashlib
 import json
 import logging
 import os
-import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Subset
 from cyclegan.evaluation.discriminator import discriminator_decisions
 from cyclegan.evaluation.features import compute_features
 from cyclegan.evaluation.paired import PairedMetrics
+from cyclegan.evaluation.progress import Progress
 from cyclegan.models.compile import eager_fallback
 
 log = logging.getLogger(__name__)
@@ -63,23 +63,32 @@ def real_features(
     device: torch.device | str = "cpu",
     cache_dir: Optional[str | os.PathLike] = None,
     num_workers: int = 0,
+    max_images: Optional[int] = None,
 ) -> torch.Tensor:
-    """Inception features [N, F] of the real ``domain`` images of ``splits`` after the test pipeline.
+    """Inception features [N, F] of the real ``domain`` images of ``splits`` after the test pipeline
+    (at most ``max_images`` of them, evenly spaced).
 
     Cached under ``cache_dir`` (``compute_features``' cache) keyed by every file's path, size and mtime,
     the image size and the extractor, so changing any of them recomputes.
     """
     files = [p for split in splits for p in datamodule.files(split, domain)]
+    keep = evenly_spaced_indices(len(files), max_images)
+    files = [files[i] for i in keep]
     key = json.dumps([FEATURE_CACHE_VERSION, int(datamodule.image_size), [_file_identity(p) for p in files]])
     key = hashlib.sha256(key.encode()).hexdigest()
-    loader = make_loader(_concat_datasets(datamodule, splits, domain), batch_size, num_workers)
+    dataset = _concat_datasets(datamodule, splits, domain)
+    if len(keep) < len(dataset):
+        dataset = Subset(dataset, keep)
+    progress = Progress(f"real {domain} features ({'+'.join(splits)})", len(dataset), log)
+    loader = progress.track(make_loader(dataset, batch_size, num_workers), count=lambda batch: len(batch["image"]))
     images = (batch["image"] for batch in loader)  # only consumed on a cache miss
-    t0 = time.perf_counter()
     feats = compute_features(images, extractor, batch_size=batch_size, device=device,
                              cache_dir=None if cache_dir is None else Path(cache_dir).expanduser(),
                              cache_key=key if cache_dir is not None else None, value_range=(-1.0, 1.0))
-    log.info("real %s features (%s): %d images in %.1f s", domain, "+".join(splits), len(feats),
-             time.perf_counter() - t0)
+    if progress.done:
+        progress.finish(" (now cached)" if cache_dir is not None else "")
+    else:
+        log.info("real %s features (%s): %d images from the cache", domain, "+".join(splits), len(feats))
     return feats
 
 
@@ -94,11 +103,15 @@ class DomainPass:
     examples: dict[str, list[torch.Tensor]] = field(default_factory=lambda: {"real": [], "fake": [], "rec": []})
 
 
+def evenly_spaced_indices(n: int, max_images: Optional[int]) -> list[int]:
+    if max_images is None or max_images <= 0 or n <= max_images:
+        return list(range(n))
+    return np.linspace(0, n - 1, int(max_images)).round().astype(int).tolist()
+
+
 def evenly_spaced(dataset, max_images: Optional[int]):
-    if max_images is None or max_images <= 0 or len(dataset) <= max_images:
-        return dataset
-    idx = np.linspace(0, len(dataset) - 1, int(max_images)).round().astype(int)
-    return Subset(dataset, idx.tolist())
+    keep = evenly_spaced_indices(len(dataset), max_images)
+    return dataset if len(keep) == len(dataset) else Subset(dataset, keep)
 
 
 @torch.no_grad()
@@ -194,17 +207,16 @@ def translation_pass(
     passes: dict[str, DomainPass] = {}
     for domain, (G, G_back, D_source, D_target) in nets.items():
         dataset = datasets[domain]
-        loader = make_loader(dataset, batch_size, num_workers)
-        t0 = time.perf_counter()
+        judge_only = domain not in sources  # only the target of the evaluated direction: its D on real images
+        what = f"{'judging real' if judge_only else 'translating'} {split} images of domain {domain}"
+        progress = Progress(what, len(dataset), log)
+        loader = progress.track(make_loader(dataset, batch_size, num_workers), count=lambda batch: len(batch["image"]))
         with eager_fallback():
-            if domain not in sources:  # only the target of the evaluated direction: its D on real images
+            if judge_only:
                 passes[domain] = _judge_real(loader, D_source, gan_mode, device, bf16, pad_to)
-                log.info("judged %d real %s images of domain %s in %.1f s", len(dataset), split, domain,
-                         time.perf_counter() - t0)
-                continue
-            passes[domain] = _translate_domain(loader, G, G_back, D_source, D_target, extractor, gan_mode,
-                                               device, batch_size, bf16, num_examples, pad_to)
-        log.info("translated %d %s images of domain %s in %.1f s%s", len(dataset), split, domain,
-                 time.perf_counter() - t0, " (compiled networks; the first batch compiles them)" if compiled else "")
+            else:
+                passes[domain] = _translate_domain(loader, G, G_back, D_source, D_target, extractor, gan_mode,
+                                                   device, batch_size, bf16, num_examples, pad_to)
+        progress.finish(" (compiled networks; the first batch compiles them)" if compiled and not judge_only else "")
 
     return passes

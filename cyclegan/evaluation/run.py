@@ -168,6 +168,7 @@ def evaluate_model(
     train_ref: bool = False,
     batch_size: int = 32,
     max_images: Optional[int] = None,
+    max_real_images: Optional[int] = None,
     device: torch.device | str = "cpu",
     bf16: bool = False,
     compile: Any = False,
@@ -209,7 +210,8 @@ def evaluate_model(
     for key in wanted:
         results[key] = score_direction(
             key, passes, datamodule, extractor, real_splits=splits, train_ref=train_ref, batch_size=batch_size,
-            device=device, cache_dir=cache_dir, num_workers=num_workers, kid_subset_size=kid_subset_size,
+            device=device, cache_dir=cache_dir, num_workers=num_workers, max_real_images=max_real_images,
+            kid_subset_size=kid_subset_size,
             kid_subsets=kid_subsets, mifid_eps=mifid_eps, seed=seed)
 
     examples = {}
@@ -232,6 +234,7 @@ def score_direction(
     device: torch.device,
     cache_dir: Optional[str | os.PathLike],
     num_workers: int,
+    max_real_images: Optional[int],
     kid_subset_size: int,
     kid_subsets: int,
     mifid_eps: float,
@@ -240,7 +243,8 @@ def score_direction(
     """The scores of one direction (``A2B`` or ``B2A``) from the translation pass: FID/KID/MiFID against
     the target domain's real images, SSIM and cycle L1, the target discriminator's accuracy."""
     src, tgt = DIRECTIONS[key]
-    common = dict(batch_size=batch_size, device=device, cache_dir=cache_dir, num_workers=num_workers)
+    common = dict(batch_size=batch_size, device=device, cache_dir=cache_dir, num_workers=num_workers,
+                  max_images=max_real_images)
     real = real_features(datamodule, real_splits, tgt, extractor, **common)
     train = real_features(datamodule, ["train"], tgt, extractor, **common) if train_ref else None
     fake = cat(passes[src].fake_features)
@@ -317,13 +321,17 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     # The Inception first: its failure is the most likely one and costs nothing to detect.
     extractor = load_inception(m.inception, device=device)
     model, info = load_cyclegan(cfg.get("ckpt_path"), map_location="cpu")
+    cache_dir = m.get("cache_dir")
+    log.info("real-image feature cache: %s", f"{Path(str(cache_dir)).expanduser().resolve()} (metrics.cache_dir; "
+             "default <paths.cache_dir>/features)" if cache_dir else "off (metrics.cache_dir=null)")
     datamodule = hydra.utils.instantiate(cfg.data)
     datamodule.prepare_data()
 
     results, examples = evaluate_model(
         model, datamodule, extractor,
         split=str(m.get("split", "test")), real_ref=m.real_ref, train_ref=bool(m.train_ref),
-        batch_size=int(m.batch_size), max_images=m.get("max_images"), device=device, bf16=bool(cfg.get("bf16", False)),
+        batch_size=int(m.batch_size), max_images=m.get("max_images"), max_real_images=m.get("max_real_images"),
+        device=device, bf16=bool(cfg.get("bf16", False)),
         compile=cfg.get("compile", "auto"), directions=m.get("directions"),
         cache_dir=m.get("cache_dir"), num_workers=int(m.get("num_workers", 0) or 0),
         kid_subset_size=int(m.kid_subset_size), kid_subsets=int(m.kid_subsets), mifid_eps=float(m.mifid_eps),

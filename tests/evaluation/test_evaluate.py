@@ -95,7 +95,8 @@ def test_real_features_are_cached_and_max_images_limits_the_translations(tiny_ck
     original = TinyFeatureExtractor.forward
     TinyFeatureExtractor.forward = lambda self, x: calls.append(len(x)) or original(self, x)
     try:
-        second = evaluate(eval_cfg(tmp_path / "run2", tiny_ckpt, "metrics.max_images=2", cache=cache))
+        second = evaluate(eval_cfg(tmp_path / "run2", tiny_ckpt, "metrics.max_images=2",
+                                   "metrics.max_real_images=null", cache=cache))
     finally:
         TinyFeatureExtractor.forward = original
     assert sorted(cache.iterdir()) == cached
@@ -106,6 +107,41 @@ def test_real_features_are_cached_and_max_images_limits_the_translations(tiny_ck
     third = evaluate(eval_cfg(tmp_path / "run3", tiny_ckpt, "metrics.real_ref=train+test", cache=cache))
     assert third["A2B"]["n_real"] == N_TRAIN + N_TEST and len(list(cache.iterdir())) == 4
     assert first["A2B"]["n_real"] == N_TEST
+
+
+def test_max_images_alone_makes_the_real_references_small_too(tiny_ckpt, tmp_path):
+    calls = []
+    original = TinyFeatureExtractor.forward
+    TinyFeatureExtractor.forward = lambda self, x: calls.append(len(x)) or original(self, x)
+    try:
+        tiny = evaluate(eval_cfg(tmp_path / "run", tiny_ckpt, "metrics.max_images=2", "metrics.train_ref=true"))
+    finally:
+        TinyFeatureExtractor.forward = original
+    for d in ("A2B", "B2A"):
+        assert (tiny[d]["n_fake"], tiny[d]["n_real"], tiny[d]["n_train_ref"]) == (2, 2, 2)
+    assert sum(calls) == 2 * (2 + 2 + 2)  # per direction: translations, test reals, training reals
+
+
+def test_evaluate_logs_the_cache_location_and_progress_with_rates(tiny_ckpt, tmp_path, caplog, monkeypatch):
+    import cyclegan.evaluation.progress as progress
+
+    monkeypatch.setattr(progress, "EVERY_S", 0.0)  # a line after every batch
+    cache = tmp_path / "my_cache"
+    with caplog.at_level("INFO"):
+        evaluate(eval_cfg(tmp_path / "run", tiny_ckpt, "metrics.batch_size=2", cache=cache))
+    lines = [r.getMessage() for r in caplog.records]
+    assert any(f"real-image feature cache: {cache}" in line for line in lines)
+    assert "translating test images of domain A: 2/4 images (" in "\n".join(lines)
+    done = [line for line in lines if line.startswith("translating test images of domain B: 4 images in")]
+    assert len(done) == 1 and "images/s" in done[0]
+    assert any(line.startswith("real A features (test): 4 images in") and "now cached" in line for line in lines)
+
+
+def test_the_feature_cache_lives_under_paths_cache_dir(tmp_path, monkeypatch):
+    monkeypatch.delenv("CYCLEGAN_FEATURE_CACHE", raising=False)
+    cfg = compose_config(tmp_path, f"paths.cache_dir={tmp_path / 'caches'}", config_name="evaluate")
+    assert cfg.metrics.cache_dir == f"{tmp_path / 'caches'}/features"
+    assert compose_config(tmp_path, "metrics.max_images=5", config_name="evaluate").metrics.max_real_images == 5
 
 
 class ConstantD(nn.Module):
