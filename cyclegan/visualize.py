@@ -50,7 +50,8 @@ def plot_loss_curves(history: Mapping[str, Sequence[tuple[int, float]]], path: s
             continue
         steps, values = zip(*points)
         ax = ax_d if name.startswith("D_") else ax_g
-        ax.plot(steps, values, label=name, linewidth=1)
+        ax.plot(steps, values, label=name, linewidth=1, marker="o" if len(points) < 10 else None,
+                markersize=3)  # a short run has a few points: markers keep them visible
     for ax, label in ((ax_g, "generator losses"), (ax_d, "discriminator losses")):
         ax.set_xlabel("step")
         ax.set_title(label)

@@ -83,15 +83,37 @@ def configure_wandb(cfg: DictConfig, ckpt_path: str | None) -> None:
                 log.info("continuing W&B run %s", run_id)
 
 
-def select_objective(metrics: dict[str, float], key: str | None) -> tuple[str | None, float]:
+def missing_metric_reason(metrics: dict[str, float], key: str | None, cfg: DictConfig | None = None) -> str:
+    """Why `key` is not among the final `metrics`, from what was logged and the config."""
+    if cfg is not None and str(key).startswith("val/kid") and not OmegaConf.select(cfg, "callbacks.val_kid"):
+        return "callbacks.val_kid is off"
+    if not any(k.startswith("val/") for k in metrics):
+        trainer = cfg.get("trainer") if cfg is not None else None
+        every = OmegaConf.select(cfg, "trainer.check_val_every_n_epoch", default=1) if cfg is not None else 1
+        stop = ""
+        if trainer is not None and (trainer.get("max_steps") or -1) > 0:
+            stop = f"; trainer.max_steps={trainer.max_steps} ended it first"
+        elif trainer is not None and trainer.get("max_time"):
+            stop = f"; trainer.max_time={trainer.max_time} ended it first"
+        if trainer is not None and trainer.get("limit_val_batches") == 0:
+            return "validation is off (trainer.limit_val_batches=0)"
+        return (f"the validation interval was not reached: validation runs at the end of every {every} epoch(s) "
+                f"(trainer.check_val_every_n_epoch) and the run stopped before the first{stop}")
+    return f"validation did not log it (logged: {', '.join(sorted(k for k in metrics if k.startswith('val/')))})"
+
+
+def select_objective(metrics: dict[str, float], key: str | None,
+                     cfg: DictConfig | None = None) -> tuple[str | None, float]:
     """(name, value) of the metric a sweeper minimises: `key`, else FALLBACK_METRIC, else NaN."""
     if key and key in metrics:
         return key, metrics[key]
+    report = log.warning if in_multirun() else log.info  # only a sweeper uses the objective
+    why = missing_metric_reason(metrics, key, cfg)
     if FALLBACK_METRIC in metrics:
-        report = log.warning if in_multirun() else log.info  # only a sweeper uses the objective
-        report("optimized_metric=%s was not logged (is callbacks.val_kid on?); the objective is %s",
-               key, FALLBACK_METRIC)
+        report("optimized_metric=%s was not logged (%s); the objective is %s", key, why, FALLBACK_METRIC)
         return FALLBACK_METRIC, metrics[FALLBACK_METRIC]
+    report("optimized_metric=%s was not logged (%s), nor was %s (no epoch finished); there is no objective",
+           key, why, FALLBACK_METRIC)
     return None, math.nan
 
 
@@ -169,7 +191,7 @@ def train(cfg: DictConfig) -> dict[str, float | None]:
         else:
             log.exception("job failed (recorded in %s/result.json); the sweep goes on", output_dir)
         return {"objective": None}
-    name, value = select_objective(metrics, cfg.get("optimized_metric"))
+    name, value = select_objective(metrics, cfg.get("optimized_metric"), cfg)
     # No objective (None) rather than NaN: the Optuna sweeper records None as a failed trial and
     # goes on, while a NaN makes it crash (optuna 2.10 refuses to record it).
     metrics["objective"] = value if math.isfinite(value) else None
