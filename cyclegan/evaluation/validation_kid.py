@@ -17,6 +17,9 @@ convention: when ``(epoch + 1) % every_n_epochs == 0``) and at the last epoch; i
 value stays in ``trainer.callback_metrics`` so a ModelCheckpoint monitoring ``val/kid`` keeps working.
 Every rank computes the same value on the same images (no communication, consistent logging under DDP).
 When no Inception network can be loaded it warns once and switches itself off; training goes on.
+
+Below :data:`SMOKE_SIGNAL_BELOW` images per domain (the bundled sample has 4) every log line calls the
+value a smoke signal: it shows that the pipeline runs and moves, not how good the translations are.
 """
 
 from __future__ import annotations
@@ -37,7 +40,11 @@ from cyclegan.evaluation.metrics import kid_from_features, kid_subset_size
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ValidationKID", "ValidationKIDCallback"]
+__all__ = ["ValidationKID", "ValidationKIDCallback", "SMOKE_SIGNAL_BELOW"]
+
+# Fewer val images per domain than this: val/kid is labelled a smoke signal in the log (a few images
+# give a KID dominated by which images were drawn; evaluate.py on a test split measures quality).
+SMOKE_SIGNAL_BELOW = 50
 
 
 class ValidationKID:
@@ -221,8 +228,10 @@ class ValidationKIDCallback(pl.Callback):
             pl_module.train(was_training)
         self._computed_this_fit = True
         n = min(len(v) for v in self._images.values())
-        log.info("val KID on %d + %d images: AB %.4f, BA %.4f (%.1f s)", len(self._images["A"]),
-                 len(self._images["B"]), kid["AB"], kid["BA"], time.perf_counter() - t0)
+        smoke = (f"; a smoke signal only: under {SMOKE_SIGNAL_BELOW} images per domain KID says that training runs, "
+                 "not how good it is (evaluate.py on a test split measures that)") if n < SMOKE_SIGNAL_BELOW else ""
+        log.info("val KID on %d + %d images: AB %.4f, BA %.4f (%.1f s)%s", len(self._images["A"]),
+                 len(self._images["B"]), kid["AB"], kid["BA"], time.perf_counter() - t0, smoke)
         # Identical on every rank (same images, same weights), so no sync is needed.
         for name, value in (("val/kid_AB", kid["AB"]), ("val/kid_BA", kid["BA"]),
                             ("val/kid", (kid["AB"] + kid["BA"]) / 2)):

@@ -255,10 +255,13 @@ def test_evaluate_py_command_line(tiny_ckpt, tmp_path):
 # ---------------------------------------------------------------------------------------------- val KID
 
 
-def test_val_kid_is_logged_and_drives_checkpointing_and_the_objective(tiny_cfg, tmp_path):
+def test_val_kid_is_logged_and_drives_checkpointing_and_the_objective(tiny_cfg, tmp_path, caplog):
     cfg = tiny_cfg("trainer.max_steps=-1", "trainer.max_epochs=2", "+trainer.limit_train_batches=2",
                    "callbacks.val_kid.inception=tiny", "callbacks.model_checkpoint.monitor=val/kid")
-    metrics = train(cfg)
+    with caplog.at_level("INFO"):
+        metrics = train(cfg)
+    kid_lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("val KID on 2 + 2 images")]
+    assert len(kid_lines) == 2 and all("a smoke signal only" in line for line in kid_lines)  # 2 val images
     assert {"val/kid", "val/kid_AB", "val/kid_BA"} <= set(metrics)
     assert metrics["val/kid"] == pytest.approx((metrics["val/kid_AB"] + metrics["val/kid_BA"]) / 2)
     assert metrics["objective"] == metrics["val/kid"]
