@@ -28,6 +28,49 @@ def image_grid(rows: Sequence[torch.Tensor], max_columns: int = 8, pad: int = 2)
     return canvas.permute(1, 2, 0).numpy()
 
 
+def _font(size: int):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)  # scalable (Pillow >= 10.1 with FreeType)
+    except TypeError:  # pragma: no cover - older Pillow: the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def _fit(draw, text: str, font, width: float) -> str:
+    """``text``, cut with an ellipsis to fit ``width`` pixels."""
+    if draw.textlength(text, font=font) <= width:
+        return text
+    while text and draw.textlength(text + "…", font=font) > width:
+        text = text[:-1]
+    return text + "…" if text else ""
+
+
+def label_grid(grid: np.ndarray, row_labels: Sequence[str], column_labels: Sequence[str], cell: int,
+               pad: int = 2) -> np.ndarray:
+    """``grid`` (from :func:`image_grid`, square cells of ``cell`` px) with a label left of each row and
+    above each column (cut to the cell's width); the cells keep their size, the margins are added."""
+    from PIL import ImageDraw
+
+    font = _font(max(10, cell // 16))
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    ascent, descent = font.getmetrics()
+    line = ascent + descent
+    left = int(max((probe.textlength(t, font=font) for t in row_labels), default=0)) + 3 * pad
+    top = line + 2 * pad if column_labels else 0
+    h, w = grid.shape[:2]
+    canvas = Image.new("RGB", (w + left, h + top), (255, 255, 255))
+    canvas.paste(Image.fromarray(grid), (left, top))
+    draw = ImageDraw.Draw(canvas)
+    for i, text in enumerate(row_labels):
+        y = top + pad + i * (cell + pad) + (cell - line) // 2
+        draw.text((pad, y), text, fill=(0, 0, 0), font=font)
+    for j, text in enumerate(column_labels):
+        x = left + pad + j * (cell + pad)
+        draw.text((x, pad), _fit(draw, text, font, cell), fill=(0, 0, 0), font=font)
+    return np.asarray(canvas)
+
+
 def save_image_grid(path: str | Path, rows: Sequence[torch.Tensor], max_columns: int = 8) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

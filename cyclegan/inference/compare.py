@@ -1,7 +1,9 @@
 """Side-by-side grid of several models on the same inputs: ``python -m cyclegan.compare``.
 
 Row 1 holds ``--count`` input images (evenly spaced over the sorted folder, resized to ``--size``),
-then one row per ``--ckpt``: that model's translations of the same images. Made for results pages
+then one row per ``--ckpt``: that model's translations of the same images. Each row is labelled on the
+left (``input``, then the checkpoint: its run folder and file name and the direction, or ``--label``)
+and each column on top (the input's file name); ``--no-labels`` writes the bare grid. Made for results pages
 (e.g. the fast and the naive 10-minute run on the same test photos) and for eyeballing a sweep::
 
     python -m cyclegan.compare --ckpt fast.ckpt:BA --ckpt naive.ckpt:BA --input testB/ --output grid.jpg
@@ -25,11 +27,24 @@ from PIL import Image
 from cyclegan.errors import UserError, first_line
 from cyclegan.imaging import resolve_device
 from cyclegan.inference.batching import TranslateError, list_images, read_rgb
-from cyclegan.inference.chain import load_chain
+from cyclegan.inference.chain import load_chain, parse_spec
 from cyclegan.inference.tiling import translate_tensor
-from cyclegan.visualize import image_grid
+from cyclegan.visualize import image_grid, label_grid
 
-__all__ = ["comparison_grid", "pick_evenly", "main"]
+__all__ = ["comparison_grid", "checkpoint_label", "pick_evenly", "main"]
+
+PAD = 2  # image_grid's padding between cells
+
+
+def checkpoint_label(spec: str, default_direction: str = "AB") -> str:
+    """A short row label for a --ckpt value: ``run1/last:BA`` for ``outputs/train/run1/checkpoints/last.ckpt:BA``
+    (the run folder says more than ``last``), ``fast:BA`` for ``fast.ckpt:BA``; chains joined with ``→``."""
+    parts = []
+    for item in spec.split(","):
+        p, direction = parse_spec(item, default_direction)
+        name = f"{p.parent.parent.name}/{p.stem}" if p.parent.name == "checkpoints" and p.parent.parent.name else p.stem
+        parts.append(f"{name}:{direction}")
+    return " → ".join(parts)
 
 
 def pick_evenly(files: Sequence[Path], count: int) -> list[Path]:
@@ -56,7 +71,7 @@ def comparison_grid(models: Sequence[torch.nn.Module], files: Sequence[Path], si
             rows.append(translate_tensor(model, x, bf16=bf16).clamp(-1, 1))
         finally:
             model.train(was_training)
-    return image_grid(rows, max_columns=len(files))
+    return image_grid(rows, max_columns=len(files), pad=PAD)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, metavar="DEV", help="cuda, cpu (default: cuda when available)")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
     p.add_argument("--quality", type=int, default=85, metavar="Q", help="JPEG quality (default 85)")
+    p.add_argument("--label", action="append", default=None, metavar="TEXT",
+                   help="row label of the matching --ckpt (repeat in the same order; default: run/file:direction)")
+    p.add_argument("--no-labels", action="store_true", help="no row and column labels around the grid")
     return p
 
 
@@ -82,6 +100,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.count < 1 or args.size < 1:
         print(f"{parser.prog}: error: --count and --size must be positive", file=sys.stderr)
+        return 2
+    if args.label is not None and len(args.label) != len(args.ckpt):
+        print(f"{parser.prog}: error: {len(args.label)} --label for {len(args.ckpt)} --ckpt: give one per --ckpt",
+              file=sys.stderr)
         return 2
     try:
         device = resolve_device(args.device, key="--device")
@@ -94,6 +116,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, UserError) as exc:  # OSError: missing or unreadable files (named)
         print(f"{parser.prog}: error: {first_line(exc)}", file=sys.stderr)
         return 2
+    if not args.no_labels:
+        rows = ["input"] + (args.label or [checkpoint_label(spec, args.direction) for spec in args.ckpt])
+        grid = label_grid(grid, rows, [f.name for f in files], cell=args.size, pad=PAD)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     options = {"quality": args.quality} if out.suffix.lower() in (".jpg", ".jpeg") else {}

@@ -56,7 +56,7 @@ def test_cli_writes_a_small_jpeg_and_fails_in_one_line(tmp_path, photos, capsys)
     make_ckpt(tmp_path / "a.ckpt", seed=1)
     out = tmp_path / "grid.jpg"
     rc = main(["--ckpt", f"{tmp_path / 'a.ckpt'}:BA", "--ckpt", str(tmp_path / "a.ckpt"), "--input", str(photos),
-               "--output", str(out), "--count", "3", "--size", str(SIZE), "--device", "cpu"])
+               "--output", str(out), "--count", "3", "--size", str(SIZE), "--device", "cpu", "--no-labels"])
     assert rc == 0 and "3 inputs x 2 model(s)" in capsys.readouterr().out
     with Image.open(out) as im:
         assert im.format == "JPEG" and im.size == (3 * (SIZE + PAD) + PAD, 3 * (SIZE + PAD) + PAD)
@@ -68,3 +68,28 @@ def test_cli_writes_a_small_jpeg_and_fails_in_one_line(tmp_path, photos, capsys)
     rc = main(["--ckpt", str(tmp_path / "missing.ckpt"), "--input", str(photos), "--output", str(out)])
     err = capsys.readouterr().err
     assert rc == 2 and "missing.ckpt" in err and err.count("\n") == 1
+
+
+def test_rows_are_labelled_with_the_checkpoints_and_columns_with_the_inputs(tmp_path, photos):
+    from cyclegan.inference.compare import checkpoint_label
+
+    assert checkpoint_label("outputs/train/run1/checkpoints/last.ckpt:BA") == "run1/last:BA"
+    assert checkpoint_label("fast.ckpt", "BA") == "fast:BA"
+    assert checkpoint_label("m2p.ckpt:AB,v2p.ckpt:BA") == "m2p:AB → v2p:BA"
+
+    run = tmp_path / "outputs" / "train" / "run1" / "checkpoints"
+    run.mkdir(parents=True)
+    make_ckpt(run / "last.ckpt", seed=1)
+    bare, labelled = tmp_path / "bare.png", tmp_path / "labelled.png"
+    argv = ["--ckpt", f"{run / 'last.ckpt'}:BA", "--input", str(photos), "--count", "3", "--size", str(SIZE),
+            "--device", "cpu"]
+    assert main(argv + ["--output", str(bare), "--no-labels"]) == 0
+    assert main(argv + ["--output", str(labelled)]) == 0
+    grid, out = np.array(Image.open(bare)), np.array(Image.open(labelled))
+    top, left = out.shape[0] - grid.shape[0], out.shape[1] - grid.shape[1]
+    assert top > 0 and left > 0 and np.array_equal(out[top:, left:], grid)  # cells untouched, margins added
+    for row in range(2):  # "input" and "run1/last:BA": dark text left of each row
+        band = out[top + PAD + row * (SIZE + PAD): top + PAD + row * (SIZE + PAD) + SIZE, :left]
+        assert (band < 128).any(), row
+    assert (out[:top, left:] < 128).any()  # the column labels (file names)
+    assert main(argv + ["--output", str(labelled), "--label", "a", "--label", "b"]) == 2  # one per --ckpt
