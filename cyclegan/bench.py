@@ -32,6 +32,7 @@ import argparse
 import gc
 import json
 import logging
+import math
 import os
 import sys
 import tempfile
@@ -117,6 +118,11 @@ def reset_device(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
+
+
+def mib_text(value: float, width: int = 0) -> str:
+    """Peak memory for the report; "n/a" where there is no device counter (a CPU)."""
+    return f"{value:{width}.0f}" if math.isfinite(value) else f"{'n/a':>{width}s}"
 
 
 def peak_mib(device: torch.device) -> float:
@@ -362,7 +368,7 @@ def table(results: list[Result], baseline: Result | None, limit: float | None) -
         of_limit = 100 * r.pairs_per_s / limit if limit and training else float("nan")
         nan = r.extra.get("finite_losses") is False
         lines.append(f"{r.config:34s} {r.batch:5d} {r.pairs_per_s:9.1f} {r.ms_per_step:8.2f} {ratio:8.2f} "
-                     f"{of_limit:8.1f} {r.peak_mib:9.0f} {r.warmup_s:9.1f}{'  NaN!' if nan else ''}")
+                     f"{of_limit:8.1f} {mib_text(r.peak_mib, 9)} {r.warmup_s:9.1f}{'  NaN!' if nan else ''}")
     return "\n".join(lines)
 
 
@@ -438,7 +444,8 @@ def main(argv=None) -> int:
             continue
         r = bench_training(cfg, args, device, count_flops=(i == 0), profile=cfg.name in profiled)
         results.append(r)
-        print(f"  {cfg.name}: {r.pairs_per_s:.1f} pairs/s, peak {r.peak_mib:.0f} MiB, warm-up {r.warmup_s:.1f} s"
+        peak = f"peak {mib_text(r.peak_mib)} MiB" if math.isfinite(r.peak_mib) else "peak memory n/a on a CPU"
+        print(f"  {cfg.name}: {r.pairs_per_s:.1f} pairs/s, {peak}, warm-up {r.warmup_s:.1f} s"
               + (f"  [{r.error}]" if r.error else ""), flush=True)
         if "profile" in r.extra:
             print(profile_report(cfg.name, r.extra["profile"]), flush=True)

@@ -15,6 +15,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import hydra
@@ -117,6 +119,20 @@ def select_objective(metrics: dict[str, float], key: str | None,
     return None, math.nan
 
 
+@contextlib.contextmanager
+def expected_lightning_warnings(cfg: DictConfig, ckpt_path: str | None) -> Iterator[None]:
+    """Lightning warnings that are wrong about this framework, silenced for one fit (each with its reason)."""
+    with warnings.catch_warnings():
+        # data.num_workers is a config key chosen per dataset (the sample decodes 64 px images faster in
+        # process, num_workers=0); Lightning suggests raising it for every loader with fewer than 2 workers.
+        warnings.filterwarnings("ignore", message=r".*does not have many workers which may be a bottleneck")
+        own_dir = OmegaConf.select(cfg, "callbacks.model_checkpoint.dirpath")
+        if ckpt_path and own_dir and Path(ckpt_path).resolve().parent == Path(own_dir).resolve():
+            # resuming in place writes on into the checkpoint folder it resumes from, on purpose
+            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+        yield
+
+
 def fit(cfg: DictConfig) -> dict[str, float]:
     validate_config(cfg)  # bad keys/values/combinations fail here, before anything heavy is built
     preflight_run(cfg)  # output dir writable with room for checkpoints; ckpt_path safe to load
@@ -140,7 +156,8 @@ def fit(cfg: DictConfig) -> dict[str, float]:
         logger.log_hyperparams(hparams)
 
     try:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)  # never unpickle code
+        with expected_lightning_warnings(cfg, ckpt_path):
+            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)  # never unpickle code
     except SIGTERMException as exc:  # Lightning's own SIGTERM stop (a SystemExit with no exit code)
         _finish_wandb(trainer, exit_code=1)
         raise interruption_of(trainer) from exc
