@@ -120,9 +120,9 @@ def reset_device(device: torch.device) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
-def mib_text(value: float, width: int = 0) -> str:
-    """Peak memory for the report; "n/a" where there is no device counter (a CPU)."""
-    return f"{value:{width}.0f}" if math.isfinite(value) else f"{'n/a':>{width}s}"
+def number_text(value: float, width: int = 0, digits: int = 0) -> str:
+    """A report cell; "n/a" for what was not measured (peak memory on a CPU, the ratios of inference rows)."""
+    return f"{value:{width}.{digits}f}" if math.isfinite(value) else f"{'n/a':>{width}s}"
 
 
 def peak_mib(device: torch.device) -> float:
@@ -367,8 +367,9 @@ def table(results: list[Result], baseline: Result | None, limit: float | None) -
         ratio = r.pairs_per_s / baseline.pairs_per_s if baseline and training else float("nan")
         of_limit = 100 * r.pairs_per_s / limit if limit and training else float("nan")
         nan = r.extra.get("finite_losses") is False
-        lines.append(f"{r.config:34s} {r.batch:5d} {r.pairs_per_s:9.1f} {r.ms_per_step:8.2f} {ratio:8.2f} "
-                     f"{of_limit:8.1f} {mib_text(r.peak_mib, 9)} {r.warmup_s:9.1f}{'  NaN!' if nan else ''}")
+        lines.append(f"{r.config:34s} {r.batch:5d} {r.pairs_per_s:9.1f} {r.ms_per_step:8.2f} "
+                     f"{number_text(ratio, 8, 2)} {number_text(of_limit, 8, 1)} {number_text(r.peak_mib, 9)} "
+                     f"{number_text(r.warmup_s, 9, 1)}{'  NaN!' if nan else ''}")
     return "\n".join(lines)
 
 
@@ -444,7 +445,7 @@ def main(argv=None) -> int:
             continue
         r = bench_training(cfg, args, device, count_flops=(i == 0), profile=cfg.name in profiled)
         results.append(r)
-        peak = f"peak {mib_text(r.peak_mib)} MiB" if math.isfinite(r.peak_mib) else "peak memory n/a on a CPU"
+        peak = f"peak {number_text(r.peak_mib)} MiB" if math.isfinite(r.peak_mib) else "peak memory n/a on a CPU"
         print(f"  {cfg.name}: {r.pairs_per_s:.1f} pairs/s, {peak}, warm-up {r.warmup_s:.1f} s"
               + (f"  [{r.error}]" if r.error else ""), flush=True)
         if "profile" in r.extra:

@@ -173,7 +173,7 @@ def test_bench_runs_on_cpu(capsys):
     assert "G_AB inference fp32 b2" in out and "G_AB inference bf16 b2" in out and "compile b2" not in out
     assert "fp32+b1+nofused" in out and "bf16+cl+b2" in out and "FAILED" not in out
     assert "GFLOP per image pair" in out and "profile of bf16+cl+b2" in out
-    assert "nan" not in out.lower() or "NaN!" in out  # no `peak nan MiB`: a CPU has no peak counter
+    assert " nan" not in out  # e.g. `peak nan MiB`: a CPU has no peak memory counter
     assert "peak memory n/a on a CPU" in out
 
 
