@@ -40,6 +40,7 @@ def test_valid_options_lists_and_sweeps_pass(caplog):
     check_overrides(["data=monet2photo", "logger=[csv,tensorboard]", "experiment=null", "trainer=cpu"], "train")
     check_overrides(["-m", "data=horse2zebra,monet2photo", "model.lr=1e-4,2e-4"], "train")
     check_overrides(["metrics=default", "data=sample"], "evaluate")
+    check_overrides(["--config-dir", "my_conf", "data=my_own"], "train")  # options of another folder: Hydra's
     assert "metrics=defualt" in one_line_exit(caplog, ["metrics=defualt"], config_name="evaluate")
 
 

@@ -155,7 +155,10 @@ def check_overrides(argv: Sequence[str], config_name: str) -> None:
     exist or needs a plugin that is missing, a `group.key=value` override a key that does not exist,
     or a submitit launcher cannot be given the devices of trainer.devices."""
     pairs = [p for p in map(_split, argv) if p]
-    groups_here = config_groups(config_name)
+    # options from other config folders (--config-dir, hydra.searchpath) are unknown here: Hydra judges them
+    other_folders = any(a.startswith(("--config-dir", "-cd", "--config-path", "-cp")) for a in argv) or \
+        any(k == "hydra.searchpath" for k, _ in pairs)
+    groups_here = [] if other_folders else config_groups(config_name)
     for key, value in pairs:
         message = (unknown_option_message(key, value) if key in groups_here else None) or \
             missing_plugin_message(key, value)
