@@ -229,7 +229,11 @@ def bench_training(cfg: Config, args, device: torch.device, count_flops: bool = 
         callbacks=[timer],
     )
     try:
-        trainer.fit(model, train_dataloaders=data)
+        with warnings.catch_warnings():
+            # timing training steps only: the module's validation_step is unused on purpose
+            warnings.filterwarnings("ignore", message=r"You defined a `validation_step` but have no `val_dataloader`")
+            warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+            trainer.fit(model, train_dataloaders=data)
         elapsed = timer.t1 - timer.t0
         result.pairs_per_s = args.steps * cfg.batch / elapsed
         result.ms_per_step = 1000 * elapsed / args.steps

@@ -24,7 +24,8 @@ def ssim(inputs: torch.Tensor, translations: torch.Tensor, reduction: str = "mea
     ``torchmetrics.functional.structural_similarity_index_measure``. ``reduction="mean"`` -> float;
     ``"none"`` -> per-image tensor [N].
     """
-    from torchmetrics.functional import structural_similarity_index_measure  # ~1 s to import
+    # the root import of torchmetrics.functional is deprecated (and warns on every call through it)
+    from torchmetrics.functional.image import structural_similarity_index_measure  # ~1 s to import
     x, y = _to_unit_float(inputs, value_range), _to_unit_float(translations, value_range)
     if x.ndim == 3:
         x, y = x.unsqueeze(0), y.unsqueeze(0)

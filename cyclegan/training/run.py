@@ -40,6 +40,14 @@ from cyclegan.training.sweep import (
 
 log = logging.getLogger(__name__)
 
+
+def _not_an_advert(record: logging.LogRecord) -> bool:
+    # Lightning >= 2.6 logs a "💡 Tip" advertising its cloud logger at every Trainer start: not about the run
+    return not str(record.msg).startswith("💡 Tip")
+
+
+logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_not_an_advert)
+
 # The objective when `optimized_metric` was not logged (e.g. with ~callbacks.val_kid): a weak
 # stand-in (a low generator loss can mean a weak discriminator), so train() warns when it is used.
 FALLBACK_METRIC = "train/G_loss_epoch"
@@ -92,15 +100,15 @@ def missing_metric_reason(metrics: dict[str, float], key: str | None, cfg: DictC
     if not any(k.startswith("val/") for k in metrics):
         trainer = cfg.get("trainer") if cfg is not None else None
         every = OmegaConf.select(cfg, "trainer.check_val_every_n_epoch", default=1) if cfg is not None else 1
-        stop = ""
-        if trainer is not None and (trainer.get("max_steps") or -1) > 0:
-            stop = f"; trainer.max_steps={trainer.max_steps} ended it first"
-        elif trainer is not None and trainer.get("max_time"):
-            stop = f"; trainer.max_time={trainer.max_time} ended it first"
         if trainer is not None and trainer.get("limit_val_batches") == 0:
             return "validation is off (trainer.limit_val_batches=0)"
-        return (f"the validation interval was not reached: validation runs at the end of every {every} epoch(s) "
-                f"(trainer.check_val_every_n_epoch) and the run stopped before the first{stop}")
+        stop = "the run"
+        if trainer is not None and (trainer.get("max_steps") or -1) > 0:
+            stop = f"trainer.max_steps={trainer.max_steps}"
+        elif trainer is not None and trainer.get("max_time"):
+            stop = f"trainer.max_time={trainer.max_time}"
+        return (f"the validation interval was not reached: validation runs after every {every} epoch(s) "
+                f"(trainer.check_val_every_n_epoch) and {stop} ended before the first")
     return f"validation did not log it (logged: {', '.join(sorted(k for k in metrics if k.startswith('val/')))})"
 
 
@@ -114,7 +122,7 @@ def select_objective(metrics: dict[str, float], key: str | None,
     if FALLBACK_METRIC in metrics:
         report("optimized_metric=%s was not logged (%s); the objective is %s", key, why, FALLBACK_METRIC)
         return FALLBACK_METRIC, metrics[FALLBACK_METRIC]
-    report("optimized_metric=%s was not logged (%s), nor was %s (no epoch finished); there is no objective",
+    report("optimized_metric=%s was not logged (%s), nor was %s; there is no objective",
            key, why, FALLBACK_METRIC)
     return None, math.nan
 
@@ -126,6 +134,8 @@ def expected_lightning_warnings(cfg: DictConfig, ckpt_path: str | None) -> Itera
         # data.num_workers is a config key chosen per dataset (the sample decodes 64 px images faster in
         # process, num_workers=0); Lightning suggests raising it for every loader with fewer than 2 workers.
         warnings.filterwarnings("ignore", message=r".*does not have many workers which may be a bottleneck")
+        # Lightning 2.6's pytree helper builds torch's LeafSpec, which torch 2.13 deprecates: nothing to change here
+        warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
         own_dir = OmegaConf.select(cfg, "callbacks.model_checkpoint.dirpath")
         if ckpt_path and own_dir and Path(ckpt_path).resolve().parent == Path(own_dir).resolve():
             # resuming in place writes on into the checkpoint folder it resumes from, on purpose
