@@ -453,6 +453,7 @@ def test_injected_and_tiny_extractors():
     assert tiny(torch.randint(0, 256, (2, 3, 20, 20), dtype=torch.uint8)).shape == (2, tiny.num_features)
 
 
+@pytest.mark.filterwarnings("ignore:Metric `Kernel Inception Distance` will save all extracted features")  # 8 images
 def test_tiny_extractor_plugs_into_torchmetrics_fid_and_kid():
     try:
         from torchmetrics.image.fid import FrechetInceptionDistance

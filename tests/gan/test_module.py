@@ -191,7 +191,9 @@ def test_a_tiny_model_learns_to_move_a_toward_b():
 
     def colour_error(model):
         with torch.no_grad():
-            return (model.G_AB.eval()(probe).mean(dim=(0, 2, 3)) - target_mean).abs().sum().item()
+            error = (model.G_AB.eval()(probe).mean(dim=(0, 2, 3)) - target_mean).abs().sum().item()
+        model.G_AB.train()  # Lightning would start training with it in eval mode (and warn about it)
+        return error
 
     model = CycleGAN(ngf=8, ndf=8, n_blocks=2, d_layers=2, lr=2e-3, lambda_identity=0.0, pool_size=0,
                      lr_policy="constant")
