@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -179,8 +180,11 @@ class ExactResume(pl.Callback):
             scheduler = config.scheduler
             if config.interval != "epoch" or isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 continue  # plateau steps need the epoch's metric, which was not logged before the stop
-            while scheduler.last_epoch < trainer.current_epoch:
-                scheduler.step()
+            with warnings.catch_warnings():
+                # the optimizer stepped before the checkpoint was saved: PyTorch's order check cannot know that
+                warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
+                while scheduler.last_epoch < trainer.current_epoch:
+                    scheduler.step()
 
     # ---- validation leaves the training's random state as it found it
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -136,10 +136,15 @@ def expected_lightning_warnings(cfg: DictConfig, ckpt_path: str | None) -> Itera
         warnings.filterwarnings("ignore", message=r".*does not have many workers which may be a bottleneck")
         # Lightning 2.6's pytree helper builds torch's LeafSpec, which torch 2.13 deprecates: nothing to change here
         warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+        # a checkpoint after the iteration's optimizer steps is the state exact resume continues from
+        warnings.filterwarnings("ignore", message=r"Using ModelCheckpoint with manual optimization and every_n_train")
         own_dir = OmegaConf.select(cfg, "callbacks.model_checkpoint.dirpath")
         if ckpt_path and own_dir and Path(ckpt_path).resolve().parent == Path(own_dir).resolve():
             # resuming in place writes on into the checkpoint folder it resumes from, on purpose
             warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+        elif ckpt_path:
+            # resuming from another run's folder: this run keeps its own checkpoints (top-k starts afresh)
+            warnings.filterwarnings("ignore", message=r"The dirpath has changed from")
         yield
 
 

@@ -112,6 +112,7 @@ def test_continue_in_place_overwrites_the_runs_own_last_ckpt(tmp_path, uninterru
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["epoch_002.ckpt", "last.ckpt"]
 
 
+@pytest.mark.filterwarnings("ignore:Be aware that when using `ckpt_path`")  # the crash alone had step checkpoints
 def test_crash_after_a_checkpoint_on_the_last_batch_of_an_epoch_resumes_identically(tmp_path, uninterrupted):
     # That checkpoint precedes the epoch's validation and LR step, which Lightning does not replay:
     # ExactResume catches the scheduler up and keeps validation from moving the random state.
@@ -122,6 +123,7 @@ def test_crash_after_a_checkpoint_on_the_last_batch_of_an_epoch_resumes_identica
     assert_same_end(resumed, uninterrupted)
 
 
+@pytest.mark.filterwarnings("ignore:Be aware that when using `ckpt_path`")  # the crash alone had step checkpoints
 def test_crash_mid_epoch_resumes_with_the_same_counters_and_lr(tmp_path, uninterrupted):
     crash(tmp_path / "a", 7, *STEP_CHECKPOINTS, "callbacks.model_checkpoint.every_n_train_steps=2")
     ckpt = torch.load(tmp_path / "a" / "checkpoints" / "last.ckpt", weights_only=True)
