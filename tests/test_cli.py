@@ -141,3 +141,25 @@ def test_wandb_with_a_stored_key_or_an_explicit_mode_is_left_as_asked(tmp_path, 
     with caplog.at_level(logging.WARNING):
         assert wandb_logger(tmp_path)._wandb_init.get("mode") is None
     assert not [r for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_hydras_log_leaves_out_alembics_plugin_listing():
+    # Optuna's storage imports alembic, which logs "setup plugin alembic.autogenerate..." at INFO per plugin
+    import logging.config
+
+    from omegaconf import OmegaConf
+
+    from cyclegan.config.overrides import _compose
+
+    cfg = _compose("train", ["hparams_search=optuna"], hydra_config=True)
+    root = logging.getLogger()
+    before, root_state = logging.getLogger("alembic").level, (root.level, list(root.handlers))
+    try:
+        logging.config.dictConfig(OmegaConf.to_container(cfg.hydra.hydra_logging, resolve=True))
+        assert not logging.getLogger("alembic.runtime.plugins").isEnabledFor(logging.INFO)
+        assert logging.getLogger("alembic.runtime.plugins").isEnabledFor(logging.WARNING)
+        assert logging.getLogger("cyclegan").isEnabledFor(logging.INFO)
+    finally:
+        logging.getLogger("alembic").setLevel(before)
+        root.setLevel(root_state[0])
+        root.handlers[:] = root_state[1]
