@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from omegaconf import OmegaConf
@@ -57,6 +58,13 @@ def _help_groups(config_name: str) -> str:
     return help_groups(config_name)
 
 
+def quiet_launcher_schema_warning() -> None:
+    """conf/hydra/launcher/submitit_*.yaml replace the plugin's configs of the same name on purpose, and
+    Hydra 1.3 still validates them against the plugin's schema (which types gpus_per_node etc. as ints,
+    hence the resolvers above); its deprecation warning about that, shown three times per run, is dropped."""
+    warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/submitit_\w+' is validated against ConfigStore schema")
+
+
 def register_resolvers() -> None:
     # trainer.max_epochs = model.n_epochs + model.n_epochs_decay, as in the reference schedule.
     if not OmegaConf.has_resolver("add"):
@@ -72,3 +80,4 @@ def register_resolvers() -> None:
 
 
 register_resolvers()
+quiet_launcher_schema_warning()
