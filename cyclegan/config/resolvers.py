@@ -7,7 +7,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from cyclegan.config.checks import UserError
+from cyclegan.errors import UserError
 
 
 class LauncherDevicesError(UserError, ValueError):
