@@ -29,6 +29,7 @@ def one_line_exit(caplog, argv, config_name="train") -> str:
     ("trainer=cpuu", "bf16, cpu, ddp", "trainer=cpu"),
     ("data=monet2phot", "kaggle_monet_tfrec", "data=monet2photo"),
     ("logger=[csv,tensorbord]", "csv, many, none, tensorboard, wandb", "logger=tensorboard"),
+    ("experiment=kaggle_monet_resnt", "fast_h100, kaggle_monet_resnet", "experiment=kaggle_monet_resnet"),
 ])
 def test_an_unknown_group_option_is_one_line_with_the_valid_ones(caplog, override, valid, close):
     message = one_line_exit(caplog, [override])

@@ -43,7 +43,9 @@ def group_options(group: str) -> list[str]:
 def config_groups(config_name: str) -> list[str]:
     """The groups in the defaults list of conf/<config_name>.yaml, in order (Hydra's own left out)."""
     defaults = OmegaConf.load(CONF_DIR / f"{config_name}.yaml").get("defaults", [])
-    groups = [str(next(iter(item))) for item in defaults if isinstance(item, DictConfig) and len(item) == 1]
+    keys = [str(next(iter(item))) for item in defaults if isinstance(item, DictConfig) and len(item) == 1]
+    # `optional experiment`, `override /data`, `group@package`: the group's folder name
+    groups = [k.split()[-1].lstrip("/").split("@")[0] for k in keys]
     return [g for g in groups if not g.startswith("hydra") and (CONF_DIR / g).is_dir()]
 
 
