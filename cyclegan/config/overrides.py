@@ -106,7 +106,6 @@ def _compose(config_name: str, overrides: list[str], hydra_config: bool = False)
         from hydra import compose, initialize_config_dir
         from hydra.core.global_hydra import GlobalHydra
 
-
         GlobalHydra.instance().clear()
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             return compose(config_name=config_name, overrides=overrides, return_hydra_config=hydra_config)
