@@ -11,7 +11,7 @@ import pytest
 
 from cyclegan.config.overrides import check_overrides
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def one_line_exit(caplog, argv, config_name="train") -> str:
