@@ -7,7 +7,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -29,8 +29,6 @@ def image_grid(rows: Sequence[torch.Tensor], max_columns: int = 8, pad: int = 2)
 
 
 def _font(size: int):
-    from PIL import ImageFont
-
     try:
         return ImageFont.load_default(size=size)  # scalable (Pillow >= 10.1 with FreeType)
     except TypeError:  # pragma: no cover - older Pillow: the fixed bitmap font
@@ -50,8 +48,6 @@ def label_grid(grid: np.ndarray, row_labels: Sequence[str], column_labels: Seque
                pad: int = 2) -> np.ndarray:
     """``grid`` (from :func:`image_grid`, square cells of ``cell`` px) with a label left of each row and
     above each column (cut to the cell's width); the cells keep their size, the margins are added."""
-    from PIL import ImageDraw
-
     font = _font(max(10, cell // 16))
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     ascent, descent = font.getmetrics()

@@ -8,24 +8,24 @@ line with what exists (and the closest match), and the process exits with code 2
 cannot judge (sweep functions, `+key=` additions, Hydra's own keys, a composition that fails for
 another reason) is left to Hydra's own reporting.
 
-`group_options` is also what `--help` lists (the `cyclegan_groups` resolver in hydra.help.template).
+The group options come from :mod:`cyclegan.config.groups`, which `--help` lists too.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import logging
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-import cyclegan.config.resolvers  # noqa: F401  (the configs use its resolvers)
+from cyclegan.config.groups import CONF_DIR, config_groups, group_options, help_groups  # noqa: F401 (re-exported)
+from cyclegan.config.resolvers import LauncherDevicesError  # also registers the resolvers the configs use
 
 log = logging.getLogger(__name__)
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 def _split(arg: str) -> tuple[str, str] | None:
@@ -33,29 +33,6 @@ def _split(arg: str) -> tuple[str, str] | None:
         return None
     key, value = arg.split("=", 1)
     return key.strip(), value
-
-
-def group_options(group: str) -> list[str]:
-    """The selectable options of a config group: its yaml files, without the internal `_*.yaml` bases."""
-    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml") if not p.stem.startswith("_"))
-
-
-def config_groups(config_name: str) -> list[str]:
-    """The groups in the defaults list of conf/<config_name>.yaml, in order (Hydra's own left out)."""
-    defaults = OmegaConf.load(CONF_DIR / f"{config_name}.yaml").get("defaults", [])
-    keys = [str(next(iter(item))) for item in defaults if isinstance(item, DictConfig) and len(item) == 1]
-    # `optional experiment`, `override /data`, `group@package`: the group's folder name
-    groups = [k.split()[-1].lstrip("/").split("@")[0] for k in keys]
-    return [g for g in groups if not g.startswith("hydra") and (CONF_DIR / g).is_dir()]
-
-
-def help_groups(config_name: str) -> str:
-    """`group: option, option` lines for --help (no internal files), and the launchers."""
-    lines = [f"{g}: {', '.join(group_options(g))}" for g in config_groups(config_name)]
-    launchers = ", ".join(group_options("hydra/launcher"))
-    lines.append(f"hydra/launcher: basic (default, one job after the other), {launchers} (with -m; "
-                 f'pip install -e ".[sweeps]")')
-    return "\n".join(lines)
 
 
 def unknown_option_message(group: str, value: str) -> str | None:
@@ -86,8 +63,6 @@ PLUGINS = {
 
 def missing_plugin_message(group: str, value: str) -> str | None:
     """One line when `group=value` needs a Hydra plugin of the [sweeps] extra that is not installed."""
-    import importlib.util
-
     module = PLUGINS.get((group, value.strip()))
     if module is None:
         return None
@@ -117,8 +92,6 @@ def _compose(config_name: str, overrides: list[str], hydra_config: bool = False)
 
 def launcher_message(cfg: DictConfig) -> str | None:
     """One line when hydra.launcher's resources (integers for submitit) cannot be resolved."""
-    from cyclegan.config.resolvers import LauncherDevicesError
-
     for key in ("nodes", "tasks_per_node", "gpus_per_node"):
         try:
             OmegaConf.select(cfg, f"hydra.launcher.{key}", throw_on_resolution_failure=True)

@@ -7,6 +7,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from cyclegan.config.groups import help_groups
 from cyclegan.errors import UserError
 
 
@@ -52,12 +53,6 @@ def slurm_launcher_devices(accelerator: Any, devices: Any, what: str = "tasks") 
     return count if what == "tasks" or _uses_gpu(accelerator) else 0
 
 
-def _help_groups(config_name: str) -> str:
-    from cyclegan.config.overrides import help_groups  # overrides imports this module: resolve at use
-
-    return help_groups(config_name)
-
-
 def quiet_launcher_schema_warning() -> None:
     """conf/hydra/launcher/submitit_*.yaml replace the plugin's configs of the same name on purpose, and
     Hydra 1.3 still validates them against the plugin's schema (which types gpus_per_node etc. as ints,
@@ -76,7 +71,7 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("slurm_launcher_devices", slurm_launcher_devices)
     # --help lists each group's options without the internal _*.yaml bases (hydra.help.template)
     if not OmegaConf.has_resolver("cyclegan_groups"):
-        OmegaConf.register_new_resolver("cyclegan_groups", _help_groups)
+        OmegaConf.register_new_resolver("cyclegan_groups", help_groups)
 
 
 register_resolvers()
