@@ -33,7 +33,6 @@ from .datasets import DomainDataset, PairedByIndexDataset, UnpairedDataset
 from .download import download_berkeley
 from .sources import (
     BERKELEY_URL,
-    KAGGLE_FOLDERS,
     KAGGLE_URL,
     LAYOUTS_HELP,
     SOURCES,
@@ -46,6 +45,7 @@ from .sources import (
     find_dataset_folders,
     find_kaggle_root,
     holdout,
+    kaggle_candidates,
     sample_dir,
     select_subset,
 )
@@ -200,7 +200,7 @@ class UnpairedDataModule(pl.LightningDataModule):
 
     def _kaggle_missing(self, subdirs: tuple[str, str]) -> DatasetNotFoundError:
         a, b = subdirs
-        where = ", ".join(str(p) for p in [self.root] + [self.root / n for n in KAGGLE_FOLDERS])
+        where = ", ".join(str(p) for p in kaggle_candidates(self.root))
         found = find_dataset_folders(self.root)
         return DatasetNotFoundError(
             f"Dataset {self.name!r} not found: looked for {a}/ and {b}/ in {where}. Set paths.data_dir to the "
