@@ -11,27 +11,22 @@ import io
 import json
 import logging
 import os
-import runpy
 import signal
-import sys
 from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
 import torch
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from conftest import TINY, compose_config
+from conftest import TINY, compose_config, run_cli
 from cyclegan.config.checks import ConfigError
 from cyclegan.errors import exit_on_user_error
 from cyclegan.training.preflight import check_resume_checkpoint, preflight_run
 from cyclegan.training.resume import find_last_checkpoint
 from cyclegan.training.safety import TrainingDiverged, TrainingInterrupted
 from cyclegan.training.run import resolve_ckpt_path, train
-from test_sweeps import single_threaded_torch  # noqa: F401 (autouse: one torch thread)
 
-ROOT = Path(__file__).resolve().parents[2]
 # 3 epochs of 4 steps, an end-of-epoch checkpoint after each, no validation KID (not under test)
 QUICK = [*TINY, "data.epoch_length=4", "model.n_epochs=3", "model.n_epochs_decay=0", "trainer.max_steps=-1",
          "callbacks.val_kid=null", "callbacks.progress_bar.refresh_rate=0", "callbacks.loss_curves.every_n_steps=1"]
@@ -253,25 +248,13 @@ def test_a_disk_that_fills_during_training_stops_with_one_line_naming_the_last_g
 
 
 # ----------------------------------------------------------------------------- resume in place keeps its config
-def run_train_py(*args: str) -> None:
-    """`python train.py *args` in this process (as __main__, so Hydra finds conf/ beside the file)."""
-    GlobalHydra.instance().clear()
-    argv = sys.argv
-    sys.argv = [str(ROOT / "train.py"), *args]
-    try:
-        runpy.run_path(str(ROOT / "train.py"), run_name="__main__")
-    finally:
-        sys.argv = argv
-        GlobalHydra.instance().clear()
-
-
 def test_resume_in_place_reuses_the_runs_stored_configuration(tmp_path):
     run = tmp_path / "run"
     first = [*TINY, "logger=none", "data.epoch_length=2", "model.n_epochs=1", "model.n_epochs_decay=2",
              "callbacks.val_kid=null", "trainer.max_steps=2"]  # stops after the first of 3 epochs
-    run_train_py(*first, f"hydra.run.dir={run}")
+    run_cli(*first, f"hydra.run.dir={run}")
     # none of those overrides again, except a longer run: the stored values must be used
-    run_train_py("ckpt_path=last", f"hydra.run.dir={run}", "trainer.max_steps=4")
+    run_cli("ckpt_path=last", f"hydra.run.dir={run}", "trainer.max_steps=4")
     used = OmegaConf.load(run / ".hydra" / "config.yaml")
     assert (used.data.epoch_length, used.model.n_epochs_decay, used.model.ngf, used.trainer.max_steps) == (2, 2, 4, 4)
     assert not used.logger and not (run / "csv").exists()  # logger=none, not the default csv
@@ -280,5 +263,5 @@ def test_resume_in_place_reuses_the_runs_stored_configuration(tmp_path):
     # a second resume keeps them too (Hydra stored the merged overrides), and a conflicting
     # architecture is still refused
     with pytest.raises(SystemExit) as refused:
-        run_train_py("ckpt_path=last", f"hydra.run.dir={run}", "model.ngf=8")
+        run_cli("ckpt_path=last", f"hydra.run.dir={run}", "model.ngf=8")
     assert refused.value.code == 2 and "different architecture" in (run / "train.log").read_text()
