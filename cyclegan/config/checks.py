@@ -279,10 +279,20 @@ def _check_trainer(trainer: DictConfig, problems: _Problems) -> None:
     if "ddp" in strategy and not uses_gpu and accelerator != "cpu":
         problems.add(f"trainer.strategy={strategy} needs several devices, and this machine has no GPU: "
                      "drop the strategy (trainer=cpu)")
+    _check_schedule_length(trainer, problems)
+
+
+def _check_schedule_length(trainer: DictConfig, problems: _Problems) -> None:
+    """A schedule that trains zero steps would end at once with status ok and no checkpoint."""
     max_epochs, max_steps = trainer.get("max_epochs"), trainer.get("max_steps")
-    if max_epochs == 0 and (max_steps is None or max_steps < 0):
+    if max_epochs == 0:  # Lightning stops at max_epochs=0 whatever max_steps says
         problems.add("trainer.max_epochs=0 (model.n_epochs + model.n_epochs_decay) trains nothing: raise "
-                     "model.n_epochs or set trainer.max_steps")
+                     "model.n_epochs or model.n_epochs_decay, or set trainer.max_epochs=-1 to let trainer.max_steps "
+                     "decide")
+    if max_steps == 0:
+        problems.add("trainer.max_steps=0 trains nothing: use a positive number, or -1 for no step limit")
+    if trainer.get("limit_train_batches") == 0:
+        problems.add("trainer.limit_train_batches=0 trains nothing: use null (every batch), a fraction or a count")
 
 
 def _check_callbacks(callbacks: DictConfig, problems: _Problems) -> None:

@@ -9,6 +9,11 @@ cannot judge (sweep functions, `+key=` additions, Hydra's own keys, a compositio
 another reason) is left to Hydra's own reporting.
 
 The group options come from :mod:`cyclegan.config.groups`, which `--help` lists too.
+
+`reuse_stored_overrides` makes `train.py ckpt_path=... hydra.run.dir=<old run>` continue that run
+with its own configuration: the overrides stored in `<old run>/.hydra/overrides.yaml` come first
+on the command line, and the ones given now replace those of the same key. (Hydra rewrites that
+file when the job starts, so this has to happen before Hydra runs.)
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import importlib.util
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -151,3 +157,47 @@ def check_overrides(argv: Sequence[str], config_name: str) -> None:
         message = launcher_message(cfg) if cfg is not None else None
         if message:
             _exit_with(message)
+
+
+# ----------------------------------------------------------------------------- resume in place
+def _override_key(arg: str) -> str | None:
+    """The key an override sets or deletes (`+a.b=1`, `++a.b=1`, `~a.b`, `a.b=1`, `data=x` -> a.b / data)."""
+    body = arg.lstrip("+~")
+    if not body or arg.startswith("-"):
+        return None
+    return body.split("=", 1)[0].strip()
+
+
+def _value_of(argv: Sequence[str], key: str) -> str | None:
+    values = [arg.split("=", 1)[1] for arg in argv if "=" in arg and _override_key(arg) == key]
+    return values[-1] if values else None
+
+
+def reuse_stored_overrides(argv: Sequence[str]) -> tuple[list[str], str | None]:
+    """(argv to run, a line saying which configuration was taken, or None when nothing was reused).
+
+    Applies to a single run (no -m) given both `ckpt_path` and a `hydra.run.dir` that holds
+    `.hydra/overrides.yaml`: the stored overrides go first, minus those whose key is given again.
+    A conflicting architecture is then refused by the resume check, as for any checkpoint.
+    """
+    argv = list(argv)
+    if any(arg in ("-m", "--multirun") for arg in argv):
+        return argv, None
+    run_dir, ckpt_path = _value_of(argv, "hydra.run.dir"), _value_of(argv, "ckpt_path")
+    if not run_dir or ckpt_path in (None, "", "null"):
+        return argv, None
+    stored_file = Path(run_dir) / ".hydra" / "overrides.yaml"
+    if not stored_file.is_file():
+        return argv, None
+    try:
+        stored = [str(item) for item in OmegaConf.load(stored_file)]
+    except Exception as exc:  # noqa: BLE001 - an unreadable file: say so and run with what was given
+        return argv, f"resuming {run_dir} without its stored configuration: {stored_file} is unreadable ({exc})"
+    given = {_override_key(arg) for arg in argv}
+    kept = [arg for arg in stored if _override_key(arg) not in given]
+    replaced = [arg for arg in stored if _override_key(arg) in given and _override_key(arg) != "ckpt_path"]
+    note = (f"resuming {run_dir} in place with its stored configuration ({stored_file}): "
+            f"{' '.join(kept) or '(no overrides: the defaults)'}")
+    if replaced:
+        note += f"; replaced by the command line: {' '.join(replaced)}"
+    return kept + argv, note

@@ -15,6 +15,8 @@ One training step follows the paper's order:
 
 from __future__ import annotations
 
+import logging
+import math
 from typing import Any
 
 import pytorch_lightning as pl
@@ -28,6 +30,8 @@ from cyclegan.gan.pool import ImagePool
 from cyclegan.gan.schedulers import build_scheduler, time_budget_fraction, time_decay_factor
 from cyclegan.gan.speed import adam_kwargs, apply_speedups, channels_last_input
 from cyclegan.models.compile import compile_options
+
+log = logging.getLogger(__name__)
 
 
 class CycleGAN(pl.LightningModule):
@@ -253,3 +257,34 @@ class CycleGAN(pl.LightningModule):
         if pools:
             self.pool_A.load_state_dict(pools["A"])
             self.pool_B.load_state_dict(pools["B"])
+        # the rates this checkpoint was trained with: on_train_start compares them with this run's
+        saved = checkpoint.get("hyper_parameters") or {}
+        if "lr" in saved:
+            self._checkpoint_lrs = (saved["lr"], saved.get("lr_D") or saved["lr"])
+
+    def on_train_start(self) -> None:
+        stored = getattr(self, "_checkpoint_lrs", None)
+        if stored is not None:
+            self._checkpoint_lrs = None
+            self._apply_new_rates(stored)
+
+    def _apply_new_rates(self, stored: tuple[float, float]) -> None:
+        """A resume with another model.lr / model.lr_D: this run's rate wins over the one restored with the
+        optimizer and scheduler states (e.g. a lower one after a divergence). Everything is scaled by
+        new / stored, so the schedule keeps its position and shape."""
+        wanted = (self.hparams.lr, self.hparams.lr_D or self.hparams.lr)
+        keys = ("model.lr", "model.lr_D" if self.hparams.lr_D else "model.lr")
+        for which, key, optimizer, scheduler, old, new in zip(("generators", "discriminators"), keys, self.optimizers(),
+                                                               self.lr_schedulers(), stored, wanted):
+            if not old or math.isclose(old, new, rel_tol=1e-9):
+                continue
+            scale = new / old
+            for group in optimizer.param_groups:
+                group["lr"] *= scale
+                if "initial_lr" in group:
+                    group["initial_lr"] *= scale
+            for attr in ("base_lrs", "_last_lr", "min_lrs"):
+                if isinstance(getattr(scheduler, attr, None), list):
+                    setattr(scheduler, attr, [lr * scale for lr in getattr(scheduler, attr)])
+            log.info("%s=%g replaces the rate stored in the checkpoint (%g) for the %s: they train at %g from here",
+                     key, new, old, which, optimizer.param_groups[0]["lr"])

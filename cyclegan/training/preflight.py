@@ -26,10 +26,12 @@ from cyclegan.errors import UserError, one_line
 from cyclegan.models import build_discriminator, build_generator
 from cyclegan.models.spec import discriminator_args, generator_args
 from cyclegan.serialization import CheckpointError, safe_load
+from cyclegan.training.resume import ResumeError, newest_checkpoint, remove_stale_temporaries
 
 __all__ = [
     "OutputDirError",
     "ResumeError",
+    "DiskFullError",
     "check_output_dir",
     "estimate_checkpoint_bytes",
     "check_resume_checkpoint",
@@ -49,8 +51,8 @@ class OutputDirError(UserError, OSError):
     """The output folder cannot be created or written, or lacks the space the checkpoints need."""
 
 
-class ResumeError(UserError, ValueError):
-    """``ckpt_path`` cannot be used to resume this run (refused, unreadable or a different model)."""
+class DiskFullError(UserError, OSError):
+    """The disk filled up during training; the message names the last good checkpoint."""
 
 
 def check_output_dir(path: str | os.PathLike, need_bytes: int = 0, key: str = "paths.output_dir") -> Path:
@@ -154,13 +156,14 @@ def preflight_run(cfg: DictConfig) -> None:
     check_output_dir(output_dir, 0 if ckpt_dir is not None and not same_disk else need)
     if ckpt_dir is not None:
         check_output_dir(ckpt_dir, need, key="callbacks.model_checkpoint.dirpath")
+    remove_stale_temporaries(ckpt_dir or output_dir / "checkpoints")  # left by a save that was killed
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path not in (None, "", "null", "last"):
         check_resume_checkpoint(ckpt_path, cfg.get("model"))
     elif ckpt_path == "last":
-        last = (ckpt_dir or output_dir / "checkpoints") / "last.ckpt"
-        if last.is_file():
-            check_resume_checkpoint(last, cfg.get("model"))
+        own = newest_checkpoint(ckpt_dir or output_dir / "checkpoints")
+        if own is not None:
+            check_resume_checkpoint(own[0], cfg.get("model"))
 
 
 

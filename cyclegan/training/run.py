@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import shutil
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,8 +29,16 @@ from cyclegan.config.checks import validate_config
 from cyclegan.config.hydra_run import hydra_job, in_multirun
 from cyclegan.errors import MissingFileError, UserError, one_line
 from cyclegan.loggers import instantiate_group
-from cyclegan.training.preflight import check_resume_checkpoint, preflight_run
-from cyclegan.training.resume import AtomicCheckpointIO, find_last_checkpoint, wandb_run_id
+from cyclegan.training.preflight import DiskFullError, check_resume_checkpoint, preflight_run
+from cyclegan.training.resume import (
+    AtomicCheckpointIO,
+    carry_over_metrics,
+    checkpoint_step,
+    disk_full_cause,
+    find_last_checkpoint,
+    newest_checkpoint,
+    wandb_run_id,
+)
 from cyclegan.training.safety import TrainingInterrupted, interruption_of
 from cyclegan.training.sweep import (
     job_overrides,
@@ -161,6 +170,8 @@ def fit(cfg: DictConfig) -> dict[str, float]:
     model: pl.LightningModule = hydra.utils.instantiate(cfg.model)
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
+    if ckpt_path:
+        carry_over_metrics(loggers, ckpt_path)  # csv/metrics.csv keeps the steps before the checkpoint
     # a crash while saving must not leave a truncated last.ckpt (a user-given trainer.plugins replaces this)
     plugins = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **plugins)
@@ -170,20 +181,59 @@ def fit(cfg: DictConfig) -> dict[str, float]:
     for logger in trainer.loggers:
         logger.log_hyperparams(hparams)
 
+    start_step = checkpoint_step(ckpt_path) if ckpt_path else 0
     try:
         with expected_lightning_warnings(cfg, ckpt_path):
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)  # never unpickle code
     except SIGTERMException as exc:  # Lightning's own SIGTERM stop (a SystemExit with no exit code)
         _finish_wandb(trainer, exit_code=1)
         raise interruption_of(trainer) from exc
+    except Exception as exc:
+        _finish_wandb(trainer, exit_code=1)
+        full = disk_full_cause(exc)
+        if full is not None:
+            raise _disk_full_error(full, cfg) from exc
+        raise
     except BaseException:
         _finish_wandb(trainer, exit_code=1)
         raise
     _finish_wandb(trainer, exit_code=0)
+    # (under ddp_spawn this process's counter stays put; the metrics logged by a step come back)
+    trained = trainer.global_step > start_step or any(k.startswith("train/") for k in trainer.callback_metrics)
+    if not trained:
+        raise NothingTrained(
+            f"nothing was trained: {ckpt_path or 'the run'} is at step {start_step} (epoch {trainer.current_epoch}) "
+            f"and the schedule ends there (trainer.max_epochs={trainer.max_epochs}, trainer.max_steps="
+            f"{trainer.max_steps}): raise model.n_epochs / model.n_epochs_decay or trainer.max_steps to train more"
+        )
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     log.info("finished; run directory: %s", cfg.paths.output_dir)
     return metrics
+
+
+def _interruption_in_context(exc: BaseException) -> TrainingInterrupted | None:
+    seen = 0
+    while exc is not None and seen < 5:
+        if isinstance(exc, TrainingInterrupted):
+            return exc
+        exc, seen = exc.__context__, seen + 1
+    return None
+
+
+class NothingTrained(UserError):
+    """fit() ended without a single training step (a schedule already complete, e.g. a finished run resumed)."""
+
+
+def _disk_full_error(exc: OSError, cfg: DictConfig) -> DiskFullError:
+    folder = Path(OmegaConf.select(cfg, "callbacks.model_checkpoint.dirpath") or Path(cfg.paths.output_dir) / "checkpoints")
+    newest = newest_checkpoint(folder)  # the previous save of a file is intact: writes are atomic
+    kept = (f"the last good checkpoint is {newest[0]} (step {newest[1]}): free some space and resume with "
+            f"ckpt_path={newest[0]}") if newest else f"no checkpoint was saved yet in {folder}"
+    with contextlib.suppress(OSError):
+        kept += f" ({shutil.disk_usage(folder).free / 1024**2:.0f} MB free there now)"
+    return DiskFullError(f"the disk is full ({exc.strerror or 'no space left'}, writing {exc.filename or 'a file'}); "
+                         f"{kept}")
 
 
 def _finish_wandb(trainer: pl.Trainer, exit_code: int) -> None:
@@ -203,7 +253,15 @@ def train(cfg: DictConfig) -> dict[str, float | None]:
     job failed in a multirun; see the module doc)."""
     output_dir = cfg.paths.output_dir
     try:
-        metrics = fit(cfg)
+        try:
+            metrics = fit(cfg)
+        except KeyboardInterrupt as exc:
+            # Ctrl-C again after the checkpoint of the first was saved (while Lightning was still
+            # cleaning up): that first stop is what happened, and it is recorded as such below
+            first = _interruption_in_context(exc)
+            if first is None:
+                raise
+            raise first from None
     except TrainingInterrupted as exc:  # Ctrl-C / SIGTERM: a resumable checkpoint was saved
         with contextlib.suppress(OSError):
             write_job_result(output_dir, "interrupted", error=one_line(exc))

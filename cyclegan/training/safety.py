@@ -16,7 +16,8 @@ finds its scale), so the guard checks the logged losses at the end of the batch 
 
 :class:`GracefulShutdown` turns SIGINT (Ctrl-C) and SIGTERM (what cluster schedulers send before
 killing a job) into: finish the current batch, save ``checkpoints/last.ckpt`` (atomically), exit
-with :class:`TrainingInterrupted` (code 130 / 143). A second Ctrl-C quits at once without saving.
+with :class:`TrainingInterrupted` (code 130 / 143). A second Ctrl-C (or SIGTERM) while that stop is under
+way is ignored with a warning: quitting then could leave no checkpoint (``kill -9`` still quits at once).
 Lightning also watches SIGTERM and stops its loop with ``SIGTERMException`` at a batch or epoch
 end; when the signal lands after this callback's check of that batch, Lightning's stop comes first:
 the checkpoint is then saved in ``on_exception`` (the loop is at a batch end, so it is as resumable)
@@ -27,6 +28,7 @@ process group does not kill them mid-batch.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import os
@@ -85,6 +87,12 @@ def save_checkpoint(trainer: pl.Trainer, path: Path) -> str:
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.is_symlink():
             path.unlink()
+    callback = trainer.checkpoint_callback
+    if callback is not None and getattr(callback, "save_last", False) and \
+            Path(callback.format_checkpoint_name({}, callback.CHECKPOINT_NAME_LAST)) == path:
+        # ModelCheckpoint's own last.ckpt from now on (this is part of the saved state): a resumed run
+        # overwrites it instead of writing last-v1.ckpt beside a stale last.ckpt
+        callback.last_model_path = str(path)
     trainer.save_checkpoint(str(path), weights_only=False)  # full training state: resumable
     return str(path)
 
@@ -102,11 +110,13 @@ def _nonfinite_losses(trainer: pl.Trainer) -> dict[str, float]:
 class NaNGuard(pl.Callback):
     """Drop non-finite updates; stop with an emergency checkpoint (or skip) -- see the module doc."""
 
-    def __init__(self, policy: str = "stop", max_consecutive_skips: int = 20):
+    def __init__(self, policy: str = "stop", max_consecutive_skips: int = 20, keep_last_good: bool = True):
         if policy not in NAN_POLICIES:
             raise ValueError(f"callbacks.nan_guard.policy={policy!r} is not one of: {', '.join(NAN_POLICIES)}")
         self.policy = policy
         self.max_consecutive_skips = int(max_consecutive_skips)
+        self.keep_last_good = bool(keep_last_good)
+        self._last_good: dict[int, _LastGoodState] = {}  # id(optimizer) -> its state before its last step
         self.consecutive = 0
         self.total_skipped = 0
         self._bad: list[str] = []  # optimizers whose update was dropped during this batch
@@ -125,14 +135,19 @@ class NaNGuard(pl.Callback):
         return getattr(trainer.precision_plugin, "scaler", None) is not None
 
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer) -> None:
-        if self._scaler_active(trainer):
+        scaler = self._scaler_active(trainer)
+        if scaler and not self.keep_last_good:
             return  # the GradScaler skips Inf/NaN steps itself; the losses are checked at batch end
         grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
         if not grads:
             return
         norm = torch.nn.utils.get_total_norm(grads, error_if_nonfinite=False)
         if bool(torch.isfinite(norm)):
+            if self.keep_last_good:  # this step will be applied: remember the state it starts from
+                self._last_good.setdefault(id(optimizer), _LastGoodState()).capture(optimizer)
             return
+        if scaler:
+            return  # the GradScaler skips this step itself
         # Drop this update: with no gradients Adam leaves the weights and its moments as they were.
         for group in optimizer.param_groups:
             for p in group["params"]:
@@ -161,21 +176,109 @@ class NaNGuard(pl.Callback):
             log.warning("%s; update skipped (%d in a row, %d in total; callbacks.nan_guard.policy=skip)",
                         what, self.consecutive, self.total_skipped)
             return
+        rolled_back = self._roll_back(trainer)
         path = save_checkpoint(trainer, checkpoint_dir(trainer) / f"nan_step_{step:07d}.ckpt")
         reason = (f"{self.consecutive} bad steps in a row" if self.policy == "skip" else
                   "callbacks.nan_guard.policy=stop")
         raise TrainingDiverged(
             f"training diverged at {what}; the bad update was not applied ({reason}). Saved the last good state "
-            f"to {path}: resume with ckpt_path={path} (or set callbacks.nan_guard.policy=skip to step over bad "
-            "batches)",
+            f"({rolled_back}) to {path}: resume with ckpt_path={path}, with a lower rate if it diverges again "
+            f"(model.lr=...), or set callbacks.nan_guard.policy=skip to step over bad batches",
             checkpoint=path,
         )
+
+    def _roll_back(self, trainer: pl.Trainer) -> str:
+        """Put every optimizer's parameters and state back to before its last applied step.
+
+        That step was taken from finite gradients, but it is what led to this non-finite one (an
+        update can overflow the weights or Adam's moments, or make the next forward pass overflow):
+        the state before it is the newest one known to train. Returns what the checkpoint holds.
+        """
+        if not self.keep_last_good:
+            return "the weights before the bad update"
+        restored = [self._last_good[id(opt)].restore(opt) for opt in trainer.optimizers if id(opt) in self._last_good]
+        if not restored or not any(restored):
+            return "the weights before the bad update; no earlier step was taken"
+        return "weights and optimizer state from before the last applied update"
 
     def state_dict(self) -> dict:
         return {"total_skipped": self.total_skipped}
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.total_skipped = int(state_dict.get("total_skipped", 0))
+
+
+class _LastGoodState:
+    """One optimizer's parameters and state (Adam's moments and step) before its last applied step.
+
+    Copied into buffers allocated once, with one fused copy per device and dtype: the cost is a
+    device-to-device copy of three times the parameters per optimizer step, and as much memory.
+    """
+
+    def __init__(self) -> None:
+        self.params: list[torch.Tensor] = []
+        self.state: dict[int, dict[str, Any]] = {}  # parameter index -> copy of optimizer.state[p]
+
+    @staticmethod
+    def _parameters(optimizer) -> list[torch.Tensor]:
+        return [p for group in optimizer.param_groups for p in group["params"]]
+
+    @torch.no_grad()
+    def capture(self, optimizer) -> None:
+        params = self._parameters(optimizer)
+        if [b.shape for b in self.params] != [p.shape for p in params]:
+            self.params = [torch.empty_like(p) for p in params]
+        dst, src = list(self.params), [p.detach() for p in params]
+        for i, p in enumerate(params):
+            state = optimizer.state.get(p)
+            if not state:
+                self.state.pop(i, None)
+                continue
+            saved = self.state.setdefault(i, {})
+            for key, value in state.items():
+                if isinstance(value, torch.Tensor):
+                    buffer = saved.get(key)
+                    if not (isinstance(buffer, torch.Tensor) and buffer.shape == value.shape
+                            and buffer.dtype == value.dtype and buffer.device == value.device):
+                        buffer = saved[key] = torch.empty_like(value)
+                    dst.append(buffer)
+                    src.append(value)
+                else:
+                    saved[key] = copy.deepcopy(value)
+        _copy_tensors(dst, src)
+
+    @torch.no_grad()
+    def restore(self, optimizer) -> bool:
+        """Back to the captured state; False when nothing was captured."""
+        params = self._parameters(optimizer)
+        if len(self.params) != len(params):
+            return False
+        dst, src = list(params), list(self.params)
+        for i, p in enumerate(params):
+            saved = self.state.get(i)
+            if saved is None:  # no step had been taken for it yet: an optimizer without state
+                optimizer.state.pop(p, None)
+                continue
+            state = optimizer.state[p]
+            for key, value in saved.items():
+                if isinstance(value, torch.Tensor) and isinstance(state.get(key), torch.Tensor):
+                    dst.append(state[key])
+                    src.append(value)
+                else:
+                    state[key] = value.clone() if isinstance(value, torch.Tensor) else copy.deepcopy(value)
+        _copy_tensors(dst, src)
+        return True
+
+
+def _copy_tensors(dst: list[torch.Tensor], src: list[torch.Tensor]) -> None:
+    """dst[i].copy_(src[i]) for all i: one fused (foreach) copy per device and dtype."""
+    groups: dict[tuple, tuple[list, list]] = {}
+    for d, s in zip(dst, src):
+        group = groups.setdefault((d.device, d.dtype, s.device, s.dtype), ([], []))
+        group[0].append(d)
+        group[1].append(s)
+    for d, s in groups.values():
+        torch._foreach_copy_(d, s)
 
 
 def _drop_nonfinite_pool_images(pl_module: pl.LightningModule) -> None:
@@ -205,15 +308,14 @@ class GracefulShutdown(pl.Callback):
         if not self._active:  # left installed after fit (Lightning restores it on errors): act as before
             self._delegate(signum, frame)
             return
-        if self.received == signal.SIGINT and signum == signal.SIGINT:
-            log.warning("second Ctrl-C: quitting now without saving")
-            self._restore()
-            raise KeyboardInterrupt
-        if self.received is None:
-            self.received = signum
-            name = signal.Signals(signum).name
-            extra = " (press Ctrl-C again to quit at once without saving)" if signum == signal.SIGINT else ""
-            log.warning("received %s: saving a checkpoint at the end of this batch, then stopping%s", name, extra)
+        if self.received is not None:
+            # Quitting now could cut the checkpoint write short: the stop in progress finishes first.
+            log.warning("received %s again: still stopping, the checkpoint is written first (to quit without "
+                        "saving: kill -9 %d)", signal.Signals(signum).name, os.getpid())
+            return
+        self.received = signum
+        name = signal.Signals(signum).name
+        log.warning("received %s: saving a checkpoint at the end of this batch, then stopping", name)
 
     def _delegate(self, signum: int, frame) -> None:
         previous = self._previous.get(signum, signal.SIG_DFL)
@@ -258,14 +360,19 @@ class GracefulShutdown(pl.Callback):
             checkpoint=path,
         )
 
-    def _stop_if_signalled(self, trainer: pl.Trainer, where: str) -> None:
+    def _stop_if_signalled(self, trainer: pl.Trainer, where: str, before_save=None) -> None:
         received = self.received is not None or trainer.received_sigterm
         if not trainer.strategy.reduce_boolean_decision(received, all=False):
             return
+        if before_save is not None:
+            before_save()
         raise self._save_and_describe(trainer, where)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        self._stop_if_signalled(trainer, "end of a training batch")
+        # Lightning sends this batch's values to the loggers after this hook, which the stop skips:
+        # send them first, so the metrics history of the resumed run misses no step
+        self._stop_if_signalled(trainer, "end of a training batch",
+                                before_save=getattr(trainer._logger_connector, "update_train_step_metrics", None))
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int, dataloader_idx: int = 0):
         if trainer.state.fn == "fit" and not trainer.sanity_checking:

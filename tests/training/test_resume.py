@@ -172,8 +172,9 @@ def test_two_process_ddp_resume_gives_each_rank_its_own_random_state_back(tmp_pa
 
 # ----------------------------------------------------------------------------- ckpt_path=last
 def touch(path: Path, mtime: float) -> Path:
+    """A minimal checkpoint (what `last` reads of one: its global step), written at `mtime`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"x")
+    torch.save({"global_step": 1}, path)
     os.utime(path, (mtime, mtime))
     return path
 
