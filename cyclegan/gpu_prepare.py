@@ -35,8 +35,9 @@ from cyclegan.checks import UserError
 
 CARRY_LIMIT = 64 * 2**20
 # distributions the device image lacks (its package list: /work/.library/device/KINDS.md), in pip names
+# (+ typing-extensions: pydantic needs a newer one than an older image may hold; it is backwards compatible)
 WHEELS = ("hydra-core", "omegaconf", "antlr4-python3-runtime", "albumentations", "albucore", "pydantic",
-          "pydantic-core", "annotated-types", "typing-inspection", "simsimd", "stringzilla")
+          "pydantic-core", "annotated-types", "typing-inspection", "simsimd", "stringzilla", "typing-extensions")
 DEVICE_PYTHON = "3.12"
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64",
              "manylinux1_x86_64")

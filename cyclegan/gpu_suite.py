@@ -95,6 +95,9 @@ class Plan:
     train_default: str = "bf16+cl+compile+b16"
     epoch_length: int = 16000  # pairs per epoch: few epoch ends (validation + a 340 MB checkpoint each)
     eval_images: int | None = None
+    # evaluate.py's metrics.inception on the device: auto = the fid_helper network when installed there
+    # (it is not carried: 87 MB), else tiny, whose FID/KID are dropped (SSIM, cycle L1, D accuracy stay)
+    inception: str = "auto"
     budget: float = 575.0  # seconds for the whole suite (the device call's timeout is 600)
     stage_budgets: dict = field(default_factory=lambda: {"ceilings": 20, "training": 180, "inference": 45,
                                                          "kaggle_zip": 35})
@@ -115,9 +118,11 @@ def dry_plan(**changes) -> Plan:
             "data.num_workers=0", "data.val_size=2")
     plan = Plan(
         dry=True, image_size=32, ngf=4, ndf=4, n_blocks=1, warmup=1, steps=2,
-        inference=((False, 8), (True, 8), (True, 4)), inference_warmup=1, inference_steps=2,
+        # one config per kind: naive, compiled (the Monet run's, so train.py compiles too), CUDA graphs
+        train_configs=Plan.train_configs[:3],
+        inference=((False, 8), (True, 8)), inference_warmup=1, inference_steps=2,
         zip_photos=16, zip_size=32, train_seconds=20, train_min_seconds=5, after_train_seconds=20,
-        train_max_batch=2, epoch_length=4, eval_images=8, budget=300.0,
+        train_max_batch=2, epoch_length=4, eval_images=8, inception="tiny", budget=300.0,
         stage_budgets={"ceilings": 20, "training": 120, "inference": 60, "kaggle_zip": 60},
         estimates={k: 0 for k in ("train_eager", "train_compile", "infer_eager", "infer_compile")},
         train_overrides=(*tiny, "trainer.max_steps=4", "trainer.limit_val_batches=1",
@@ -357,7 +362,7 @@ def stage_inference(device: torch.device, plan: Plan, report: dict, clock: Clock
     for compiled, batch in plan.inference:
         comp = ({"backend": "aot_eager"} if device.type != "cuda" else True) if compiled else False
         need = plan.estimates["infer_compile" if compiled else "infer_eager"]
-        label = f"bf16+cl{'+compile' if compiled else ''}+b{batch}"
+        label = f"bf16+cl{('+compile' if comp is True else '+compile=aot_eager') if compiled else ''}+b{batch}"
         if clock.stage_left() < need:
             rows.append({"config": label, "batch": batch, "error": "skipped: stage budget"})
             continue
@@ -464,7 +469,7 @@ def stage_monet_run(device: torch.device, plan: Plan, data_root: Path, work: Pat
     result["status"] = "trained"
     _save_progress(report, "monet_run", result, out)
 
-    inception = device_inception()
+    inception = device_inception() if plan.inception == "auto" else plan.inception
     eval_dir = work / "eval"
     ev = run_logged(evaluate_command(ckpt, data_root, eval_dir, plan, device.type, inception),
                     work / "evaluate.log", max(1.0, clock.left() - 5))
@@ -540,9 +545,9 @@ def table(report: dict) -> str:
                 lines.append(f"{name:38s} {r.get('batch', ''):>5}  {r['error']}")
             else:
                 lines.append(f"{name:38s} {r['batch']:5d} {r['pairs_per_s']:9.1f} {_fmt(r.get('x_naive')):>8s} "
-                             f"{_fmt(r.get('pct_of_limit')):>8s} {r['peak_mib']:9.0f} {r['warmup_s']:9.1f}")
+                             f"{_fmt(r.get('pct_of_limit')):>8s} {_fmt(r['peak_mib']):>9s} {r['warmup_s']:9.1f}")
     for r in st.get("inference", {}).get("configs", []):
-        extra = r["error"] if r.get("error") else f"{r['images_per_s']:.1f} images/s, peak {r['peak_mib']:.0f} MiB"
+        extra = r["error"] if r.get("error") else f"{r['images_per_s']:.1f} images/s, peak {_fmt(r['peak_mib'])} MiB"
         lines.append(f"inference {r['config']:28s} {extra}")
     z = st.get("kaggle_zip", {})
     if z:

@@ -15,6 +15,7 @@ One training step follows the paper's order:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pytorch_lightning as pl
@@ -72,6 +73,8 @@ class CycleGAN(pl.LightningModule):
         fused_adam: bool | None = None,
     ):
         super().__init__()
+        if isinstance(compile, Mapping):  # a Hydra DictConfig would make the checkpoint unloadable with
+            compile = dict(compile)       # weights_only=True (evaluate, translate, resume refuse it)
         self.save_hyperparameters()
         compile_options(compile)  # reject an unknown model.compile value now, not after the data is loaded
         gen, gen_kwargs = generator_args(self.hparams, init=True)
