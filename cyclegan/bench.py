@@ -25,13 +25,8 @@ Examples::
     python -m cyclegan.bench --device cpu                      # small sizes, CPU table
     python -m cyclegan.bench --configs fp32+b1+nofused bf16+cl+compile+b16 --steps 50
 
-The one-call GPU suite (training, inference, Kaggle zip, a timed Monet run; docs/SPEED.md) lives in
-``cyclegan/gpu_suite.py`` and is reached from here too::
-
-    python -m cyclegan.bench --prepare-gpu                     # wheels + images into .gpu/ (CPU, once)
-    python -m cyclegan.bench --suite gpu --data .gpu --out DIR # on the GPU machine, under 10 minutes
-    python -m cyclegan.bench --suite gpu --dry-run --out DIR   # the same at tiny sizes on a CPU
-    python -m cyclegan.bench --finish-gpu DIR                  # KID/FID/MiFID of the returned run (CPU)
+The one-call GPU suite built on these functions (training, inference, Kaggle zip, a timed Monet run;
+docs/SPEED.md) is ``python -m cyclegan.gpu_suite``.
 """
 
 from __future__ import annotations
@@ -438,15 +433,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-SUITE_FLAGS = ("--suite", "--prepare-gpu", "--finish-gpu")
-
-
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if any(a.split("=", 1)[0] in SUITE_FLAGS for a in argv):  # the one-call GPU suite (cyclegan/gpu_suite.py)
-        from cyclegan.gpu_suite import main as suite_main
-
-        return suite_main(argv)
     args = parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():

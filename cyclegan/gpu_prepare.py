@@ -1,6 +1,6 @@
 """Everything a bare GPU machine lacks for the GPU suite, in one git-ignored folder (default ``.gpu/``).
 
-``python -m cyclegan.bench --prepare-gpu`` (or ``python -m cyclegan.gpu_suite --prepare-gpu``) runs on
+``python -m cyclegan.gpu_suite --prepare-gpu`` runs on
 the CPU machine, once, in the checkout the device calls send. It writes
 
 - ``.gpu/wheels/``: the wheels of the packages the device image does not hold (hydra-core, omegaconf,
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cyclegan.checks import UserError
+from cyclegan.errors import UserError
 
 CARRY_LIMIT = 64 * 2**20
 # distributions the device image lacks (its package list: /work/.library/device/KINDS.md), in pip names

@@ -1,6 +1,6 @@
 """The one-call GPU suite: every GPU figure of the speed and quality targets in one run of under 10 minutes.
 
-``python -m cyclegan.bench --suite gpu --data .gpu --out DIR`` (docs/SPEED.md has the exact device call)
+``python -m cyclegan.gpu_suite --suite gpu --data .gpu --out DIR`` (docs/SPEED.md has the exact device call)
 runs, in this order, each stage under its own time budget so that a slow stage cannot eat the rest:
 
 0. ``ceilings``: the GPU's bf16 matrix rate and copy bandwidth, measured (the physical limit's basis);
@@ -35,6 +35,7 @@ import argparse
 import dataclasses
 import hashlib
 import json
+import logging
 import math
 import os
 import signal
@@ -42,16 +43,23 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
 import torch
+from PIL import Image
 
 from cyclegan import bench
-from cyclegan.checks import one_line
-from cyclegan.gpu_prepare import DATASET, PrepareError, evenly_spaced, prepare, repo_root
+from cyclegan.errors import one_line
+from cyclegan.evaluation.inception import fid_helper_weights_path
+from cyclegan.gpu_prepare import DATASET, PrepareError, prepare, repo_root
+from cyclegan.inference.checkpoint import load_generator
+from cyclegan.inference.export import export_state_dict
+from cyclegan.models import build_generator
+from cyclegan.serialization import safe_load
 
 PART_BYTES = 15 * 2**20  # returned files may have 16 MiB
 RESULT_FILE = "gpu_suite.json"
@@ -260,8 +268,6 @@ def half_checkpoint(ckpt_path: Path, dest: Path) -> dict:
     """Write the four networks of a Lightning checkpoint in fp16 plus what evaluate.py needs to rebuild
     them, without optimizer states (evaluate.py and translate load it; the weights become fp32 again
     on loading); returns its epoch and global step."""
-    from cyclegan.checkpoint import safe_load
-
     ckpt = safe_load(ckpt_path, "cpu")
     state = {k: v.half() if torch.is_floating_point(v) else v for k, v in ckpt["state_dict"].items()}
     keep = {k: ckpt[k] for k in ("epoch", "global_step", "hyper_parameters", "pytorch-lightning_version") if k in ckpt}
@@ -373,9 +379,6 @@ def stage_inference(device: torch.device, plan: Plan, report: dict, clock: Clock
 
 
 def stage_kaggle_zip(device: torch.device, plan: Plan, data_root: Path, work: Path, clock: Clock) -> dict:
-    from cyclegan.export import export_state_dict
-    from cyclegan.models import build_generator
-
     photos = replicate_photos(data_root / DATASET / "trainB", work / "zip_photos", plan.zip_photos)
     torch.manual_seed(0)  # the speed does not depend on the weights: a fresh generator of the full size
     gen = export_state_dict(build_generator("resnet", ngf=plan.ngf, n_blocks=plan.n_blocks), work / "G_random.pt")
@@ -435,8 +438,6 @@ def read_eval(out_dir: Path, inception: str) -> dict:
 
 
 def device_inception() -> str:
-    from cyclegan.inception import fid_helper_weights_path
-
     return "fid_helper" if fid_helper_weights_path() is not None else "tiny"
 
 
@@ -477,8 +478,6 @@ def stage_monet_run(device: torch.device, plan: Plan, data_root: Path, work: Pat
     if ev["rc"] == 0:
         result["metrics"] = read_eval(eval_dir, inception)
         result["inception"] = inception
-        from PIL import Image
-
         with Image.open(eval_dir / "samples.png") as im:  # rows: photo, painting, reconstruction
             im.convert("RGB").save(out / "grid.jpg", quality=85)
         result["status"] = "ok"
@@ -567,9 +566,6 @@ def table(report: dict) -> str:
 
 
 def run_suite(out: Path, data: Path | None, plan: Plan, device: torch.device, work: Path | None = None) -> dict:
-    import logging
-    import warnings
-
     import pytorch_lightning  # noqa: F401  (configures its loggers on import; quieted below)
 
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -583,7 +579,7 @@ def run_suite(out: Path, data: Path | None, plan: Plan, device: torch.device, wo
     work.mkdir(parents=True, exist_ok=True)
     if data is None:
         if not plan.dry:
-            raise PrepareError("--data is required for a full run: python -m cyclegan.bench --prepare-gpu first")
+            raise PrepareError("--data is required for a full run: python -m cyclegan.gpu_suite --prepare-gpu first")
         data_root = synthetic_dataset(work / "data")
     else:
         data_root = Path(data) / "data" if (Path(data) / "data" / DATASET).is_dir() else Path(data)
@@ -622,9 +618,6 @@ def run_suite(out: Path, data: Path | None, plan: Plan, device: torch.device, wo
 def finish(gpu_dir: Path, data: Path, out: Path, bf16: bool = False, inception: str = "auto",
            device: str = "cpu") -> dict:
     """KID/FID/MiFID/SSIM of the GPU run's Monet model on this machine, from the returned parts."""
-    from cyclegan.checkpoint import load_generator
-    from cyclegan.export import export_state_dict
-
     report = json.loads((Path(gpu_dir) / RESULT_FILE).read_text())
     info = report.get("stages", {}).get("monet_run", {}).get("checkpoint")
     if not info:
@@ -652,7 +645,7 @@ def finish(gpu_dir: Path, data: Path, out: Path, bf16: bool = False, inception: 
 
 # ------------------------------------------------------------------------------------------- command line
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m cyclegan.bench", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m cyclegan.gpu_suite", description=__doc__.split("\n\n")[0])
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--suite", choices=["gpu"], help="run the GPU suite (stages 0-4)")
     mode.add_argument("--prepare-gpu", nargs="?", const=".gpu", metavar="DIR",
@@ -687,11 +680,11 @@ def main(argv=None) -> int:
                    bf16=args.bf16, inception=args.inception)
             return 0
         if args.out is None:
-            print("python -m cyclegan.bench: error: --suite gpu needs --out DIR", file=sys.stderr)
+            print("python -m cyclegan.gpu_suite: error: --suite gpu needs --out DIR", file=sys.stderr)
             return 2
         device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if not args.dry_run and device.type != "cuda":
-            print("python -m cyclegan.bench: error: --suite gpu needs a CUDA device; on a CPU add --dry-run",
+            print("python -m cyclegan.gpu_suite: error: --suite gpu needs a CUDA device; on a CPU add --dry-run",
                   file=sys.stderr)
             return 2
         changes = {k: v for k, v in (("budget", args.budget), ("train_seconds", args.train_seconds)) if v is not None}
@@ -699,7 +692,7 @@ def main(argv=None) -> int:
         run_suite(args.out, args.data, plan, device, args.work)
         return 0
     except PrepareError as exc:
-        print(f"python -m cyclegan.bench: error: {one_line(exc)}", file=sys.stderr)
+        print(f"python -m cyclegan.gpu_suite: error: {one_line(exc)}", file=sys.stderr)
         return exc.exit_code
 
 

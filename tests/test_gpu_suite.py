@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from cyclegan import bench, gpu_prepare, gpu_suite
-from cyclegan.checkpoint import load_generator
+from cyclegan.inference.checkpoint import load_generator
 
 
 def test_dry_run_goes_through_every_stage_and_finish_evaluates_the_returned_parts(tmp_path, monkeypatch):
@@ -123,8 +123,8 @@ def test_configs_become_device_runs_and_train_overrides():
     assert gpu_suite.max_time(330) == "00:00:05:30"
 
 
-def test_bench_hands_the_suite_flags_over_and_a_full_run_needs_a_gpu(capsys):
+def test_a_full_run_needs_a_gpu(capsys):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    assert bench.main(["--suite", "gpu", "--out", "unused"]) == 2
+    assert gpu_suite.main(["--suite", "gpu", "--out", "unused"]) == 2
     assert "needs a CUDA device; on a CPU add --dry-run" in capsys.readouterr().err
