@@ -101,6 +101,7 @@ class Plan:
     after_train_seconds: int = 75  # reserved behind the Monet run: evaluation, checkpoint parts, margin
     train_max_batch: int = 16  # monet_10min's batch; larger batches at its LR are untested
     train_default: str = "bf16+cl+compile+b16"
+    train_compile: bool = True  # False: the Monet run drops the config's compile (dry run: ~13 s of CPU less)
     epoch_length: int = 16000  # pairs per epoch: few epoch ends (validation + a 340 MB checkpoint each)
     eval_images: int | None = None
     # evaluate.py's metrics.inception on the device: auto = the fid_helper network when installed there
@@ -126,11 +127,11 @@ def dry_plan(**changes) -> Plan:
             "data.num_workers=0", "data.val_size=2")
     plan = Plan(
         dry=True, image_size=32, ngf=4, ndf=4, n_blocks=1, warmup=1, steps=2,
-        # one config per kind: naive, compiled (the Monet run's, so train.py compiles too), CUDA graphs
+        # one config per kind: naive, compiled (the Monet run picks it, less its compile), CUDA graphs
         train_configs=Plan.train_configs[:3],
         inference=((False, 8), (True, 8)), inference_warmup=1, inference_steps=2,
         zip_photos=16, zip_size=32, train_seconds=20, train_min_seconds=5, after_train_seconds=20,
-        train_max_batch=2, epoch_length=4, eval_images=8, inception="tiny", budget=300.0,
+        train_max_batch=2, train_compile=False, epoch_length=4, eval_images=8, inception="tiny", budget=300.0,
         stage_budgets={"ceilings": 20, "training": 120, "inference": 60, "kaggle_zip": 60},
         estimates={k: 0 for k in ("train_eager", "train_compile", "infer_eager", "infer_compile")},
         train_overrides=(*tiny, "trainer.max_steps=4", "trainer.limit_val_batches=1",
@@ -447,6 +448,9 @@ def stage_monet_run(device: torch.device, plan: Plan, data_root: Path, work: Pat
     if seconds < plan.train_min_seconds:
         return {"status": "skipped", "reason": f"budget: {clock.left():.0f} s left"}
     config, why = pick_train_config(plan, report["stages"].get("training", {}), device)
+    if not plan.train_compile:
+        config = "+".join(t for t in config.split("+") if not t.startswith("compile"))
+        why += ", without compile"
     cfg = bench.Config.parse(config)
     run_dir = work / "train"
     cmd = [sys.executable, "train.py", "experiment=monet_10min", f"paths.data_dir={data_root}", "data.download=false",
