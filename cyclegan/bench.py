@@ -211,10 +211,6 @@ def make_profiler(device: torch.device):
 
 
 # ---------------------------------------------------------------------------------------- training
-class _BudgetSpent(Exception):
-    """The config was stopped by ``args.deadline``; ``Result.error`` says after how many steps."""
-
-
 def bench_training(cfg: Config, args, device: torch.device, count_flops: bool = False, profile: bool = False) -> Result:
     import pytorch_lightning as pl
 
@@ -240,20 +236,17 @@ def bench_training(cfg: Config, args, device: torch.device, count_flops: bool = 
     )
     try:
         trainer.fit(model, train_dataloaders=data)
-        if result.error:  # the time budget ran out before the timed steps were done
-            raise _BudgetSpent()
-        elapsed = timer.t1 - timer.t0
-        result.pairs_per_s = args.steps * cfg.batch / elapsed
-        result.ms_per_step = 1000 * elapsed / args.steps
-        result.peak_mib = peak_mib(device)
-        if timer.flops:
-            result.extra["flops_per_pair"] = timer.flops / cfg.batch
-        if profile:
-            result.extra["profile"] = summarize_profile(timer.profiler, timer.profile_wall_s, device, args)
-        losses = {k: float(v) for k, v in trainer.callback_metrics.items() if k.endswith("_step")}
-        result.extra["finite_losses"] = all(np.isfinite(v) for v in losses.values())
-    except _BudgetSpent:
-        pass
+        if not result.error:  # else the time budget ran out before the timed steps were done
+            elapsed = timer.t1 - timer.t0
+            result.pairs_per_s = args.steps * cfg.batch / elapsed
+            result.ms_per_step = 1000 * elapsed / args.steps
+            result.peak_mib = peak_mib(device)
+            if timer.flops:
+                result.extra["flops_per_pair"] = timer.flops / cfg.batch
+            if profile:
+                result.extra["profile"] = summarize_profile(timer.profiler, timer.profile_wall_s, device, args)
+            losses = {k: float(v) for k, v in trainer.callback_metrics.items() if k.endswith("_step")}
+            result.extra["finite_losses"] = all(np.isfinite(v) for v in losses.values())
     except Exception as e:  # a config that cannot run here (e.g. no compiler) must not hide the others
         result.error = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
     del trainer, model, data
