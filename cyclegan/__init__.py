@@ -11,6 +11,8 @@ Packages, by stage (docs/ARCHITECTURE.md has the data flow):
 - ``inference``: the one generator loader, export, translation, comparison grids;
 - ``config``: resolvers, config validation, override checks, the Hydra job's run mode;
 - ``bench``: the throughput benchmark (``python -m cyclegan.bench``).
+- ``gpu_suite``, ``gpu_prepare``: the one-call GPU suite on top of ``bench``, what it carries to a
+  bare GPU machine, its CPU dry run and the CPU finish (``python -m cyclegan.gpu_suite``).
 
 The shared layer under them: ``errors`` (UserError: one line, exit 2), ``imaging`` (image files:
 listing, decoding with one transparency rule, atomic writes, devices), ``serialization`` (safe

@@ -24,6 +24,9 @@ Examples::
     python -m cyclegan.bench                                   # the H100 table in docs/SPEED.md
     python -m cyclegan.bench --device cpu                      # small sizes, CPU table
     python -m cyclegan.bench --configs fp32+b1+nofused bf16+cl+compile+b16 --steps 50
+
+The one-call GPU suite built on these functions (training, inference, Kaggle zip, a timed Monet run;
+docs/SPEED.md) is ``python -m cyclegan.gpu_suite``.
 """
 
 from __future__ import annotations
@@ -47,9 +50,11 @@ from PIL import Image
 
 from cyclegan.data import UnpairedDataModule
 from cyclegan.gan.module import CycleGAN
+from cyclegan.gan.speed import replace_instance_norms
 from cyclegan.models import build_generator
 
 PRECISIONS = {"fp32": "32-true", "bf16": "bf16-mixed", "fp16": "16-mixed"}
+COMPILE_BACKENDS = ("aot_eager", "eager")
 GPU_CONFIGS = [
     "fp32+b1+nofused",  # naive baseline: the reference's step (eager, fp32, batch 1)
     "bf16+b1", "bf16+cl+b1", "bf16+cl+compile+b1",
@@ -81,7 +86,9 @@ class Config:
             elif token == "compile":
                 cfg.compile = True
             elif token.startswith("compile="):
-                cfg.compile = token.split("=", 1)[1]
+                mode = token.split("=", 1)[1]
+                # a backend instead of a mode: aot_eager/eager compile in seconds on a CPU (dry runs)
+                cfg.compile = {"backend": mode} if mode in COMPILE_BACKENDS else mode
             elif token.startswith("b") and token[1:].isdigit():
                 cfg.batch = int(token[1:])
             elif token == "nofused":
@@ -166,6 +173,11 @@ def _timer_callback(args, device, result: Result, count_flops: bool, profile: bo
             self._flop_mode = None
 
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            deadline = getattr(args, "deadline", None)  # a time budget (gpu suite): stop between steps
+            timing = batch_idx < args.warmup + args.steps
+            if deadline is not None and timing and time.perf_counter() > deadline and not trainer.should_stop:
+                result.error = f"stopped by the time budget after {batch_idx} of {trainer.max_steps} steps"
+                trainer.should_stop = True
             if batch_idx == args.warmup:
                 sync(device)
                 self.t0 = time.perf_counter()
@@ -234,16 +246,17 @@ def bench_training(cfg: Config, args, device: torch.device, count_flops: bool = 
             warnings.filterwarnings("ignore", message=r"You defined a `validation_step` but have no `val_dataloader`")
             warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
             trainer.fit(model, train_dataloaders=data)
-        elapsed = timer.t1 - timer.t0
-        result.pairs_per_s = args.steps * cfg.batch / elapsed
-        result.ms_per_step = 1000 * elapsed / args.steps
-        result.peak_mib = peak_mib(device)
-        if timer.flops:
-            result.extra["flops_per_pair"] = timer.flops / cfg.batch
-        if profile:
-            result.extra["profile"] = summarize_profile(timer.profiler, timer.profile_wall_s, device, args)
-        losses = {k: float(v) for k, v in trainer.callback_metrics.items() if k.endswith("_step")}
-        result.extra["finite_losses"] = all(np.isfinite(v) for v in losses.values())
+        if not result.error:  # else the time budget ran out before the timed steps were done
+            elapsed = timer.t1 - timer.t0
+            result.pairs_per_s = args.steps * cfg.batch / elapsed
+            result.ms_per_step = 1000 * elapsed / args.steps
+            result.peak_mib = peak_mib(device)
+            if timer.flops:
+                result.extra["flops_per_pair"] = timer.flops / cfg.batch
+            if profile:
+                result.extra["profile"] = summarize_profile(timer.profiler, timer.profile_wall_s, device, args)
+            losses = {k: float(v) for k, v in trainer.callback_metrics.items() if k.endswith("_step")}
+            result.extra["finite_losses"] = all(np.isfinite(v) for v in losses.values())
     except Exception as e:  # a config that cannot run here (e.g. no compiler) must not hide the others
         result.error = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
     del trainer, model, data
@@ -295,17 +308,20 @@ def summarize_profile(prof, wall_s: float, device: torch.device, args) -> dict:
 
 
 # ---------------------------------------------------------------------------------------- inference
-def bench_inference(args, device: torch.device, bf16: bool, channels_last: bool, compile: bool, batch: int) -> Result:
+def bench_inference(args, device: torch.device, bf16: bool, channels_last: bool, compile: bool | dict,
+                    batch: int) -> Result:
+    """Generator forward passes; ``compile``: True, or ``torch.compile`` keyword arguments."""
     name = f"G_AB inference {'bf16' if bf16 else 'fp32'}{'+cl' if channels_last else ''}{'+compile' if compile else ''}"
     result = Result(name, batch)
     reset_device(device)
     try:
         net = build_generator("resnet", ngf=args.ngf, n_blocks=args.n_blocks).to(device).eval()
         x = smooth_images(batch, args.image_size, 7, device)
-        if channels_last:
+        if channels_last:  # with the layout-free instance norm, as training's model.channels_last
+            replace_instance_norms(net)
             net, x = net.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
         if compile:
-            net.compile()
+            net.compile(**(compile if isinstance(compile, dict) else {}))
         autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
         t_start = time.perf_counter()
         with torch.inference_mode(), autocast:

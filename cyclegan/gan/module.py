@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import pytorch_lightning as pl
@@ -76,6 +77,8 @@ class CycleGAN(pl.LightningModule):
         fused_adam: bool | None = None,
     ):
         super().__init__()
+        if isinstance(compile, Mapping):  # a Hydra DictConfig would make the checkpoint unloadable with
+            compile = dict(compile)       # weights_only=True (evaluate, translate, resume refuse it)
         self.save_hyperparameters()
         compile_options(compile)  # reject an unknown model.compile value now, not after the data is loaded
         gen, gen_kwargs = generator_args(self.hparams, init=True)

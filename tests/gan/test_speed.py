@@ -192,3 +192,14 @@ def test_a_machine_that_cannot_compile_runs_the_networks_eagerly(monkeypatch):
         with pytest.raises(Exception, match="C\\+\\+ compiler"):  # outside the block the failure is not hidden
             torch._dynamo.reset()
             G(x)
+
+
+def test_a_compile_mapping_from_hydra_is_stored_as_a_plain_dict(tmp_path):
+    """model.compile={backend:aot_eager} arrives as a DictConfig; stored as such, the checkpoint's
+    hyper_parameters would need omegaconf to unpickle and every weights_only load would refuse it."""
+    from omegaconf import OmegaConf
+
+    model = CycleGAN(**TINY, compile=OmegaConf.create({"backend": "aot_eager"}))
+    assert type(model.hparams.compile) is dict and model.hparams.compile == {"backend": "aot_eager"}
+    torch.save({"hyper_parameters": dict(model.hparams)}, tmp_path / "h.ckpt")
+    assert torch.load(tmp_path / "h.ckpt", weights_only=True)["hyper_parameters"]["compile"] == {"backend": "aot_eager"}
