@@ -176,34 +176,30 @@ def translation_pass(
     sources: Sequence[str],
     extractor: nn.Module,
     *,
-    gan_mode: str,
-    device: torch.device,
-    batch_size: int,
-    bf16: bool,
-    num_examples: int,
-    pad_to: int,
     num_workers: int,
     compiled: bool,
     split: str,
+    **settings: Any,
 ) -> dict[str, DomainPass]:
     """One pass over each domain's images: a source domain (in ``sources``) is translated, cycled back
     and judged; a domain that is only a target has its real images judged by its discriminator.
 
-    ``nets[domain]`` = (G to the other domain, G back, D of this domain, D of the other domain).
+    ``nets[domain]`` = (G to the other domain, G back, D of this domain, D of the other domain);
+    ``settings``: gan_mode, device, batch_size, bf16, num_examples, pad_to (as :func:`_translate_domain`).
     """
     passes: dict[str, DomainPass] = {}
     for domain, (G, G_back, D_source, D_target) in nets.items():
         dataset = datasets[domain]
-        loader = make_loader(dataset, batch_size, num_workers)
+        loader = make_loader(dataset, settings["batch_size"], num_workers)
         t0 = time.perf_counter()
         with eager_fallback():
             if domain not in sources:  # only the target of the evaluated direction: its D on real images
-                passes[domain] = _judge_real(loader, D_source, gan_mode, device, bf16, pad_to)
+                passes[domain] = _judge_real(loader, D_source, settings["gan_mode"], settings["device"],
+                                             settings["bf16"], settings["pad_to"])
                 log.info("judged %d real %s images of domain %s in %.1f s", len(dataset), split, domain,
                          time.perf_counter() - t0)
                 continue
-            passes[domain] = _translate_domain(loader, G, G_back, D_source, D_target, extractor, gan_mode,
-                                               device, batch_size, bf16, num_examples, pad_to)
+            passes[domain] = _translate_domain(loader, G, G_back, D_source, D_target, extractor, **settings)
         log.info("translated %d %s images of domain %s in %.1f s%s", len(dataset), split, domain,
                  time.perf_counter() - t0, " (compiled networks; the first batch compiles them)" if compiled else "")
 
