@@ -189,20 +189,16 @@ def translation_pass(
     sources: Sequence[str],
     extractor: nn.Module,
     *,
-    gan_mode: str,
-    device: torch.device,
-    batch_size: int,
-    bf16: bool,
-    num_examples: int,
-    pad_to: int,
     num_workers: int,
     compiled: bool,
     split: str,
+    **settings: Any,
 ) -> dict[str, DomainPass]:
     """One pass over each domain's images: a source domain (in ``sources``) is translated, cycled back
     and judged; a domain that is only a target has its real images judged by its discriminator.
 
-    ``nets[domain]`` = (G to the other domain, G back, D of this domain, D of the other domain).
+    ``nets[domain]`` = (G to the other domain, G back, D of this domain, D of the other domain);
+    ``settings``: gan_mode, device, batch_size, bf16, num_examples, pad_to (as :func:`_translate_domain`).
     """
     passes: dict[str, DomainPass] = {}
     for domain, (G, G_back, D_source, D_target) in nets.items():
@@ -210,13 +206,14 @@ def translation_pass(
         judge_only = domain not in sources  # only the target of the evaluated direction: its D on real images
         what = f"{'judging real' if judge_only else 'translating'} {split} images of domain {domain}"
         progress = Progress(what, len(dataset), log)
-        loader = progress.track(make_loader(dataset, batch_size, num_workers), count=lambda batch: len(batch["image"]))
+        loader = progress.track(make_loader(dataset, settings["batch_size"], num_workers),
+                                count=lambda batch: len(batch["image"]))
         with eager_fallback():
             if judge_only:
-                passes[domain] = _judge_real(loader, D_source, gan_mode, device, bf16, pad_to)
+                passes[domain] = _judge_real(loader, D_source, settings["gan_mode"], settings["device"],
+                                             settings["bf16"], settings["pad_to"])
             else:
-                passes[domain] = _translate_domain(loader, G, G_back, D_source, D_target, extractor, gan_mode,
-                                                   device, batch_size, bf16, num_examples, pad_to)
+                passes[domain] = _translate_domain(loader, G, G_back, D_source, D_target, extractor, **settings)
         progress.finish(" (compiled networks; the first batch compiles them)" if compiled and not judge_only else "")
 
     return passes

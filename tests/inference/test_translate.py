@@ -303,6 +303,7 @@ def test_malicious_pickle_refused(tmp_path, capsys):
         load_generator(evil)
     msg = str(exc.value)
     assert "arbitrary code" in msg and "weights_only" in msg and "system" in msg and "\n" not in msg
+    assert "weights_only=False" not in msg  # no advice to unpickle a file that runs a shell command
     assert not marker.exists()
     rc = main(["--ckpt", str(evil), "--input", str(tmp_path), "--output", str(tmp_path / "o"), "--quiet"])
     err = capsys.readouterr().err
