@@ -310,4 +310,7 @@ def resolve_device(name: str | torch.device | None, key: str = "device") -> torc
         raise DeviceError(f"{key}={name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise DeviceError(f"{key}={name} but CUDA is not available here; use {key}=auto or {key}=cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        n = torch.cuda.device_count()
+        raise DeviceError(f"{key}={name} but this machine has {n} GPU(s) (cuda:0 to cuda:{n - 1})")
     return device

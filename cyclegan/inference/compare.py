@@ -23,10 +23,11 @@ import torch
 from PIL import Image
 
 from cyclegan.errors import UserError, first_line
-from cyclegan.imaging import resolve_device
+from cyclegan.imaging import PIL_FORMATS, resolve_device
 from cyclegan.inference.batching import TranslateError, list_images, read_rgb
 from cyclegan.inference.chain import load_chain
 from cyclegan.inference.tiling import translate_tensor
+from cyclegan.outputs import blocking_file
 from cyclegan.visualize import image_grid
 
 __all__ = ["comparison_grid", "pick_evenly", "main"]
@@ -83,8 +84,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.count < 1 or args.size < 1:
         print(f"{parser.prog}: error: --count and --size must be positive", file=sys.stderr)
         return 2
+    out = Path(args.output)
     try:
         device = resolve_device(args.device, key="--device")
+        if out.suffix.lower() not in PIL_FORMATS:
+            raise TranslateError(f"--output {out}: the grid is an image, name it .jpg or .png")
+        blocker = blocking_file(out.parent)
+        if out.is_dir() or blocker is not None:
+            raise TranslateError(f"--output {out}: {blocker or out} is a {'file' if blocker else 'folder'}; "
+                                 "choose another path for the grid")
         models = [load_chain(spec.split(","), default_direction=args.direction,
                              allow_torchscript=args.allow_torchscript) for spec in args.ckpt]
         models = [m.generators[0] if len(m.generators) == 1 else m for m in models]
@@ -94,7 +102,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, UserError) as exc:  # OSError: missing or unreadable files (named)
         print(f"{parser.prog}: error: {first_line(exc)}", file=sys.stderr)
         return 2
-    out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     options = {"quality": args.quality} if out.suffix.lower() in (".jpg", ".jpeg") else {}
     Image.fromarray(grid).save(out, **options)
