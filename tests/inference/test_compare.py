@@ -68,3 +68,16 @@ def test_cli_writes_a_small_jpeg_and_fails_in_one_line(tmp_path, photos, capsys)
     rc = main(["--ckpt", str(tmp_path / "missing.ckpt"), "--input", str(photos), "--output", str(out)])
     err = capsys.readouterr().err
     assert rc == 2 and "missing.ckpt" in err and err.count("\n") == 1
+
+
+def test_cli_refuses_a_bad_device_and_an_output_in_a_file_in_one_line(tmp_path, photos, capsys):
+    make_ckpt(tmp_path / "a.ckpt", seed=1)
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    for extra, needle in ((["--output", str(tmp_path / "g.jpg"), "--device", "gpu0"], "--device 'gpu0'"),
+                          (["--output", str(a_file / "g.jpg")], "a_file is a file"),
+                          (["--output", str(tmp_path / "grid.txt")], ".jpg or .png")):
+        rc = main(["--ckpt", str(tmp_path / "a.ckpt"), "--input", str(photos), "--size", str(SIZE), *extra])
+        err = capsys.readouterr().err
+        assert rc == 2 and needle in err and err.count("\n") == 1, (extra, err)
+    assert a_file.read_text() == "" and not (tmp_path / "g.jpg").exists()
