@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import struct
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,6 +41,8 @@ __all__ = [
     "load_image",
     "atomic_write",
     "atomic_write_text",
+    "blocking_file",
+    "umask_permissions",
     "resolve_device",
 ]
 
@@ -296,6 +299,34 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     with atomic_write(path) as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+# Files from tempfile.mkstemp (0600) / mkdtemp (0700) renamed into place keep those private modes;
+# umask_permissions gives them what open() / mkdir() would have (0666 / 0777 minus the umask).
+_UMASK_LOCK = threading.Lock()
+
+
+def _umask() -> int:
+    # os.umask can only be read by setting it; the lock keeps two threads from racing on it.
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def umask_permissions(path: str | os.PathLike) -> None:
+    """chmod ``path`` to 0666 (files) or 0777 (folders) minus the process umask."""
+    base = 0o777 if os.path.isdir(path) else 0o666
+    os.chmod(path, base & ~_umask())
+
+
+def blocking_file(folder: str | os.PathLike) -> Path | None:
+    """The existing non-folder at ``folder`` or at its nearest existing parent; None when it can be a folder."""
+    p = Path(folder).absolute()
+    for candidate in (p, *p.parents):
+        if candidate.exists():
+            return None if candidate.is_dir() else candidate
+    return None
 
 
 # ----------------------------------------------------------------------------- devices

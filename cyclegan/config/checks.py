@@ -20,12 +20,14 @@ from __future__ import annotations
 import difflib
 import math
 import re
+import typing
 from collections.abc import Sequence
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from cyclegan.config.keys import non_boolean_keys, unresolvable_keys
 from cyclegan.errors import UserError, one_line
 from cyclegan.data.sources import SOURCES
 from cyclegan.gan.losses import GAN_MODES
@@ -323,8 +325,6 @@ _TIMEDELTA_KEYS = ("weeks", "days", "hours", "minutes", "seconds", "milliseconds
 
 
 def _precisions() -> list:
-    import typing
-
     from lightning_fabric.connector import _PRECISION_INPUT
 
     def flatten(tp):
@@ -377,8 +377,6 @@ def validate_config(cfg: DictConfig) -> None:
     chosen generator and discriminator; trainer devices against the GPUs present;
     ``callbacks.nan_guard.policy``.
     """
-    from cyclegan.config.keys import non_boolean_keys, unresolvable_keys
-
     problems = _Problems()
     for message in unresolvable_keys(cfg):  # e.g. an unset ${oc.env:VAR}
         problems.add(message)

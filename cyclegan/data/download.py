@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from cyclegan.errors import UserError
 from cyclegan.imaging import atomic_write
-from cyclegan.outputs import umask_permissions
+from cyclegan.imaging import umask_permissions
 
 from .sources import BERKELEY_URL
 

@@ -27,7 +27,7 @@ from cyclegan.imaging import PIL_FORMATS, resolve_device
 from cyclegan.inference.batching import TranslateError, list_images, read_rgb
 from cyclegan.inference.chain import load_chain
 from cyclegan.inference.tiling import translate_tensor
-from cyclegan.outputs import blocking_file
+from cyclegan.imaging import blocking_file
 from cyclegan.visualize import image_grid
 
 __all__ = ["comparison_grid", "pick_evenly", "main"]

@@ -21,7 +21,7 @@ from cyclegan.imaging import atomic_write, resolve_device
 from cyclegan.inference import batching
 from cyclegan.inference.batching import TranslateError
 from cyclegan.models.compile import auto_compile, compile_for_inference
-from cyclegan.outputs import blocking_file
+from cyclegan.imaging import blocking_file
 
 __all__ = ["KAGGLE_SIZE", "KaggleZipError", "make_kaggle_zip"]
 

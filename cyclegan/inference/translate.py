@@ -56,7 +56,7 @@ from cyclegan.inference.export import export_generator
 from cyclegan.inference.kaggle import KAGGLE_SIZE, make_kaggle_zip
 from cyclegan.inference.tiling import to_uint8_nhwc, translate_tensor
 from cyclegan.models.compile import auto_compile, compile_for_inference
-from cyclegan.outputs import blocking_file
+from cyclegan.imaging import blocking_file
 
 __all__ = ["translate_image", "translate_folder", "build_parser", "main"]
 

@@ -74,7 +74,7 @@ def test_cli_refuses_a_bad_device_and_an_output_in_a_file_in_one_line(tmp_path, 
     make_ckpt(tmp_path / "a.ckpt", seed=1)
     a_file = tmp_path / "a_file"
     a_file.write_text("")
-    for extra, needle in ((["--output", str(tmp_path / "g.jpg"), "--device", "gpu0"], "--device 'gpu0'"),
+    for extra, needle in ((["--output", str(tmp_path / "g.jpg"), "--device", "gpu0"], "--device='gpu0'"),
                           (["--output", str(a_file / "g.jpg")], "a_file is a file"),
                           (["--output", str(tmp_path / "grid.txt")], ".jpg or .png")):
         rc = main(["--ckpt", str(tmp_path / "a.ckpt"), "--input", str(photos), "--size", str(SIZE), *extra])

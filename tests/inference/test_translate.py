@@ -321,7 +321,7 @@ def test_cli_refuses_bad_outputs_devices_and_sizes_in_one_line(tmp_path, capsys)
         (["--output", str(a_file / "sub")], "is a file"),
         (["--kaggle-zip", str(a_file / "images.zip"), "--min-count", "1"], "a_file is a file"),
         (["--kaggle-zip", str(tmp_path), "--min-count", "1"], "must be a .zip"),
-        (["--output", str(tmp_path / "out"), "--device", "gpu0"], "--device 'gpu0' is not a device"),
+        (["--output", str(tmp_path / "out"), "--device", "gpu0"], "--device='gpu0' is not a device"),
         (["--output", str(tmp_path / "out"), "--device", "cuda:7"], "cuda:7"),
         (["--kaggle-zip", str(tmp_path / "k.zip"), "--min-count", "1", "--size", "128"], "256x256"),
     ):

@@ -241,7 +241,7 @@ def test_a_bad_file_raised_in_a_worker_reaches_the_user_as_its_own_line(tmp_path
 
 
 def test_link_loops_neither_hang_nor_count_an_image_twice(tmp_path, caplog):
-    from cyclegan.inference.translate import list_images
+    from cyclegan.inference.batching import list_images
 
     a = tmp_path / "A"
     write_image(a / "a.jpg")
