@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import struct
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,6 +41,8 @@ __all__ = [
     "load_image",
     "atomic_write",
     "atomic_write_text",
+    "blocking_file",
+    "umask_permissions",
     "resolve_device",
 ]
 
@@ -52,11 +55,30 @@ _SKIPPED_FOLDERS = {"__MACOSX"}  # macOS resource forks inside zips
 class ImageLoadError(UserError, RuntimeError):
     """An image could not be read or decoded. ``.path`` names it."""
 
-    def __init__(self, path: str, cause: BaseException | str):
+    def __init__(self, path: str, cause: BaseException | str | None = None):
+        if cause is None:  # re-raised by a DataLoader worker, or a subclass's own message
+            message = _original_message(str(path))
+            self.path, self.cause = "", message
+            super().__init__(message)
+            return
         self.path = str(path)
         self.cause = cause
         reason = f"{type(cause).__name__}: {cause}" if isinstance(cause, BaseException) else str(cause)
         super().__init__(f"cannot read image {self.path!r}: {reason}")
+
+
+def _original_message(report: str) -> str:
+    """The error line of a DataLoader worker's report ("Caught X in DataLoader worker ... X: msg").
+
+    torch re-raises a worker's exception as ``type(exc)(report)``, the report holding the worker's
+    traceback; the user needs only the last line, without the class name.
+    """
+    lines = [line for line in report.strip().splitlines() if line.strip()]
+    if len(lines) < 2 or "DataLoader worker" not in lines[0]:
+        return report
+    last = lines[-1].strip()
+    head, sep, rest = last.partition(": ")
+    return rest if sep and head.endswith("Error") else last
 
 
 class DeviceError(UserError, ValueError):
@@ -73,51 +95,106 @@ def is_image_name(name: str | os.PathLike) -> bool:
 def walk_images(folder: str | os.PathLike, exclude: str | os.PathLike | None = None) -> list[str]:
     """Paths of the image files under ``folder`` (recursive), sorted by their path relative to it.
 
-    Symbolic links are followed, but every real folder is entered once (by device and inode), so
-    links to ``.`` or to a parent neither hang the walk nor list a file twice. Hidden files and
-    folders (``.x``) and ``__MACOSX`` are skipped, as is ``exclude`` (e.g. an output folder
-    inside the input). Files are not opened.
+    Symbolic links are followed, but every real folder and file is visited once (by device and
+    inode): the folders of the tree itself first, then the folders links lead to, so a link to
+    ``.``, to a parent or to a sibling (a loop, or the same images twice) is left out and files
+    keep their real paths; a second name for the same file (a file link, a hard link) is left
+    out too. Such links are reported in one warning, folders that cannot be listed in another.
+    Hidden files and folders (``.x``) and ``__MACOSX`` are skipped, as is ``exclude`` (e.g. an
+    output folder inside the input). Files are not opened (one ``stat`` each); a dangling link
+    with an image name is listed, for the caller to report.
     """
     folder = os.fspath(folder)
-    excluded = os.path.realpath(exclude) if exclude is not None else None
-    seen: set[tuple[int, int]] = set()
+    skip: set[tuple[int, int]] = set()
+    if exclude is not None:
+        with contextlib.suppress(OSError):
+            skip.add(_identity(os.stat(exclude)))
+    seen_dirs: set[tuple[int, int]] = set()
+    seen_files: set[tuple[int, int]] = set()
     repeated: list[str] = []
+    unreadable: list[str] = []
     found: list[tuple[str, str]] = []
-
-    def first_visit(path: str) -> bool:
+    real_dirs: list[str] = [folder]  # depth first through the real folders ...
+    linked_dirs: list[str] = []  # ... then the targets of links (first found, first visited)
+    try:
+        seen_dirs.add(_identity(os.stat(folder)))
+    except OSError:
+        return []
+    while real_dirs or linked_dirs:
+        if real_dirs:
+            directory = real_dirs.pop()
+        else:
+            directory = linked_dirs.pop(0)
+            try:
+                ident = _identity(os.stat(directory))
+            except OSError:
+                continue
+            if ident in skip:
+                continue
+            if ident in seen_dirs:
+                repeated.append(directory)
+                continue
+            seen_dirs.add(ident)
         try:
-            st = os.stat(path)
-        except OSError:
-            return False
-        key = (st.st_dev, st.st_ino)
-        if key in seen:
-            return False
-        seen.add(key)
-        return True
-
-    first_visit(folder)
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        kept = []
-        for d in sorted(dirnames):
-            if d.startswith(".") or d in _SKIPPED_FOLDERS:
+            with os.scandir(directory) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as e:
+            unreadable.append(f"{directory} ({e.strerror or e})")
+            continue
+        subdirs = []
+        for entry in entries:
+            if entry.name.startswith("."):
                 continue
-            path = os.path.join(dirpath, d)
-            if excluded is not None and os.path.realpath(path) == excluded:
-                continue
-            if not first_visit(path):
-                repeated.append(path)
-                continue
-            kept.append(d)
-        dirnames[:] = kept
-        for name in filenames:
-            if is_image_name(name):
-                path = os.path.join(dirpath, name)
-                found.append((os.path.relpath(path, folder).replace(os.sep, "/"), path))
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            if is_dir:
+                if entry.name in _SKIPPED_FOLDERS:
+                    continue
+                if entry.is_symlink():
+                    linked_dirs.append(entry.path)
+                    continue
+                try:
+                    ident = _identity(entry.stat())
+                except OSError as e:
+                    unreadable.append(f"{entry.path} ({e.strerror or e})")
+                    continue
+                if ident in skip:
+                    continue
+                if ident in seen_dirs:  # a bind mount, or a folder reached before through a link
+                    repeated.append(entry.path)
+                    continue
+                seen_dirs.add(ident)
+                subdirs.append(entry.path)
+            elif is_image_name(entry.name):
+                try:
+                    ident = _identity(entry.stat())
+                except OSError:  # a dangling link: listed, the caller says why it is unusable
+                    ident = None
+                if ident is not None and ident in seen_files:
+                    repeated.append(entry.path)
+                    continue
+                if ident is not None:
+                    seen_files.add(ident)
+                found.append((os.path.relpath(entry.path, folder).replace(os.sep, "/"), entry.path))
+        real_dirs.extend(reversed(subdirs))  # popped in name order
     if repeated:
-        log.warning("%s: %d folder link(s) lead to folders already scanned (e.g. %s); each image is listed once",
-                    folder, len(repeated), repeated[0])
+        log.warning("%s: left out %d symbolic link(s) to folders or files already scanned (link loops or "
+                    "duplicates; each real image is listed once): %s", folder, len(repeated), _listed(repeated))
+    if unreadable:
+        log.warning("%s: %d folder(s) could not be read, their images are left out: %s", folder, len(unreadable),
+                    _listed(unreadable))
     found.sort()
     return [path for _, path in found]
+
+
+def _identity(st: os.stat_result) -> tuple[int, int]:
+    return st.st_dev, st.st_ino
+
+
+def _listed(items: list[str], limit: int = 5) -> str:
+    return ", ".join(items[:limit]) + (f" (+{len(items) - limit} more)" if len(items) > limit else "")
 
 
 # ----------------------------------------------------------------------------- decoding
@@ -224,6 +301,34 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return Path(path)
 
 
+# Files from tempfile.mkstemp (0600) / mkdtemp (0700) renamed into place keep those private modes;
+# umask_permissions gives them what open() / mkdir() would have (0666 / 0777 minus the umask).
+_UMASK_LOCK = threading.Lock()
+
+
+def _umask() -> int:
+    # os.umask can only be read by setting it; the lock keeps two threads from racing on it.
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def umask_permissions(path: str | os.PathLike) -> None:
+    """chmod ``path`` to 0666 (files) or 0777 (folders) minus the process umask."""
+    base = 0o777 if os.path.isdir(path) else 0o666
+    os.chmod(path, base & ~_umask())
+
+
+def blocking_file(folder: str | os.PathLike) -> Path | None:
+    """The existing non-folder at ``folder`` or at its nearest existing parent; None when it can be a folder."""
+    p = Path(folder).absolute()
+    for candidate in (p, *p.parents):
+        if candidate.exists():
+            return None if candidate.is_dir() else candidate
+    return None
+
+
 # ----------------------------------------------------------------------------- devices
 def resolve_device(name: str | torch.device | None, key: str = "device") -> torch.device:
     """``None``/``auto`` -> cuda when available, else cpu; anything else as torch spells it
@@ -236,4 +341,7 @@ def resolve_device(name: str | torch.device | None, key: str = "device") -> torc
         raise DeviceError(f"{key}={name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise DeviceError(f"{key}={name} but CUDA is not available here; use {key}=auto or {key}=cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        n = torch.cuda.device_count()
+        raise DeviceError(f"{key}={name} but this machine has {n} GPU(s) (cuda:0 to cuda:{n - 1})")
     return device

@@ -76,9 +76,10 @@ def test_walk_images_follows_links_once_and_survives_link_loops(tmp_path, caplog
     with caplog.at_level(logging.WARNING):
         found = walk_images(root)
     rel = [os.path.relpath(p, root) for p in found]
-    assert rel == ["a.png", os.path.join("again", "b.jpg"), os.path.join("linked", "c.webp")]
+    # real folders are walked before link targets: b.jpg keeps its real path, not the link "again"
+    assert rel == ["a.png", os.path.join("linked", "c.webp"), os.path.join("sub", "b.jpg")]
     assert sum("already scanned" in r.getMessage() for r in caplog.records) == 1
-    assert walk_images(root, exclude=root / "linked") == found[:2]
+    assert walk_images(root, exclude=root / "linked") == [found[0], found[2]]
 
 
 def test_atomic_write_replaces_whole_files_and_leaves_nothing_on_failure(tmp_path):

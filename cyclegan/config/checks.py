@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
+import typing
 from collections.abc import Sequence
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from cyclegan.config.keys import non_boolean_keys, unresolvable_keys
 from cyclegan.errors import UserError, one_line
 from cyclegan.data.sources import SOURCES
 from cyclegan.gan.losses import GAN_MODES
@@ -117,6 +120,14 @@ def _number(problems: _Problems, name: str, value: Any, *, low: float, low_open:
     return False
 
 
+def _seed(problems: _Problems, name: str, value: Any) -> None:
+    from lightning_fabric.utilities.seed import max_seed_value, min_seed_value
+
+    if value is None or (_is_int(value) and min_seed_value <= value <= max_seed_value):
+        return
+    problems.add(f"{name}={value!r} must be an integer in [{min_seed_value}, {max_seed_value}] or null")
+
+
 # ----------------------------------------------------------------------------- groups
 def _check_missing(cfg: DictConfig, problems: _Problems) -> None:
     for key in sorted(OmegaConf.missing_keys(cfg)):
@@ -178,12 +189,14 @@ def _check_data(data: DictConfig, problems: _Problems) -> None:
                 f"data.load_size={round(get('image_size') * 286 / 256)}"
             )
     for key, minimum, nullable in (("batch_size", 1, False), ("eval_batch_size", 1, True), ("num_workers", 0, False),
-                                   ("epoch_length", 1, True), ("val_size", 0, True)):
+                                   ("epoch_length", 1, True), ("val_size", 0, True), ("max_train_images", 1, True)):
         if key in data:
             _int(problems, f"data.{key}", get(key), minimum, nullable=nullable)
     for key in ("rotate", "color_jitter"):
         if key in data:
             _number(problems, f"data.{key}", get(key) or 0, low=0)
+    if "seed" in data:
+        _seed(problems, "data.seed", get("seed"))
     if "min_size_policy" in data:
         _choice(problems, "data.min_size_policy", get("min_size_policy"), MIN_SIZE_POLICIES)
     if "bad_image_policy" in data:
@@ -261,6 +274,11 @@ def _check_trainer(trainer: DictConfig, problems: _Problems) -> None:
             "trainer.accelerator=auto"
         )
         return
+    _check_run_length(trainer, problems)
+    if not _valid_devices(devices):
+        problems.add(f"trainer.devices={devices!r} is not a device count or list: use auto, a number >= 1, -1 (all), "
+                     "a list of device indices like [0,1], or a string like '0,1'")
+        return
     if isinstance(devices, (list, tuple)) or OmegaConf.is_list(devices):
         requested = len(devices)
     elif _is_int(devices):
@@ -295,6 +313,63 @@ def _check_schedule_length(trainer: DictConfig, problems: _Problems) -> None:
         problems.add("trainer.limit_train_batches=0 trains nothing: use null (every batch), a fraction or a count")
 
 
+def _valid_devices(devices: Any) -> bool:
+    """Lightning's forms: "auto", N >= 1, -1 (all), [indices], "N" or "i,j" (indices)."""
+    if isinstance(devices, (list, tuple)) or OmegaConf.is_list(devices):
+        return len(devices) > 0 and all(_is_int(d) and d >= 0 for d in devices) and len(set(devices)) == len(devices)
+    if _is_int(devices):
+        return devices >= 1 or devices == -1
+    if isinstance(devices, str):
+        text = devices.strip()
+        if text == "auto" or text == "-1":
+            return True
+        parts = [part.strip() for part in text.split(",") if part.strip()]
+        return bool(parts) and all(part.isdigit() for part in parts) and (len(parts) > 1 or int(parts[0]) >= 1
+                                                                          or text.endswith(","))
+    return False
+
+
+# Trainer(max_time="DD:HH:MM:SS") as Lightning's Timer parses it; a mapping goes to datetime.timedelta.
+_MAX_TIME = re.compile(r"(\d+):(\d\d):(\d\d):(\d\d)")
+_TIMEDELTA_KEYS = ("weeks", "days", "hours", "minutes", "seconds", "milliseconds", "microseconds")
+
+
+def _precisions() -> list:
+    from lightning_fabric.connector import _PRECISION_INPUT
+
+    def flatten(tp):
+        args = typing.get_args(tp)
+        return [v for a in args for v in flatten(a)] if typing.get_origin(tp) is typing.Union else list(args)
+
+    return flatten(_PRECISION_INPUT)
+
+
+def _check_run_length(trainer: DictConfig, problems: _Problems) -> None:
+    """max_steps, max_epochs, max_time and precision: values Lightning accepts, checked before it sees them."""
+    if "max_steps" in trainer:
+        _int(problems, "trainer.max_steps", trainer.get("max_steps"), -1)
+    if "max_epochs" in trainer:
+        _int(problems, "trainer.max_epochs", trainer.get("max_epochs"), -1, nullable=True)
+    if "precision" in trainer:
+        allowed = _precisions()
+        value = trainer.get("precision")
+        if value not in allowed or isinstance(value, bool):
+            _choice(problems, "trainer.precision", value, [str(v) for v in allowed if isinstance(v, str)])
+    max_time = trainer.get("max_time")
+    if max_time is None:
+        return
+    if isinstance(max_time, DictConfig):
+        bad = [k for k in max_time if k not in _TIMEDELTA_KEYS or not _is_number(max_time.get(k))]
+        ok = not bad and bool(len(max_time))
+    else:
+        ok = isinstance(max_time, str) and _MAX_TIME.fullmatch(max_time.strip()) is not None
+    if not ok:
+        shown = OmegaConf.to_container(max_time) if isinstance(max_time, DictConfig) else repr(max_time)
+        problems.add(f"trainer.max_time={shown} is not a duration: use DD:HH:MM:SS (e.g. "
+                     f"trainer.max_time=00:00:10:00 for 10 minutes), a mapping of {', '.join(_TIMEDELTA_KEYS)} "
+                     "(e.g. '{minutes: 10}'), or null")
+
+
 def _check_callbacks(callbacks: DictConfig, problems: _Problems) -> None:
     guard = callbacks.get("nan_guard")
     if guard and "policy" in guard:
@@ -313,8 +388,15 @@ def validate_config(cfg: DictConfig) -> None:
     ``callbacks.nan_guard.policy``.
     """
     problems = _Problems()
+    for message in unresolvable_keys(cfg):  # e.g. an unset ${oc.env:VAR}
+        problems.add(message)
+    problems.raise_if_any()  # everything below reads values
     _check_missing(cfg, problems)
     problems.raise_if_any()  # the checks below would trip over the missing values
+    for message in non_boolean_keys(cfg):  # data.flip=off is the string 'off', which is true
+        problems.add(message)
+    if "seed" in cfg:
+        _seed(problems, "seed", cfg.get("seed"))
     model = cfg.get("model") if isinstance(cfg.get("model"), DictConfig) else None
     data = cfg.get("data") if isinstance(cfg.get("data"), DictConfig) else None
     if model is not None:

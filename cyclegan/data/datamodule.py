@@ -279,7 +279,9 @@ class UnpairedDataModule(pl.LightningDataModule):
             return self._lists
         lists: dict[tuple[str, str], ImageList] = {}
         val_size = 16 if self.val_size is None else self.val_size
-        for d, f in self._folders().items():
+        folders = self._folders()
+        _warn_shared_folders(folders)
+        for d, f in folders.items():
             train = self._scan(f["train"], d, "train")
             if f["test"] is not None:
                 test = self._scan(f["test"], d, "test")
@@ -343,6 +345,8 @@ class UnpairedDataModule(pl.LightningDataModule):
                     size = dataset.cache_decoded()
                     log.info("data.cache_images: %s images of %s decoded into memory (%.0f MiB)",
                              split, self.name, size / 2**20)
+        if self.data_train is not None:
+            self.data_train.check_readable()  # here, not in a DataLoader worker (eval datasets check on creation)
         if stage in (None, "test", "predict") and self.data_test is None:
             self.data_test = self.eval_dataset("test")
 
@@ -388,18 +392,22 @@ class UnpairedDataModule(pl.LightningDataModule):
         """Deterministic A/B dataset of ``split`` (paired by index, test transforms)."""
         split, _ = _check(split, "A")
         lists = self._resolve()
-        return PairedByIndexDataset(
+        dataset = PairedByIndexDataset(
             lists[(split, "A")], lists[(split, "B")], self._transform(train=False), draft_size=self._draft(False)
         ).set_policies(**self._policies())
+        dataset.check_readable()
+        return dataset
 
     def domain_dataset(self, split: str, domain: str, transform=None) -> DomainDataset:
         """Single-domain dataset of ``{"image", "path"}`` items (test transforms unless given)."""
         split, domain = _check(split, domain)
-        return DomainDataset(
+        dataset = DomainDataset(
             self._resolve()[(split, domain)],
             transform if transform is not None else self._transform(train=False),
             draft_size=self._draft(False),
         ).set_policies(**self._policies())
+        dataset.check_readable()
+        return dataset
 
     def _policies(self) -> dict:
         return dict(min_size=self.image_size, min_size_policy=self.min_size_policy,
@@ -418,6 +426,22 @@ class UnpairedDataModule(pl.LightningDataModule):
 
     def __repr__(self) -> str:
         return f"UnpairedDataModule(name={self.name!r}, source={self.source!r}, root={str(self.root)!r})"
+
+
+def _warn_shared_folders(folders: dict[str, dict[str, Path | None]]) -> None:
+    """One warning when domains A and B read the same folder, or one folder holds the other."""
+    for split in ("train", "test"):
+        a, b = folders["A"][split], folders["B"][split]
+        if a is None or b is None:
+            continue
+        ra, rb = a.resolve(), b.resolve()
+        if ra == rb:
+            log.warning("domains A and B both read %s (%s split): a CycleGAN then learns to map the images to "
+                        "themselves; give each domain its own folder (data.dir_a / data.dir_b)", a, split)
+        elif ra in rb.parents or rb in ra.parents:
+            outer, inner = (a, b) if ra in rb.parents else (b, a)
+            log.warning("%s (%s split) holds the other domain's folder %s, and folders are searched recursively: "
+                        "those images are in both domains; give each domain its own folder", outer, split, inner)
 
 
 def _worker_init(worker_id: int) -> None:

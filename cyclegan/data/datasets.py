@@ -32,7 +32,14 @@ from .sources import ImageList
 
 log = logging.getLogger(__name__)
 
-__all__ = ["UnpairedDataset", "PairedByIndexDataset", "DomainDataset"]
+__all__ = ["UnreadableDomainError", "UnpairedDataset", "PairedByIndexDataset", "DomainDataset"]
+
+
+class UnreadableDomainError(ImageLoadError):
+    """No file of a domain can be decoded (found in the main process, before any worker starts)."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
 
 
 def _worker_seed(seed: int | None) -> int:
@@ -162,6 +169,62 @@ class _ImageDatasetBase(Dataset):
                         "skips such images instead)", path, w, h, self.min_size)
         return None
 
+    def check_readable(self, examples: int = 3) -> None:
+        """Make sure every image list has a file that decodes; call it in the main process.
+
+        Files are tried in order until one decodes (usually the first), those that fail are
+        recorded and warned about as when :meth:`item` skips them. A list where nothing decodes
+        raises :class:`UnreadableDomainError`: one line naming the folder and ``examples`` files,
+        instead of a failure inside a DataLoader worker later (``bad_image_policy=raise``: the
+        first bad file raises :class:`ImageLoadError`, as reading it would).
+        """
+        for name in self._LIST_ATTRIBUTES:
+            images = getattr(self, name, None)
+            if images is None or len(images) == 0:
+                continue
+            bad = self._bad_mask(images)
+            failures: list[tuple[int, str]] = []
+            found = False
+            for i in range(len(images)):
+                if bad[i]:
+                    continue
+                _, reason = self._try_load(images, i)
+                if reason is None:
+                    found = True
+                    break
+                failures.append((i, reason))
+            if not found:  # one line for the domain instead of a warning per file
+                names = ", ".join(os.path.basename(images.paths[i]) for i, _ in failures[:examples])
+                more = f" and {len(failures) - examples} more" if len(failures) > examples else ""
+                raise UnreadableDomainError(
+                    f"no image in {_where(images)} can be used: all {len(images)} file(s) fail to decode or are "
+                    f"rejected ({names}{more}; the first: {failures[0][1]}). Check that the folder holds images "
+                    "(JPEG, PNG, WebP, BMP) and that data.dir_a / data.dir_b / paths.data_dir name the right folders")
+            for i, reason in failures:
+                self._skip(bad, i, reason)
+
+    def _try_load(self, images: ImageList, i: int):
+        """(image, None) when image ``i`` can be used, else (None, why not); ``bad_image_policy=raise`` raises."""
+        path = images.paths[i]
+        try:
+            im = self.load(images, i)
+        except ImageLoadError as e:
+            if self.bad_image_policy == "raise":
+                raise
+            return None, str(e)
+        reason = self._too_small(im, path)
+        if reason is None:
+            return im, None
+        if self.bad_image_policy == "raise":
+            raise ImageLoadError(path, reason)
+        return None, f"{path}: {reason}"
+
+    @staticmethod
+    def _skip(bad: torch.Tensor, i: int, reason: str) -> None:
+        bad[i] = True  # shared memory: no worker reads it again
+        log.warning("skipping %s; the next usable image is used in its place (%d skipped in this domain so far)",
+                    reason, int(bad.sum()))
+
     def item(self, images: ImageList, index: int) -> tuple[torch.Tensor, str]:
         """Image ``index`` as a tensor, and its path.
 
@@ -175,25 +238,21 @@ class _ImageDatasetBase(Dataset):
             i = (index + k) % n
             if bad[i]:
                 continue
-            path = images.paths[i]
-            try:
-                im = self.load(images, i)
-            except ImageLoadError as e:
-                if self.bad_image_policy == "raise":
-                    raise
-                reason = str(e)
-            else:
-                reason = self._too_small(im, path)
-                if reason is None:
-                    return self.to_tensor(im), path
-                if self.bad_image_policy == "raise":
-                    raise ImageLoadError(path, reason)
-                reason = f"{path}: {reason}"
-            bad[i] = True
-            log.warning("skipping %s; the next usable image is used in its place (%d skipped in this domain so far)",
-                        reason, int(bad.sum()))
+            im, reason = self._try_load(images, i)
+            if reason is None:
+                return self.to_tensor(im), images.paths[i]
+            self._skip(bad, i, reason)
         raise ImageLoadError(images.paths[index], f"it and the {min(n, self.max_substitutes + 1) - 1} images after it "
                              "are unreadable or too small (see the warnings above): check the data folder")
+
+
+def _where(images: ImageList) -> str:
+    """The folder of an image list, for messages (TFRecord entries: the folder of their files)."""
+    folder = getattr(images, "folder", None)
+    if folder:
+        return str(folder)
+    files = [p.split("#")[0] for p in images.paths]
+    return os.path.dirname(os.path.commonpath(files)) if len(set(files)) == 1 else os.path.commonpath(files)
 
 
 class UnpairedDataset(_ImageDatasetBase):

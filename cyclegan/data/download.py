@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from cyclegan.errors import UserError
 from cyclegan.imaging import atomic_write
+from cyclegan.imaging import umask_permissions
 
 from .sources import BERKELEY_URL
 
@@ -100,6 +101,8 @@ def unpack_zip(zip_path: str | os.PathLike, target: str | os.PathLike) -> Path:
             if any(target.iterdir()):
                 raise DatasetDownloadError(f"cannot unpack {zip_path}: {target} exists and is not empty")
             target.rmdir()
+        if content == tmp:
+            umask_permissions(tmp)  # mkdtemp made it 0700; the dataset folder is shared like any other
         os.replace(content, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -43,6 +43,8 @@ __all__ = [
     "FileImageList",
     "TFRecordImageList",
     "scan_images",
+    "walk_images",
+    "FolderScan",
     "holdout",
     "select_subset",
     "sample_dir",
@@ -252,7 +254,9 @@ def find_dataset_folders(folder: str | os.PathLike) -> list[str]:
 
 def _rank(keys: Sequence[str]) -> list[int]:
     """Indices ordered by a stable hash of each key (independent of file location)."""
-    return sorted(range(len(keys)), key=lambda i: (hashlib.md5(keys[i].encode("utf-8")).hexdigest(), keys[i]))
+    # surrogateescape: a file name that is not valid UTF-8 hashes as its bytes (valid names are unchanged)
+    return sorted(range(len(keys)), key=lambda i: (hashlib.md5(keys[i].encode("utf-8", "surrogateescape")).hexdigest(),
+                                                   keys[i]))
 
 
 def select_subset(images: ImageList, k: int) -> ImageList:

@@ -198,6 +198,12 @@ def evaluate_model(
     wanted = parse_directions(directions)
     sources = [DIRECTIONS[key][0] for key in wanted]
     datasets = {domain: evenly_spaced(datamodule.domain_dataset(split, domain), max_images) for domain in nets}
+    empty = [domain for domain, dataset in datasets.items() if len(dataset) == 0]
+    if empty:  # e.g. a hold-out of data.val_size=0 images: nothing to measure (and no features to compare)
+        raise EvaluationError(
+            f"the {split} split of domain {' and '.join(empty)} has no images: give test folders "
+            "(data.test_dir_a / data.test_dir_b) or, for layouts without a test split, data.val_size >= 1 "
+            "(the hold-out used as the test split)")
     compiled = compile_for_inference(
         (getattr(model, n) for n in NETWORKS),
         resolve_compile(compile, device, sum(len(datasets[d]) for d in sources)))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures as cf
 import contextlib
+import logging
 import multiprocessing as mp
 import os
 import sys
@@ -27,6 +28,8 @@ from cyclegan.models.compile import eager_fallback, is_compiled
 
 __all__ = ["TranslateError", "list_images", "read_rgb", "ImageDataset", "make_loader", "default_workers",
            "module_device", "inference_setup", "size_batches", "infer_loop", "encoder_pool", "drain"]
+
+log = logging.getLogger(__name__)
 
 _EXIF_ORIENTATION = 0x0112
 # cudnn autotuning: measured on an H100 for the 7,038-photo Kaggle run (resnet_9blocks), it costs
@@ -161,9 +164,12 @@ def make_loader(dataset: Dataset, batch_sampler, num_workers: int, pin: bool) ->
 
 
 def infer_loop(model: nn.Module, loader: Iterable, device: torch.device, *, bf16: bool, tile: int | None,
-                batch_size: int, channels_last: bool = False,
-                fixed_batch: bool = False) -> Iterator[tuple[list[int], np.ndarray]]:
+               batch_size: int, channels_last: bool = False, fixed_batch: bool = False,
+               skipped: list[str] | None = None) -> Iterator[tuple[list[int], np.ndarray]]:
     """Yield (indices, uint8 N x H x W x 3) per group, GPU work of batch i+1 overlapping host work on i.
+
+    An image that cannot be decoded is left out with a warning and its message appended to
+    ``skipped`` (``skipped=None``: the first one raises :class:`TranslateError`).
 
     ``fixed_batch``: for a compiled model, or on CUDA with cudnn autotuning on, pad a short (last)
     batch to ``batch_size`` so that nothing is compiled or autotuned again for a new shape (that
@@ -177,8 +183,11 @@ def infer_loop(model: nn.Module, loader: Iterable, device: torch.device, *, bf16
     pending = None
     with torch.inference_mode(), eager_fallback():
         for groups, errors in loader:
-            if errors:
-                raise TranslateError(errors[0])
+            for error in errors:
+                if skipped is None:
+                    raise TranslateError(error)
+                log.warning("skipping %s", error)
+                skipped.append(error)
             for idx, xb in groups:
                 x = xb.to(device, non_blocking=True).permute(0, 3, 1, 2)  # NHWC storage = channels_last
                 n = x.shape[0]

@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 
 from cyclegan.errors import UserError, first_line
-from cyclegan.imaging import resolve_device
+from cyclegan.imaging import PIL_FORMATS, blocking_file, resolve_device
 from cyclegan.inference.batching import TranslateError, list_images, read_rgb
 from cyclegan.inference.chain import load_chain, parse_spec
 from cyclegan.inference.tiling import translate_tensor
@@ -105,8 +105,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{parser.prog}: error: {len(args.label)} --label for {len(args.ckpt)} --ckpt: give one per --ckpt",
               file=sys.stderr)
         return 2
+    out = Path(args.output)
     try:
         device = resolve_device(args.device, key="--device")
+        if out.suffix.lower() not in PIL_FORMATS:
+            raise TranslateError(f"--output {out}: the grid is an image, name it .jpg or .png")
+        blocker = blocking_file(out.parent)
+        if out.is_dir() or blocker is not None:
+            raise TranslateError(f"--output {out}: {blocker or out} is a {'file' if blocker else 'folder'}; "
+                                 "choose another path for the grid")
         models = [load_chain(spec.split(","), default_direction=args.direction,
                              allow_torchscript=args.allow_torchscript) for spec in args.ckpt]
         models = [m.generators[0] if len(m.generators) == 1 else m for m in models]
@@ -119,7 +126,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.no_labels:
         rows = ["input"] + (args.label or [checkpoint_label(spec, args.direction) for spec in args.ckpt])
         grid = label_grid(grid, rows, [f.name for f in files], cell=args.size, pad=PAD)
-    out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     options = {"quality": args.quality} if out.suffix.lower() in (".jpg", ".jpeg") else {}
     Image.fromarray(grid).save(out, **options)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import collections
 import io
+import logging
 import os
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -15,28 +17,52 @@ from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
 
-from cyclegan.imaging import atomic_write, resolve_device
+from cyclegan.imaging import atomic_write, blocking_file, resolve_device
 from cyclegan.inference import batching
 from cyclegan.inference.batching import TranslateError
 from cyclegan.models.compile import auto_compile, compile_for_inference
 
-__all__ = ["KAGGLE_MIN_IMAGES", "KAGGLE_MAX_IMAGES", "KaggleZipError", "kaggle_zip_summary", "make_kaggle_zip"]
+__all__ = ["KAGGLE_MIN_IMAGES", "KAGGLE_MAX_IMAGES", "KAGGLE_SIZE", "KaggleZipError", "kaggle_zip_summary",
+           "make_kaggle_zip"]
 
-# What "I'm Something of a Painter Myself" accepts: 7,000 to 10,000 images in images.zip.
+log = logging.getLogger(__name__)
+
+# What "I'm Something of a Painter Myself" accepts: 7,000 to 10,000 images of 256x256 in images.zip.
 KAGGLE_MIN_IMAGES, KAGGLE_MAX_IMAGES = 7000, 10000
+KAGGLE_SIZE = 256  # the competition's image size
 
 
 class KaggleZipError(TranslateError):
     """The Kaggle submission would be invalid; no zip is written."""
 
 
-def kaggle_zip_summary(zip_path: str | os.PathLike, count: int, size: int = 256) -> str:
+def kaggle_zip_summary(zip_path: str | os.PathLike, count: int, size: int = KAGGLE_SIZE) -> str:
     """The last line of a --kaggle-zip run: how many images went where, and whether Kaggle would take it."""
     line = f"wrote {count} images ({size}x{size} JPEG) to {Path(zip_path).resolve()}"
-    if not KAGGLE_MIN_IMAGES <= count <= KAGGLE_MAX_IMAGES or size != 256:
+    if not KAGGLE_MIN_IMAGES <= count <= KAGGLE_MAX_IMAGES or size != KAGGLE_SIZE:
         line += (f": a test zip, NOT a valid Kaggle submission (it needs {KAGGLE_MIN_IMAGES:,}-{KAGGLE_MAX_IMAGES:,} "
                  "images of 256x256)")
     return line
+
+
+_UNSAFE_IN_ENTRY = re.compile(r"[\\/\x00-\x1f\x7f]|\.\.")
+
+
+def _zip_entry_name(path: Path) -> str:
+    """``<stem>.jpg`` as a safe zip entry: one plain name, no separator of either kind, no ``..``.
+
+    Backslashes, control characters and ``..`` become ``_``; a name that is not valid UTF-8
+    (zip entries are UTF-8) is refused, naming the file, since no rename of it would be faithful.
+    """
+    stem = path.stem
+    try:
+        stem.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(path.name).decode("ascii", "backslashreplace")
+        raise KaggleZipError(f"the file name '{shown}' in {path.parent} is not valid UTF-8, which a zip entry must "
+                             "be; rename the file (no zip written)") from None
+    name = _UNSAFE_IN_ENTRY.sub("_", stem) + ".jpg"
+    return "_" + name if name.startswith(".") else name
 
 
 def _encode_jpeg(arr: np.ndarray, size: int, quality: int) -> bytes:
@@ -86,16 +112,24 @@ def make_kaggle_zip(generator_or_chain: nn.Module, photo_dir: str | os.PathLike,
             f"{photo_dir} has {n} images; a Kaggle submission needs between {min_count} and {max_count} "
             f"(no zip written){hint}"
         )
-    names = [r.stem + ".jpg" for r in rel]
+    if size != KAGGLE_SIZE:
+        log.warning("size=%d: Kaggle's submission wants %dx%d images, so this zip is not a valid submission",
+                    size, KAGGLE_SIZE, KAGGLE_SIZE)
+    names = [_zip_entry_name(root / r) for r in rel]
     dupes = [k for k, c in collections.Counter(names).items() if c > 1]
     if dupes:
         raise KaggleZipError(f"several inputs map to the same zip entry {dupes[0]!r} (no zip written)")
+    blocker = blocking_file(zip_path.parent)
+    if zip_path.is_dir() or blocker is not None:
+        raise KaggleZipError(f"cannot write {zip_path}: {blocker or zip_path} is a "
+                             f"{'file' if blocker else 'folder'}; choose another path for the zip")
     dev = resolve_device(device, key="--device")
     sources = [root / r for r in rel]
     batches = [list(range(s, min(s + batch_size, n))) for s in range(0, n, batch_size)]
     workers = batching.default_workers(len(batches), cap=16) if num_workers is None else int(num_workers)
     loader = batching.make_loader(batching.ImageDataset(sources, size=size), batches, workers, pin=dev.type == "cuda")
     count = 0
+    skipped: list[str] = []
     with atomic_write(zip_path) as tmp:
         with batching.encoder_pool(n) as pool, \
                 zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf, \
@@ -112,7 +146,7 @@ def make_kaggle_zip(generator_or_chain: nn.Module, photo_dir: str | os.PathLike,
             with batching.inference_setup(model, dev, channels_last):
                 compile_for_inference([model], auto_compile(compile, dev, n))
                 for idx, arr in batching.infer_loop(model, batches_it, dev, bf16=bf16, tile=None, batch_size=batch_size,
-                                            channels_last=channels_last, fixed_batch=True):
+                                            channels_last=channels_last, fixed_batch=True, skipped=skipped):
                     if arr.shape[1:] != (size, size, 3):
                         raise KaggleZipError(f"generator output is {arr.shape[1]}x{arr.shape[2]}x{arr.shape[3]}, "
                                              f"expected {size}x{size}x3 (no zip written)")
@@ -120,6 +154,11 @@ def make_kaggle_zip(generator_or_chain: nn.Module, photo_dir: str | os.PathLike,
                     batching.drain(futures, consume, limit=32)
                     bar.update(len(idx))
             batching.drain(futures, consume, limit=0)
-        if count != n:
-            raise KaggleZipError(f"wrote {count} images, expected {n} (no zip written)")
+        if count != n - len(skipped):
+            raise KaggleZipError(f"wrote {count} images, expected {n - len(skipped)} (no zip written)")
+        if skipped and count < min_count:
+            raise KaggleZipError(f"only {count} of {n} photos could be read ({len(skipped)} skipped, see the "
+                                 f"warnings); a Kaggle submission needs at least {min_count} (no zip written)")
+        if skipped:
+            log.warning("skipped %d of %d photos that could not be read; the zip holds %d", len(skipped), n, count)
     return zip_path

@@ -4,7 +4,7 @@ Library API::
 
     from cyclegan.inference.chain import load_chain
     from cyclegan.inference.checkpoint import load_generator
-    from cyclegan.inference.kaggle import KAGGLE_MAX_IMAGES, KAGGLE_MIN_IMAGES, kaggle_zip_summary, make_kaggle_zip
+    from cyclegan.inference.kaggle import KAGGLE_SIZE, kaggle_zip_summary, make_kaggle_zip
     from cyclegan.inference.translate import translate_folder
 
     G = load_generator("monet2photo.ckpt", direction="BA")          # photo -> Monet
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import logging
 import os
 import sys
 import zipfile
@@ -37,7 +38,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from cyclegan.errors import UserError, first_line
-from cyclegan.imaging import IMAGE_EXTENSIONS, PIL_FORMATS, atomic_write, load_image, resolve_device, to_rgb
+from cyclegan.imaging import (
+    IMAGE_EXTENSIONS, PIL_FORMATS, atomic_write, blocking_file, load_image, resolve_device, to_rgb,
+)
 from cyclegan.inference.batching import (
     ImageDataset,
     TranslateError,
@@ -53,11 +56,15 @@ from cyclegan.inference.batching import (
 )
 from cyclegan.inference.chain import load_chain
 from cyclegan.inference.export import export_generator
-from cyclegan.inference.kaggle import KAGGLE_MAX_IMAGES, KAGGLE_MIN_IMAGES, kaggle_zip_summary, make_kaggle_zip
+from cyclegan.inference.kaggle import (
+    KAGGLE_MAX_IMAGES, KAGGLE_MIN_IMAGES, KAGGLE_SIZE, kaggle_zip_summary, make_kaggle_zip,
+)
 from cyclegan.inference.tiling import to_uint8_nhwc, translate_tensor
 from cyclegan.models.compile import auto_compile, compile_for_inference
 
 __all__ = ["translate_image", "translate_folder", "build_parser", "main"]
+
+log = logging.getLogger(__name__)
 
 
 def translate_image(generator: nn.Module, image: Image.Image | str | os.PathLike, *, tile: int | None = None,
@@ -123,10 +130,12 @@ def translate_folder(generator_or_chain: nn.Module, input_path: str | os.PathLik
     out = Path(output_dir)
     in_path = Path(input_path)
     root, rel = list_images(in_path, exclude=out if in_path.is_dir() else None)
-    if in_path.is_file() and out.suffix.lower() in PIL_FORMATS:
+    if in_path.is_file() and out.suffix.lower() in PIL_FORMATS and not out.is_dir():
         targets = [out]
+        _check_output_folder(out.parent, f"{out}: the folder for it")
     else:
         targets = [out / (r.with_suffix(force) if force else r) for r in rel]
+        _check_output_folder(out, f"output {out}")
     sources = [root / r for r in rel]
     resolved_src = {s.resolve() for s in sources}
     seen: set[Path] = set()
@@ -141,6 +150,7 @@ def translate_folder(generator_or_chain: nn.Module, input_path: str | os.PathLik
     workers = default_workers(len(batches)) if num_workers is None else int(num_workers)
     loader = make_loader(ImageDataset(sources), batches, workers, pin=dev.type == "cuda")
     written: list[Path | None] = [None] * len(sources)
+    skipped: list[str] = []
 
     def consume(idx, paths):
         for i, p in zip(idx, paths):
@@ -151,12 +161,26 @@ def translate_folder(generator_or_chain: nn.Module, input_path: str | os.PathLik
         compile_for_inference([model], auto_compile(compile, dev, len(sources)), dynamic=None)
         futures: collections.deque = collections.deque()
         for idx, arr in infer_loop(model, loader, dev, bf16=bf16, tile=tile, batch_size=batch_size,
-                                    channels_last=channels_last):
+                                   channels_last=channels_last, skipped=skipped):
             futures.append((idx, pool.submit(_save_batch, arr, [targets[i] for i in idx], quality)))
             drain(futures, consume, limit=32)
             bar.update(len(idx))
         drain(futures, consume, limit=0)
-    return [p for p in written if p is not None]
+    done = [p for p in written if p is not None]
+    if skipped:
+        if not done:
+            raise TranslateError(f"none of the {len(sources)} image(s) under {input_path} could be read ({skipped[0]})")
+        log.warning("skipped %d of %d image(s) that could not be read (see the warnings above); %d written",
+                    len(skipped), len(sources), len(done))
+    return done
+
+
+def _check_output_folder(folder: Path, what: str) -> None:
+    """Refuse, before any work, an output folder that a file stands in the way of."""
+    blocker = blocking_file(folder)
+    if blocker is not None:
+        where = "is a file" if blocker == folder.absolute() else f"cannot be created: {blocker} is a file"
+        raise TranslateError(f"{what} {where}; choose a folder (or a path where one can be created)")
 
 
 # --------------------------------------------------------------------------------------
@@ -229,7 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--kaggle-zip: fewest images allowed (default 7000, Kaggle's minimum; lower it for a test zip)")
     p.add_argument("--max-count", type=int, default=KAGGLE_MAX_IMAGES, metavar="N",
                    help="--kaggle-zip: most images allowed (default 10000, Kaggle's maximum)")
-    p.add_argument("--size", type=int, default=256, metavar="PX", help="--kaggle-zip: image size (default 256)")
+    p.add_argument("--size", type=int, default=None, metavar="PX",
+                   help="--kaggle-zip: image size (Kaggle takes 256 only, the default)")
     p.add_argument("--export", choices=["state_dict", "ts", "onnx"], default=None,
                    help="export the generator (or chain, ts/onnx only) to --output instead of translating")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -258,6 +283,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         v = getattr(args, name)
         if v is not None and v < (0 if name == "num_workers" else 1):
             return _fail(parser, f"--{name.replace('_', '-')} must be positive")
+    if args.kaggle_zip is not None and args.size not in (None, KAGGLE_SIZE):
+        return _fail(parser, f"--size {args.size}: Kaggle's submission takes {KAGGLE_SIZE}x{KAGGLE_SIZE} images only, "
+                             "and would reject this zip; leave --size out")
+    if args.kaggle_zip is None and args.size is not None:
+        print(f"{parser.prog}: warning: --size only applies to --kaggle-zip; ignored", file=sys.stderr)
     gen_kwargs = {"gen": args.gen} if args.gen else {}
     try:
         chain = load_chain(args.ckpt, default_direction=args.direction, allow_torchscript=args.allow_torchscript,
@@ -270,19 +300,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"exported {args.export} -> {path}")
         elif args.kaggle_zip is not None:
             path = make_kaggle_zip(model, args.input, args.kaggle_zip, min_count=args.min_count,
-                                   max_count=args.max_count, size=args.size, batch_size=args.batch_size or 64,
+                                   max_count=args.max_count, size=KAGGLE_SIZE, batch_size=args.batch_size or 64,
                                    device=args.device, bf16=args.bf16, num_workers=args.num_workers,
                                    quality=args.quality, progress=progress, channels_last=args.channels_last,
                                    compile=compile_spec)
             with zipfile.ZipFile(path) as zf:
-                print(kaggle_zip_summary(path, len(zf.namelist()), args.size))
+                print(kaggle_zip_summary(path, len(zf.namelist()), KAGGLE_SIZE))
         else:
             paths = translate_folder(model, args.input, args.output, batch_size=args.batch_size or 16,
                                      device=args.device, bf16=args.bf16, num_workers=args.num_workers,
                                      tile=args.tile, ext=args.ext, quality=args.quality, progress=progress,
                                      channels_last=args.channels_last, compile=compile_spec)
             print(f"wrote {len(paths)} image(s) to {args.output}")
-    except (FileNotFoundError, UserError) as exc:
+    except (OSError, UserError) as exc:  # OSError: a file that cannot be read or written (named in the message)
         return _fail(parser, first_line(exc))
     return 0
 

@@ -93,3 +93,16 @@ def test_rows_are_labelled_with_the_checkpoints_and_columns_with_the_inputs(tmp_
         assert (band < 128).any(), row
     assert (out[:top, left:] < 128).any()  # the column labels (file names)
     assert main(argv + ["--output", str(labelled), "--label", "a", "--label", "b"]) == 2  # one per --ckpt
+
+
+def test_cli_refuses_a_bad_device_and_an_output_in_a_file_in_one_line(tmp_path, photos, capsys):
+    make_ckpt(tmp_path / "a.ckpt", seed=1)
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    for extra, needle in ((["--output", str(tmp_path / "g.jpg"), "--device", "gpu0"], "--device='gpu0'"),
+                          (["--output", str(a_file / "g.jpg")], "a_file is a file"),
+                          (["--output", str(tmp_path / "grid.txt")], ".jpg or .png")):
+        rc = main(["--ckpt", str(tmp_path / "a.ckpt"), "--input", str(photos), "--size", str(SIZE), *extra])
+        err = capsys.readouterr().err
+        assert rc == 2 and needle in err and err.count("\n") == 1, (extra, err)
+    assert a_file.read_text() == "" and not (tmp_path / "g.jpg").exists()

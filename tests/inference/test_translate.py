@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import subprocess
 import sys
 import zipfile
@@ -234,12 +235,86 @@ def test_the_kaggle_zip_summary_flags_only_what_kaggle_would_refuse(tmp_path):
     for count, size in ((6999, 256), (10001, 256), (7038, 128)):
         assert "NOT a valid Kaggle submission" in kaggle_zip_summary(tmp_path / "images.zip", count, size)
 
-def test_kaggle_zip_failure_midway_leaves_no_zip(tmp_path):
+
+def test_kaggle_zip_failure_midway_leaves_no_zip(tmp_path, caplog):
     photos = _kaggle_inputs(tmp_path / "photos")
-    (photos / "broken.jpg").write_bytes(b"not a jpeg")
-    with pytest.raises(TranslateError, match="broken.jpg"):
-        make_kaggle_zip(Identity(), photos, tmp_path / "images.zip", min_count=5, num_workers=0, progress=False)
+    (photos / "broken.jpg").write_bytes(b"not a jpeg")  # skipped: 6 of 7 readable, fewer than min_count
+    with pytest.raises(KaggleZipError, match="only 6 of 7 photos could be read.*at least 7"):
+        make_kaggle_zip(Identity(), photos, tmp_path / "images.zip", min_count=7, num_workers=0, progress=False)
     assert not any(p.suffix in (".zip", ".part") or ".zip" in p.name for p in tmp_path.iterdir())
+    assert any("broken.jpg" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+
+
+def test_kaggle_zip_entries_are_safe_names_and_the_zip_follows_the_umask(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i, name in enumerate(["plain.jpg", "back\\slash.jpg", "dots..up.jpg", "tab\tname.png", "ünï.jpg"]):
+        rand_img(256, 256, seed=i).save(photos / name)
+    old = os.umask(0o027)
+    try:
+        zp = make_kaggle_zip(Identity(), photos, tmp_path / "images.zip", min_count=5, num_workers=0,
+                             progress=False)
+    finally:
+        os.umask(old)
+    assert zp.stat().st_mode & 0o777 == 0o640  # 0666 minus the umask, as open() would give; mkstemp gave 0600
+    with zipfile.ZipFile(zp) as zf:
+        names = [info.filename for info in zf.infolist()]
+        raw = [info.orig_filename for info in zf.infolist()]
+    assert len(names) == 5 and "plain.jpg" in names and "ünï.jpg" in names
+    for name in raw:
+        assert "/" not in name and "\\" not in name and ".." not in name and name.isprintable(), name
+        name.encode("utf-8")
+
+
+def test_kaggle_zip_refuses_a_file_name_that_is_not_utf8_in_one_line(tmp_path, capsys):
+    photos = _kaggle_inputs(tmp_path / "photos")
+    rand_img(256, 256).save(os.fsdecode(bytes(photos) + b"/latin1_\xe9t\xe9.jpg"))
+    make_ckpt(tmp_path / "g.ckpt")
+    rc = main(["--ckpt", str(tmp_path / "g.ckpt"), "--input", str(photos), "--kaggle-zip", str(tmp_path / "k.zip"),
+               "--min-count", "1", "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "latin1_\\xe9t\\xe9.jpg" in err and "not valid UTF-8" in err
+    assert not list(tmp_path.glob("*.zip*")) and not list(tmp_path.glob(".k*"))
+
+
+def test_an_unreadable_image_among_many_is_skipped_with_a_warning_and_counted(tmp_path, caplog):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        rand_img(16, 20, seed=i).save(src / f"ok{i}.png")
+    (src / "bad.jpg").write_bytes(b"\xff\xd8 truncated")
+    written = translate_folder(Identity(), src, tmp_path / "out", num_workers=1, batch_size=2, progress=False)
+    assert sorted(p.name for p in written) == ["ok0.png", "ok1.png", "ok2.png"]
+    messages = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert sum("bad.jpg" in m for m in messages) == 1
+    assert any("skipped 1 of 4 image(s)" in m and "3 written" in m for m in messages)
+    (src / "ok0.png").unlink(), (src / "ok1.png").unlink(), (src / "ok2.png").unlink()
+    with pytest.raises(TranslateError, match="none of the 1 image"):  # nothing readable at all: an error
+        translate_folder(Identity(), src, tmp_path / "out2", num_workers=0, progress=False)
+
+
+def test_cli_refuses_bad_outputs_devices_and_sizes_in_one_line(tmp_path, capsys):
+    src = tmp_path / "photos"
+    src.mkdir()
+    rand_img(16, 16).save(src / "a.png")
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    (tmp_path / "folder.zip").mkdir()
+    make_ckpt(tmp_path / "g.ckpt")
+    for extra, needle in (
+        (["--kaggle-zip", str(tmp_path / "folder.zip"), "--min-count", "1"], "folder.zip is a folder"),
+        (["--output", str(a_file)], "is a file"),
+        (["--output", str(a_file / "sub")], "is a file"),
+        (["--kaggle-zip", str(a_file / "images.zip"), "--min-count", "1"], "a_file is a file"),
+        (["--kaggle-zip", str(tmp_path), "--min-count", "1"], "must be a .zip"),
+        (["--output", str(tmp_path / "out"), "--device", "gpu0"], "--device='gpu0' is not a device"),
+        (["--output", str(tmp_path / "out"), "--device", "cuda:7"], "cuda:7"),
+        (["--kaggle-zip", str(tmp_path / "k.zip"), "--min-count", "1", "--size", "128"], "256x256"),
+    ):
+        rc = main(["--ckpt", str(tmp_path / "g.ckpt"), "--input", str(src), "--quiet", "--num-workers", "0", *extra])
+        err = capsys.readouterr().err
+        assert rc == 2 and err.count("\n") == 1 and needle in err and "Traceback" not in err, (extra, err)
+    assert a_file.read_text() == "" and not (tmp_path / "out").exists() and not (tmp_path / "k.zip").exists()
 
 
 # ------------------------------------------------------------------------------------------

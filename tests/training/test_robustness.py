@@ -168,10 +168,129 @@ def test_an_empty_domain_names_the_folder_and_the_layouts(tmp_path):
     assert str(b) in str(e.value) and "Accepted layouts" in str(e.value)
 
     (b / "sub" / "empty.JPG").write_text("not an image")  # nothing decodable at all: a clear error, not a hang
-    dm = folders_dm(a, b)
-    dm.setup("fit")
-    with pytest.raises(ImageLoadError, match="check the data folder"):
-        dm.data_train[0]
+    with pytest.raises(ImageLoadError, match="no image in .*B can be used.*empty.JPG"):
+        folders_dm(a, b).setup("fit")
+
+
+def undecodable_domain(tmp_path: Path) -> tuple[Path, Path]:
+    """Folder A with two good images; folder B with five files that all fail to decode."""
+    a, b = tmp_path / "A", tmp_path / "B"
+    for i in range(2):
+        write_image(a / f"a{i}.jpg")
+    b.mkdir()
+    for i in range(5):
+        (b / f"b{i}.jpg").write_bytes(b"not a jpeg at all")
+    return a, b
+
+
+def assert_one_line_naming(message: str, folder: Path) -> None:
+    assert "\n" not in message and "Traceback" not in message and "DataLoader worker" not in message
+    assert f"no image in {folder} can be used" in message and "all 5 file(s)" in message
+    assert "b0.jpg, b1.jpg, b2.jpg and 2 more" in message
+
+
+def test_a_domain_with_nothing_decodable_is_one_line_before_training_starts(tmp_path, caplog):
+    a, b = undecodable_domain(tmp_path)
+    cfg = compose_config(tmp_path / "run", *tiny_with("data=folders", f"data.dir_a={a}", f"data.dir_b={b}",
+                                                      "data.num_workers=1", "data.val_size=0"))
+    with pytest.raises(SystemExit) as e, caplog.at_level(logging.ERROR):
+        with exit_on_user_error():
+            train(cfg)  # one DataLoader worker: the domain is checked in the main process first
+    assert e.value.code == 2
+    assert_one_line_naming(caplog.records[-1].getMessage(), b)
+    assert not any("skipping" in r.getMessage() for r in caplog.records)  # one line, not a warning per file
+
+
+def test_a_domain_with_nothing_decodable_is_one_line_in_evaluate(tmp_path, caplog):
+    from cyclegan.evaluation.run import EvaluationError, evaluate
+
+    ckpt = tmp_path / "tiny.ckpt"
+    tiny_fit(tmp_path, CycleGAN(**TINY_MODEL), [], max_steps=1).save_checkpoint(ckpt)
+    a, b = undecodable_domain(tmp_path)
+    cfg = compose_config(tmp_path / "eval", f"ckpt_path={ckpt}", "data=folders", f"data.dir_a={a}",
+                         f"data.dir_b={b}", f"data.test_dir_a={a}", f"data.test_dir_b={b}", "data.image_size=32",
+                         "data.num_workers=1",
+                         "metrics.inception=tiny", f"metrics.cache_dir={tmp_path / 'cache'}", config_name="evaluate")
+    with pytest.raises(SystemExit) as e, caplog.at_level(logging.ERROR):
+        with exit_on_user_error():
+            evaluate(cfg)
+    assert e.value.code == 2
+    assert_one_line_naming(caplog.records[-1].getMessage(), b)
+
+    write_image(b / "good.jpg")  # readable now, but a hold-out of 0 images leaves no test split to measure
+    cfg = compose_config(tmp_path / "eval2", f"ckpt_path={ckpt}", "data=folders", f"data.dir_a={a}",
+                         f"data.dir_b={b}", "data.image_size=32", "data.val_size=0", "data.num_workers=0",
+                         "metrics.inception=tiny", f"metrics.cache_dir={tmp_path / 'cache'}", config_name="evaluate")
+    with pytest.raises(SystemExit) as e, caplog.at_level(logging.ERROR):
+        with exit_on_user_error(extra=(EvaluationError,)):  # evaluate.py counts it as a user error
+            evaluate(cfg)
+    assert e.value.code == 2 and "the test split of domain A and B has no images" in caplog.records[-1].getMessage()
+
+
+def test_a_bad_file_raised_in_a_worker_reaches_the_user_as_its_own_line(tmp_path):
+    a, b = tmp_path / "A", tmp_path / "B"
+    write_image(a / "a0.jpg")
+    (a / "a1.jpg").write_bytes(b"garbage")
+    write_image(b / "b0.jpg")
+    dm = folders_dm(a, b, num_workers=1, bad_image_policy="raise", serial_batches=True)
+    dm.setup("fit")  # the first file of each domain decodes
+    with pytest.raises(ImageLoadError) as e:
+        list(dm.train_dataloader())
+    assert str(e.value).startswith(f"cannot read image '{a / 'a1.jpg'}'") and "\n" not in str(e.value)
+
+
+def test_link_loops_neither_hang_nor_count_an_image_twice(tmp_path, caplog):
+    from cyclegan.inference.batching import list_images
+
+    a = tmp_path / "A"
+    write_image(a / "a.jpg")
+    write_image(a / "sub" / "b.png")
+    (a / "self").symlink_to(".")  # a loop: A/self/self/... is A
+    with caplog.at_level(logging.WARNING):
+        assert scan_images(a) == [str(a / "a.jpg"), str(a / "sub" / "b.png")]
+    (a / "sub" / "up").symlink_to("..")  # a second loop: without the cut, 2**40 paths
+    (a / "link.jpg").symlink_to("a.jpg")  # the same file under another name
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert scan_images(a) == [str(a / "a.jpg"), str(a / "sub" / "b.png")]
+        assert list_images(a)[1] == [Path("a.jpg"), Path("sub/b.png")]  # translate and compare list the same way
+    warnings = [r.getMessage() for r in caplog.records if "symbolic link" in r.getMessage()]
+    assert len(warnings) == 2  # one per scan
+    assert "3 symbolic link(s)" in warnings[0] and all(n in warnings[0] for n in ("self", "up", "link.jpg"))
+
+
+def test_an_unreadable_subfolder_is_one_warning_and_the_rest_is_used(tmp_path, monkeypatch, caplog):
+    a, b = tmp_path / "A", tmp_path / "B"
+    write_image(a / "a.jpg")
+    write_image(a / "locked" / "x.jpg")
+    write_image(b / "b.jpg")
+    real_scandir = os.scandir
+
+    def scandir(path="."):  # chmod 000 means nothing to root, so the refusal is simulated
+        if Path(path) == a / "locked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with caplog.at_level(logging.WARNING):
+        dm = folders_dm(a, b)
+        dm.setup("fit")
+    assert dm.files("train", "A") == [str(a / "a.jpg")]
+    warnings = [r.getMessage() for r in caplog.records if "could not be read" in r.getMessage()]
+    assert len(warnings) == 1 and str(a / "locked") in warnings[0] and "Permission denied" in warnings[0]
+
+
+def test_the_same_folder_for_both_domains_is_one_warning(tmp_path, caplog):
+    a = tmp_path / "A"
+    write_image(a / "x.jpg")
+    write_image(a / "sub" / "y.jpg")
+    with caplog.at_level(logging.WARNING):
+        folders_dm(a, tmp_path / "A" / ".." / "A").setup("fit")
+    assert sum("domains A and B both read" in r.getMessage() for r in caplog.records) == 1
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        folders_dm(a, a / "sub").setup("fit")  # B inside A: A's recursive scan holds B's images too
+    assert sum("holds the other domain's folder" in r.getMessage() for r in caplog.records) == 1
 
 
 @pytest.mark.parametrize("mode,fmt,ext", [("L", "PNG", "png"), ("P", "PNG", "png"), ("RGBA", "PNG", "png"),
@@ -285,6 +404,27 @@ def test_a_misspelled_dataset_name_lists_the_options(tmp_path):
     (["trainer=ddp"], ["trainer."]),
     (["data=folders"], ["data=folders needs data.dir_a and data.dir_b"]),
     (["seed=???"], ["seed is required"]),
+    (["data.flip=off", "data.cache_images=no", "model.dropout=no"],
+     ["data.flip='off' is not a boolean: use true or false", "data.cache_images='no' is not a boolean",
+      "model.dropout='no' is not a boolean"]),
+    (["trainer.benchmark=yes", "callbacks.model_checkpoint.auto_insert_metric_name=1"],
+     ["trainer.benchmark='yes' is not a boolean: use true or false (or null)",
+      "callbacks.model_checkpoint.auto_insert_metric_name=1 is not a boolean"]),
+    (["seed=abc"], ["seed='abc' must be an integer in [0, 4294967295] or null"]),
+    (["seed=-1", "data.seed=x"], ["seed=-1 must be an integer", "data.seed='x' must be an integer"]),
+    (["trainer.max_steps=abc"], ["trainer.max_steps='abc' must be an integer >= -1"]),
+    (["trainer.max_steps=-5"], ["trainer.max_steps=-5 must be an integer >= -1"]),
+    (["trainer.precision=fp16"], ["trainer.precision='fp16' is not one of:", "bf16-mixed", "did you mean"]),
+    (["trainer.max_time=10min"], ["trainer.max_time='10min' is not a duration: use DD:HH:MM:SS"]),
+    (["trainer.max_time=600"], ["trainer.max_time=600 is not a duration"]),
+    (["trainer.max_time={minuts: 10}"], ["trainer.max_time={'minuts': 10} is not a duration"]),
+    (["trainer.devices=abc"], ["trainer.devices='abc' is not a device count or list"]),
+    (["trainer.devices=0"], ["trainer.devices=0 is not a device count or list"]),
+    (["data.max_train_images=abc"], ["data.max_train_images='abc' must be an integer >= 1 or null"]),
+    (["data.max_train_images=0"], ["data.max_train_images=0 must be an integer >= 1 or null"]),
+    (["paths.data_dir=${oc.env:CYCLEGAN_TEST_UNSET_VARIABLE}"],
+     ["paths.data_dir cannot be resolved: Environment variable 'CYCLEGAN_TEST_UNSET_VARIABLE' not found",
+      "${oc.env:NAME,default}"]),
 ])
 def test_bad_configurations_fail_before_training_naming_key_and_choices(tmp_path, overrides, expected):
     cfg = compose_config(tmp_path, *tiny_with(*overrides))
@@ -294,6 +434,35 @@ def test_bad_configurations_fail_before_training_naming_key_and_choices(tmp_path
     assert "\n" not in msg
     for text in expected:
         assert text in msg
+
+
+def test_boolean_keys_come_from_the_constructors_and_evaluate_checks_its_own(tmp_path):
+    from cyclegan.config.keys import boolean_parameters
+
+    data = boolean_parameters("cyclegan.data.UnpairedDataModule")
+    assert {"flip", "cache_images", "download", "serial_batches", "pin_memory", "persistent_workers"} <= set(data)
+    assert "rotate" not in data and "seed" not in data
+    model = boolean_parameters("cyclegan.gan.module.CycleGAN")
+    assert model.get("dropout") is False and model.get("fused_adam") is True and "compile" not in model  # bool|str|dict
+    cfg = compose_config(tmp_path, "bf16=maybe", "metrics.train_ref=yes", "data.flip=0", config_name="evaluate")
+    with pytest.raises(ConfigError) as e:
+        validate_config(cfg)
+    for text in ("bf16='maybe' is not a boolean", "metrics.train_ref='yes' is not a boolean",
+                 "data.flip=0 is not a boolean"):
+        assert text in str(e.value)
+    validate_config(compose_config(tmp_path, *tiny_with("data.flip=false", "model.compile=default",
+                                                        "trainer.max_time={minutes: 10}", "trainer.devices=[0]",
+                                                        "trainer.precision=16")))
+
+
+def test_an_unset_environment_variable_is_the_one_line_config_error(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "CYCLEGAN_TEST_UNSET_VARIABLE"}
+    result = subprocess.run([sys.executable, "train.py", *TINY, "paths.data_dir=${oc.env:CYCLEGAN_TEST_UNSET_VARIABLE}",
+                             f"hydra.run.dir={tmp_path / 'run'}"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=240, env=env)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    errors = [line for line in (result.stderr + result.stdout).splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and "paths.data_dir cannot be resolved" in errors[0], errors
 
 
 def test_ddp_on_a_one_gpu_machine_is_refused(tmp_path, monkeypatch):
