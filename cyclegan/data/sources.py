@@ -44,7 +44,6 @@ __all__ = [
     "TFRecordImageList",
     "scan_images",
     "walk_images",
-    "FolderScan",
     "holdout",
     "select_subset",
     "sample_dir",

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Optional
+from os import PathLike
+from typing import Any, Iterable, Optional, Union
 
 import numpy as np
 import pytorch_lightning as pl
