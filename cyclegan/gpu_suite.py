@@ -38,6 +38,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -130,7 +131,7 @@ def dry_plan(**changes) -> Plan:
         # one config per kind: naive, compiled (the Monet run picks it, less its compile), CUDA graphs
         train_configs=Plan.train_configs[:3],
         inference=((False, 8), (True, 8)), inference_warmup=1, inference_steps=2,
-        zip_photos=16, zip_size=32, train_seconds=20, train_min_seconds=5, after_train_seconds=20,
+        zip_photos=16, train_seconds=20, train_min_seconds=5, after_train_seconds=20,
         train_max_batch=2, train_compile=False, epoch_length=4, eval_images=8, inception="tiny", budget=300.0,
         stage_budgets={"ceilings": 20, "training": 120, "inference": 60, "kaggle_zip": 60},
         estimates={k: 0 for k in ("train_eager", "train_compile", "infer_eager", "infer_compile")},
@@ -285,7 +286,9 @@ def synthetic_dataset(root: Path, size: int = 36) -> Path:
 
 
 def replicate_photos(source: Path, dest: Path, count: int) -> Path:
-    """``count`` photos in ``dest`` made of links to the photos of ``source`` (cycled)."""
+    """``count`` photos in ``dest``: copies of the photos of ``source``, cycled.
+
+    Copies, not links: the image lister lists each real file (inode) once, so linked repeats would not count."""
     files = sorted(p for p in source.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     if not files:
         raise PrepareError(f"no photos in {source}")
@@ -293,10 +296,7 @@ def replicate_photos(source: Path, dest: Path, count: int) -> Path:
     for i in range(count):
         src = files[i % len(files)]
         target = dest / f"{i:05d}_{src.name}"
-        try:
-            os.link(src, target)
-        except OSError:  # another file system
-            os.symlink(src.resolve(), target)
+        shutil.copyfile(src, target)
     return dest
 
 
@@ -385,7 +385,7 @@ def stage_kaggle_zip(device: torch.device, plan: Plan, data_root: Path, work: Pa
     gen = export_state_dict(build_generator("resnet", ngf=plan.ngf, n_blocks=plan.n_blocks), work / "G_random.pt")
     zip_path = work / "images.zip"
     cmd = [sys.executable, "-m", "cyclegan.translate", "--ckpt", str(gen), "--input", str(photos),
-           "--kaggle-zip", str(zip_path), "--bf16", "--quiet", "--size", str(plan.zip_size),
+           "--kaggle-zip", str(zip_path), "--bf16", "--quiet",
            "--min-count", str(min(plan.zip_photos, 7000)), "--device", device.type]
     run = run_logged(cmd, work / "kaggle_zip.log", clock.stage_left())
     out = {"status": "ok" if run["rc"] == 0 else "failed", "photos": plan.zip_photos, "size": plan.zip_size,
