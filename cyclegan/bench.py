@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 from PIL import Image
 
 from cyclegan.data import UnpairedDataModule
@@ -379,8 +380,6 @@ def profile_report(name: str, prof: dict) -> str:
 def parse_model_args(items: list[str]) -> dict:
     """``["lambda_identity=0", "upsample=resize"]`` -> ``{"lambda_identity": 0, "upsample": "resize"}``
     (values read as YAML scalars, as Hydra does)."""
-    import yaml
-
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
