@@ -36,5 +36,10 @@ import os
 
 # albumentations checks PyPI for a newer release on import; never do that (offline machines, CI).
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+# OpenMP threads that finish early sleep instead of spinning (libgomp spins ~300k iterations by default):
+# beside another CPU-heavy process a spinning thread burns the core the other one needs (docs/SPEED.md,
+# "CPU: a few cores, shared"). Read when torch loads libgomp, so it only applies when cyclegan is imported before
+# torch (train.py, evaluate.py, python -m cyclegan.*); OMP_WAIT_POLICY=ACTIVE in the environment wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"

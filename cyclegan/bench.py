@@ -46,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 from PIL import Image
 
 from cyclegan.data import UnpairedDataModule
@@ -223,8 +224,9 @@ def bench_training(cfg: Config, args, device: torch.device, count_flops: bool = 
     result = Result(cfg.name, cfg.batch)
     reset_device(device)
     torch.manual_seed(0)
-    model = CycleGAN(ngf=args.ngf, ndf=args.ndf, n_blocks=args.n_blocks, pool_size=50, lr_policy="constant",
-                     channels_last=cfg.channels_last, compile=cfg.compile, fused_adam=cfg.fused_adam)
+    model = CycleGAN(**{**dict(ngf=args.ngf, ndf=args.ndf, n_blocks=args.n_blocks, pool_size=50), **args.model,
+                        "lr_policy": "constant", "channels_last": cfg.channels_last, "compile": cfg.compile,
+                        "fused_adam": cfg.fused_adam})
     profile_steps = args.profile_steps if profile else 0
     total = args.warmup + args.steps + profile_steps
     data = torch.utils.data.DataLoader(DeviceBatches(cfg.batch, args.image_size, device, total), batch_size=None)
@@ -402,6 +404,18 @@ def profile_report(name: str, prof: dict) -> str:
     return "\n".join(lines)
 
 
+def parse_model_args(items: list[str]) -> dict:
+    """``["lambda_identity=0", "upsample=resize"]`` -> ``{"lambda_identity": 0, "upsample": "resize"}``
+    (values read as YAML scalars, as Hydra does)."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"bench: --model takes KEY=VALUE items, got {item!r}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m cyclegan.bench", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -425,7 +439,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--peak-tflops", type=float, help="device bf16 peak for the 'limit' column (H100: ~800 measured)")
     p.add_argument("--time-budget", type=float, default=float("inf"), help="seconds; skip configs started after it")
     p.add_argument("--json", type=Path, help="write all numbers here")
+    p.add_argument("--model", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="CycleGAN arguments for the training rows, as model.KEY in train.py "
+                        "(e.g. lambda_identity=0 upsample=resize diffaugment=color,translation,cutout)")
+    p.add_argument("--threads", type=int, help="torch intra-op threads (as train.py's cpu_threads)")
     args = p.parse_args(argv)
+    args.model = parse_model_args(args.model)
     cuda = args.device.startswith("cuda")
     defaults = dict(image_size=256, ngf=64, ndf=64, n_blocks=9, warmup=10, steps=30, inference_batch=16,
                     peak_tflops=800.0, configs=GPU_CONFIGS, data_workers=[0, 4, 8]) if cuda else \
@@ -439,6 +458,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         print("bench: --device cuda but torch sees no CUDA device; use --device cpu", file=sys.stderr)
@@ -456,7 +477,9 @@ def main(argv=None) -> int:
     when = time.strftime("%Y-%m-%d %H:%M")
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
     print(f"cyclegan.bench {when} on {name}; torch {torch.__version__}; {args.image_size}px ngf={args.ngf} "
-          f"ndf={args.ndf} n_blocks={args.n_blocks}; warmup {args.warmup}, {args.steps} timed steps", flush=True)
+          f"ndf={args.ndf} n_blocks={args.n_blocks}; warmup {args.warmup}, {args.steps} timed steps; "
+          f"{torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}"
+          + (f"; model {args.model}" if args.model else ""), flush=True)
 
     results: list[Result] = []
     for i, cfg in enumerate(configs):

@@ -30,9 +30,11 @@ from omegaconf.errors import OmegaConfBaseException
 from cyclegan.config.keys import non_boolean_keys, unresolvable_keys
 from cyclegan.errors import UserError, one_line
 from cyclegan.data.sources import SOURCES
+from cyclegan.gan.diffaugment import parse_policy
 from cyclegan.gan.losses import GAN_MODES
 from cyclegan.gan.schedulers import LR_POLICIES
 from cyclegan.models import DISCRIMINATOR_NAMES, GENERATOR_NAMES, INIT_TYPES, NORM_TYPES, build_discriminator, build_generator
+from cyclegan.models.generators import UPSAMPLE_MODES
 from cyclegan.models.spec import discriminator_args, generator_args
 
 __all__ = [
@@ -166,6 +168,18 @@ def _check_model(model: DictConfig, problems: _Problems) -> None:
             _number(problems, f"model.{key}", get(key), low=0, low_open=True)
     if "lr_decay_start" in model:
         _number(problems, "model.lr_decay_start", get("lr_decay_start"), low=0, high=1)
+    if "upsample" in model:
+        _choice(problems, "model.upsample", get("upsample"), UPSAMPLE_MODES)
+    resnet_only = [f"model.{k}={get(k)}" for k, off in (("upsample", "deconv"), ("residual_output", False))
+                   if k in model and get(k) not in (off, None)]
+    if resnet_only and "gen" in model and not str(get("gen")).startswith("resnet"):
+        problems.add(f"{', '.join(resnet_only)} {'is an option' if len(resnet_only) == 1 else 'are options'} of "
+                     f"the resnet generator, not of model.gen={get('gen')}: remove it or use model.gen=resnet")
+    if "diffaugment" in model:
+        try:
+            parse_policy(get("diffaugment"))
+        except ValueError as exc:
+            problems.add(str(exc))
 
 
 def _check_data(data: DictConfig, problems: _Problems) -> None:
@@ -410,6 +424,8 @@ def validate_config(cfg: DictConfig) -> None:
                          "add trainer.max_time=00:00:09:00 (DD:HH:MM:SS) or choose another model.lr_policy")
     if isinstance(cfg.get("callbacks"), DictConfig):
         _check_callbacks(cfg.callbacks, problems)
+    if "cpu_threads" in cfg:
+        _int(problems, "cpu_threads", cfg.get("cpu_threads"), 1, nullable=True)
     # Size compatibility needs valid choices and sizes: only when everything above passed.
     if not problems.items and model is not None and data is not None and "image_size" in data:
         _check_sizes(model, data, problems)

@@ -139,13 +139,12 @@ def _translate_domain(
         with autocast:
             fake = G(x)
             rec = G_back(fake)
-            real_ok = discriminator_decisions(D_source, x, gan_mode)[:n]
-            fake_fooled = discriminator_decisions(D_target, fake, gan_mode)[:n]
+            if D_source is not None:  # None: the identity baseline has no discriminators
+                out.real_judged_real.append(discriminator_decisions(D_source, x, gan_mode)[:n])
+                out.fake_judged_real.append(discriminator_decisions(D_target, fake, gan_mode)[:n])
         x = x[:n]
         fake, rec = fake[:n].float().clamp(-1, 1), rec[:n].float().clamp(-1, 1)  # tanh outputs; clamp bf16 rounding
         out.paired.update(x, fake, rec)
-        out.real_judged_real.append(real_ok)
-        out.fake_judged_real.append(fake_fooled)
         out.fake_features.append(
             compute_features(fake, extractor, batch_size=batch_size, device=device, value_range=(-1.0, 1.0))
         )
@@ -162,6 +161,8 @@ def _judge_real(loader: Iterable[dict], D: nn.Module, gan_mode: str, device: tor
                 pad_to: int = 0) -> DomainPass:
     """A domain that is only a target: its discriminator's decisions on its real test images."""
     out = DomainPass()
+    if D is None:  # the identity baseline: nothing to judge with
+        return out
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
     for batch in loader:
         x = _pad_batch(batch["image"].to(device), pad_to)
@@ -180,6 +181,11 @@ def _pad_batch(x: torch.Tensor, size: int) -> torch.Tensor:
 
 def cat(tensors: list[torch.Tensor]) -> torch.Tensor:
     return torch.cat(tensors) if tensors else torch.zeros(0)
+
+
+def cat_flags(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """:func:`cat` for discriminator decisions (bool, also when there are none)."""
+    return torch.cat(tensors) if tensors else torch.zeros(0, dtype=torch.bool)
 
 
 

@@ -41,12 +41,13 @@ from torch import nn
 from cyclegan.errors import UserError, first_line
 from cyclegan.evaluation.inception import load_inception
 from cyclegan.evaluation.metrics import MIFID_EPS, generative_metrics
-from cyclegan.evaluation.passes import DomainPass, cat, evenly_spaced, real_features, translation_pass
+from cyclegan.evaluation.passes import DomainPass, cat, cat_flags, evenly_spaced, real_features, translation_pass
 from cyclegan.evaluation.report import write_report
 from cyclegan.imaging import resolve_device
 from cyclegan.loggers import instantiate_group, log_image
 from cyclegan.serialization import CheckpointError, safe_load
 from cyclegan.models.compile import auto_compile, compile_for_inference, compile_options
+from cyclegan.models import ImageGenerator
 from cyclegan.models.spec import NETWORKS, CycleGANNetworks
 from cyclegan.visualize import image_grid, save_image_grid
 
@@ -64,6 +65,9 @@ __all__ = [
 # direction key -> (source domain, target domain)
 DIRECTIONS = {"A2B": ("A", "B"), "B2A": ("B", "A")}
 REAL_REF_SPLITS = ("test", "train", "val")
+
+
+IDENTITY = "identity"  # ckpt_path value of the untranslated baseline
 
 
 class EvaluationError(UserError, ValueError):
@@ -89,17 +93,40 @@ def resolve_compile(spec: Any, device: torch.device, n_images: int) -> Any:
     return spec
 
 
+class IdentityGenerator(ImageGenerator):
+    """Returns its input: the 'translation' of the untranslated-images baseline."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+class IdentityCycleGAN(nn.Module):
+    """``ckpt_path=identity``: both generators return their input, so the metrics are those of the
+    untranslated test images against the target domain (the floor a translation should beat). There
+    are no discriminators: the D accuracy is null."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.G_AB, self.G_BA = IdentityGenerator(), IdentityGenerator()
+        self.D_A = self.D_B = None
+        self.hparams = {"gan_mode": "lsgan"}
+
+
 def load_cyclegan(ckpt_path: str | os.PathLike, map_location: Any = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """Both generators and discriminators of a training checkpoint (:class:`CycleGANNetworks`).
 
     Read with ``torch.load(weights_only=True)`` (:func:`cyclegan.serialization.safe_load`); the networks
     are rebuilt from ``hyper_parameters`` and loaded strictly from ``state_dict``. Returns ``(model, info)``
-    with info = ``{"checkpoint", "epoch", "global_step", "hparams"}``.
+    with info = ``{"checkpoint", "epoch", "global_step", "hparams"}``. ``ckpt_path="identity"`` gives
+    :class:`IdentityCycleGAN` (the untranslated baseline).
     """
     if ckpt_path in (None, "", "null"):
         raise EvaluationError(
-            "ckpt_path is required: python evaluate.py ckpt_path=outputs/train/<run>/checkpoints/last.ckpt"
+            "ckpt_path is required: python evaluate.py ckpt_path=outputs/train/<run>/checkpoints/last.ckpt "
+            "(or ckpt_path=identity for the untranslated images)"
         )
+    if str(ckpt_path) == IDENTITY:
+        return IdentityCycleGAN(), {"checkpoint": IDENTITY, "epoch": None, "global_step": None, "hparams": {}}
     path = Path(str(ckpt_path)).expanduser()
     if not path.is_file():
         raise EvaluationError(f"ckpt_path={ckpt_path}: no such file")
@@ -204,8 +231,8 @@ def evaluate_model(
             f"the {split} split of domain {' and '.join(empty)} has no images: give test folders "
             "(data.test_dir_a / data.test_dir_b) or, for layouts without a test split, data.val_size >= 1 "
             "(the hold-out used as the test split)")
-    compiled = compile_for_inference(
-        (getattr(model, n) for n in NETWORKS),
+    compiled = compile_for_inference(  # networks without weights (the identity baseline's) have nothing to compile
+        (net for net in (getattr(model, n) for n in NETWORKS) if net is not None and any(True for _ in net.parameters())),
         resolve_compile(compile, device, sum(len(datasets[d]) for d in sources)))
     pad_to = batch_size if compiled else 0
 
@@ -258,7 +285,7 @@ def score_direction(
                                 kid_subsets=kid_subsets, mifid_eps=mifid_eps, seed=seed)
     scores.update(passes[src].paired.compute())
     # The target discriminator: its real images come from the pass over the target domain.
-    real_ok, fake_fooled = cat(passes[tgt].real_judged_real), cat(passes[src].fake_judged_real)
+    real_ok, fake_fooled = cat_flags(passes[tgt].real_judged_real), cat_flags(passes[src].fake_judged_real)
     acc_real, acc_fake = _fraction(real_ok), _fraction(~fake_fooled)
     scores.update(
         d_accuracy=(acc_real + acc_fake) / 2,  # balanced: 0.5 means chance whatever the two counts are

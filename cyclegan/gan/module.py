@@ -11,6 +11,9 @@ One training step follows the paper's order:
      adversarial + lambda * cycle L1 + lambda * lambda_identity * identity L1;
   3. discriminator step on fakes drawn from the image pools (detached):
      0.5 * (loss on real + loss on fake), plus the gradient penalty for wgangp.
+
+With ``diffaugment`` set, every discriminator call of steps 2 and 3 judges an augmented image
+(:meth:`CycleGAN.judge`; cyclegan/gan/diffaugment.py).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
+from cyclegan.gan.diffaugment import DiffAugment, parse_policy
 from cyclegan.gan.losses import GANLoss, gradient_penalty
 from cyclegan.models import build_discriminator, build_generator
 from cyclegan.models.spec import discriminator_args, generator_args
@@ -50,6 +54,8 @@ class CycleGAN(pl.LightningModule):
         dropout: bool = False,
         init_type: str = "normal",
         init_gain: float = 0.02,
+        upsample: str = "deconv",
+        residual_output: bool = False,
         # losses
         gan_mode: str = "lsgan",
         lambda_cycle: float = 10.0,
@@ -59,6 +65,7 @@ class CycleGAN(pl.LightningModule):
         lambda_gp: float = 10.0,
         d_loss_weight: float = 0.5,
         pool_size: int = 50,
+        diffaugment: str | None = None,
         # optimisation
         lr: float = 2e-4,
         lr_D: float | None = None,
@@ -94,6 +101,10 @@ class CycleGAN(pl.LightningModule):
         # Pools hold fakes *for* each discriminator: pool_A feeds D_A with fake A images.
         self.pool_A = ImagePool(pool_size)
         self.pool_B = ImagePool(pool_size)
+        # model.diffaugment: the same kind of random augmentation before every discriminator call
+        # (cyclegan/gan/diffaugment.py); None when off, so the default step runs exactly the code it always ran
+        policy = parse_policy(diffaugment)
+        self.augment = DiffAugment(policy) if policy else None
         self.automatic_optimization = False
         self.last_visuals: dict[str, torch.Tensor] = {}
 
@@ -116,10 +127,14 @@ class CycleGAN(pl.LightningModule):
         return (self.G_AB if direction == "AB" else self.G_BA)(x)
 
     # ------------------------------------------------------------------ losses
+    def judge(self, D, x: torch.Tensor) -> torch.Tensor:
+        """``D(x)``, through the DiffAugment policy when ``model.diffaugment`` is set."""
+        return D(x) if self.augment is None else D(self.augment(x))
+
     def generator_loss(self, real_A, real_B, fake_A, fake_B, rec_A, rec_B) -> tuple[torch.Tensor, dict]:
         hp = self.hparams
-        adv_AB = self.gan_loss(self.D_B(fake_B), True, for_discriminator=False)
-        adv_BA = self.gan_loss(self.D_A(fake_A), True, for_discriminator=False)
+        adv_AB = self.gan_loss(self.judge(self.D_B, fake_B), True, for_discriminator=False)
+        adv_BA = self.gan_loss(self.judge(self.D_A, fake_A), True, for_discriminator=False)
         cycle_A = F.l1_loss(rec_A, real_A) * self.lambda_A
         cycle_B = F.l1_loss(rec_B, real_B) * self.lambda_B
         logs = {"G_adv_AB": adv_AB, "G_adv_BA": adv_BA, "cycle_A": cycle_A, "cycle_B": cycle_B}
@@ -134,8 +149,9 @@ class CycleGAN(pl.LightningModule):
         return total, logs
 
     def discriminator_loss(self, D, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        loss = self.hparams.d_loss_weight * (self.gan_loss(D(real), True) + self.gan_loss(D(fake.detach()), False))
-        if self.hparams.gan_mode == "wgangp":
+        loss = self.hparams.d_loss_weight * (self.gan_loss(self.judge(D, real), True)
+                                             + self.gan_loss(self.judge(D, fake.detach()), False))
+        if self.hparams.gan_mode == "wgangp":  # the penalty on un-augmented interpolates
             loss = loss + gradient_penalty(D, real, fake, self.hparams.lambda_gp)
         return loss
 

@@ -12,6 +12,9 @@ from torch import nn
 
 from .layers import INIT_TYPES, NORM_TYPES, check_choice, check_int, conv_bias, get_norm_layer, init_weights
 
+UPSAMPLE_MODES = ("deconv", "resize")
+# |x| is clamped to this before atanh in residual_output generators (atanh(1 - 1e-3) = 3.8)
+RESIDUAL_CLAMP = 1 - 1e-3
 GENERATOR_NAMES = ("resnet", "unet", "resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128", "unet_keras")
 _ALIASES = {
     "resnet_9blocks": ("resnet", "n_blocks", 9),
@@ -86,8 +89,13 @@ class ResnetGenerator(ImageGenerator):
     min_size = 8
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, norm: str = "instance",
-                 dropout: bool = False, n_blocks: int = 9) -> None:
+                 dropout: bool = False, n_blocks: int = 9, upsample: str = "deconv",
+                 residual_output: bool = False) -> None:
         super().__init__()
+        check_choice("upsample", upsample, UPSAMPLE_MODES)
+        if residual_output and in_channels != out_channels:
+            raise ValueError(f"residual_output needs in_channels == out_channels (got {in_channels} and {out_channels})")
+        self.residual_output = bool(residual_output)
         norm_layer, bias = get_norm_layer(norm), conv_bias(norm)
         layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(in_channels, ngf, 7, bias=bias),
                                    norm_layer(ngf), nn.ReLU()]
@@ -97,14 +105,44 @@ class ResnetGenerator(ImageGenerator):
         layers += [ResnetBlock(ngf * 4, norm, dropout) for _ in range(n_blocks)]
         for i in range(2):
             c = ngf * 2 ** (2 - i)
-            layers += [nn.ConvTranspose2d(c, c // 2, 3, stride=2, padding=1, output_padding=1, bias=bias),
-                       norm_layer(c // 2), nn.ReLU()]
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7), nn.Tanh()]
+            up = (nn.ConvTranspose2d(c, c // 2, 3, stride=2, padding=1, output_padding=1, bias=bias)
+                  if upsample == "deconv" else ResizeConv(c, c // 2, bias))
+            layers += [up, norm_layer(c // 2), nn.ReLU()]
+        # residual_output: the last conv predicts a change in tanh's argument (no tanh inside the Sequential,
+        # so the state-dict keys stay the reference's: Tanh has no parameters)
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7),
+                   nn.Identity() if residual_output else nn.Tanh()]
         self.model = nn.Sequential(*layers)
+
+    def zero_init_output(self) -> None:
+        """Zero the last conv: with ``residual_output`` the generator then starts as the identity."""
+        last = self.model[-2]
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input_size(x)
-        return self.model(x)
+        if not self.residual_output:
+            return self.model(x)
+        # tanh(atanh(x) + r): exactly x while r = 0, always inside (-1, 1), smooth everywhere (a clamp of
+        # x + r would stop the gradient of saturated pixels). The clamp keeps atanh finite at +-1.
+        base = torch.atanh(x.float().clamp(-RESIDUAL_CLAMP, RESIDUAL_CLAMP))
+        return torch.tanh(base + self.model(x).float()).to(x.dtype)
+
+
+class ResizeConv(nn.Module):
+    """2x nearest-neighbour upsampling then a 3x3 convolution (Odena et al. 2016, "Deconvolution and
+    Checkerboard Artifacts"): every output pixel gets the same number of kernel taps, so unlike a stride-2
+    transposed convolution it cannot paint a checkerboard."""
+
+    def __init__(self, in_channels: int, out_channels: int, bias: bool) -> None:
+        super().__init__()
+        self.up = nn.Upsample(scale_factor=2, mode="nearest")
+        self.pad = nn.ReflectionPad2d(1)
+        self.conv = nn.Conv2d(in_channels, out_channels, 3, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(self.pad(self.up(x)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -231,12 +269,16 @@ class KerasUnetGenerator(ImageGenerator):
 # --------------------------------------------------------------------------------------------
 def build_generator(name: str, *, in_channels: int = 3, out_channels: int = 3, ngf: int = 64,
                     norm: str = "instance", dropout: bool = False, n_blocks: int = 9, depth: int = 8,
-                    init_type: str = "normal", init_gain: float = 0.02) -> ImageGenerator:
+                    init_type: str = "normal", init_gain: float = 0.02, upsample: str = "deconv",
+                    residual_output: bool = False) -> ImageGenerator:
     """Build and initialize a generator by name (see ``GENERATOR_NAMES``).
 
     ``n_blocks`` applies to ResNet, ``depth`` (number of downsamplings) to U-Net; other
     arguments that do not apply to the chosen network are ignored. Aliases fix ``n_blocks`` /
     ``depth``; passing a different non-default value alongside an alias is an error.
+    ``upsample="resize"`` (nearest upsampling + conv instead of transposed convs) and
+    ``residual_output=True`` (output = tanh(atanh(x) + r) with the last conv zeroed, so the generator
+    starts as the identity) are ResNet options; the defaults build the reference's network.
     """
     check_choice("generator", name, GENERATOR_NAMES)
     check_int("in_channels", in_channels, 1)
@@ -252,13 +294,24 @@ def build_generator(name: str, *, in_channels: int = 3, out_channels: int = 3, n
             raise ValueError(f"generator {name!r} fixes {arg}={fixed}, but {arg}={given} was given; "
                              f"use {kind!r} to choose {arg} freely")
         n_blocks, depth = (fixed, depth) if arg == "n_blocks" else (n_blocks, fixed)
+    check_choice("upsample", upsample, UPSAMPLE_MODES)
+    if kind != "resnet" and (upsample != "deconv" or residual_output):
+        raise ValueError(f"upsample={upsample!r} / residual_output={bool(residual_output)} are options of the "
+                         f"resnet generator, not of {name!r}; leave them at deconv / false")
     if kind == "resnet":
-        net = ResnetGenerator(in_channels, out_channels, ngf, norm, bool(dropout), check_int("n_blocks", n_blocks, 0))
+        net = ResnetGenerator(in_channels, out_channels, ngf, norm, bool(dropout), check_int("n_blocks", n_blocks, 0),
+                              upsample=upsample, residual_output=bool(residual_output))
     elif kind == "unet":
         net = UnetGenerator(in_channels, out_channels, ngf, norm, bool(dropout), check_int("depth", depth, 2))
     else:
         net = KerasUnetGenerator(in_channels, out_channels, ngf, norm)
     # How it was built: cyclegan.inference.export writes it next to the weights, so an exported file rebuilds itself.
-    net._cyclegan_spec = (name, dict(in_channels=in_channels, out_channels=out_channels, ngf=ngf, norm=norm,
-                                     dropout=bool(dropout), n_blocks=n_blocks, depth=depth))
-    return init_weights(net, init_type, init_gain)
+    spec = dict(in_channels=in_channels, out_channels=out_channels, ngf=ngf, norm=norm, dropout=bool(dropout),
+                n_blocks=n_blocks, depth=depth)
+    if kind == "resnet" and (upsample != "deconv" or residual_output):  # only when set: older readers keep working
+        spec.update(upsample=upsample, residual_output=bool(residual_output))
+    net._cyclegan_spec = (name, spec)
+    init_weights(net, init_type, init_gain)
+    if residual_output:
+        net.zero_init_output()
+    return net

@@ -25,6 +25,7 @@ _GENERATOR_KEYS = {
     "ngf": "ngf", "n_blocks": "n_blocks", "unet_depth": "depth", "norm": "norm", "dropout": "dropout",
     "in_channels": "in_channels", "out_channels": "out_channels",
     "input_nc": "in_channels", "output_nc": "out_channels",  # the reference's names
+    "upsample": "upsample", "residual_output": "residual_output",  # ResNet options (the CPU painter)
 }
 _DISCRIMINATOR_KEYS = {"ndf": "ndf", "d_layers": "n_layers", "norm": "norm"}
 _INIT_KEYS = {"init_type": "init_type", "init_gain": "init_gain"}  # only when building fresh weights

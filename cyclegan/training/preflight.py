@@ -44,7 +44,7 @@ MB = 1024**2
 CHECKPOINT_COPIES = 3
 MARGIN_BYTES = 100 * MB  # logs, image grids, loss curves
 # hyper_parameters that fix the shapes of the saved weights: they must match to resume.
-ARCHITECTURE_KEYS = ("gen", "disc", "ngf", "ndf", "n_blocks", "unet_depth", "d_layers", "norm")
+ARCHITECTURE_KEYS = ("gen", "disc", "ngf", "ndf", "n_blocks", "unet_depth", "d_layers", "norm", "upsample")
 
 
 class OutputDirError(UserError, OSError):

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
+import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
@@ -157,11 +158,19 @@ def expected_lightning_warnings(cfg: DictConfig, ckpt_path: str | None) -> Itera
         yield
 
 
+def apply_cpu_threads(threads: int | None) -> None:
+    """``cpu_threads``: torch's intra-op threads for this process (None leaves torch's default)."""
+    if threads:
+        torch.set_num_threads(int(threads))
+        log.info("cpu_threads=%d: torch uses %d intra-op threads", threads, torch.get_num_threads())
+
+
 def fit(cfg: DictConfig) -> dict[str, float]:
     validate_config(cfg)  # bad keys/values/combinations fail here, before anything heavy is built
     preflight_run(cfg)  # output dir writable with room for checkpoints; ckpt_path safe to load
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
+    apply_cpu_threads(cfg.get("cpu_threads"))
 
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.output_dir, cfg)
     configure_wandb(cfg, ckpt_path)

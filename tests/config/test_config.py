@@ -1,5 +1,6 @@
 """Every option of every config group composes and instantiates; the CLI surface exists."""
 
+import re
 from pathlib import Path
 
 import hydra
@@ -69,3 +70,32 @@ def test_default_is_the_embedded_sample_on_a_small_model(tmp_path):
 def test_several_loggers_at_once(tmp_path):
     cfg = compose_config(tmp_path, "logger=many")
     assert set(cfg.logger) == {"csv", "tensorboard", "wandb"}
+
+
+def test_painter_options_are_checked_in_one_line(tmp_path):
+    from cyclegan.config.checks import ConfigError, validate_config
+
+    for overrides, fragment in (
+        (["model.upsample=bilinear"], "model.upsample='bilinear' is not one of: deconv, resize"),
+        (["model.gen=unet", "model.residual_output=true"], "model.residual_output=True is an option of the resnet"),
+        (["model.diffaugment=colour"], "model.diffaugment: unknown transform 'colour'"),
+        (["cpu_threads=0"], "cpu_threads=0 must be an integer >= 1 or null"),
+    ):
+        with pytest.raises(ConfigError, match=re.escape(fragment)):
+            validate_config(compose_config(tmp_path, *overrides))
+    validate_config(compose_config(tmp_path, "experiment=monet_cpu"))
+
+
+def test_cpu_threads_sets_torchs_intra_op_threads():
+    import torch
+
+    from cyclegan.training.run import apply_cpu_threads
+
+    before = torch.get_num_threads()
+    try:
+        apply_cpu_threads(2)
+        assert torch.get_num_threads() == 2
+        apply_cpu_threads(None)  # leaves it alone
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -301,3 +301,17 @@ def test_val_kid_without_inception_warns_once_and_training_goes_on(tiny_cfg, mon
     assert len(disabled) == 1 and "no Inception network" in str(disabled[0].message)
     assert "val/kid" not in metrics
     assert "train/G_loss_epoch" in metrics  # training finished and logged its losses
+
+
+def test_ckpt_path_identity_scores_the_untranslated_images(tiny_ckpt, tmp_path):
+    cache = tmp_path / "cache"
+    baseline = evaluate(eval_cfg(tmp_path / "identity", "identity", "metrics.train_ref=true",
+                                 "metrics.directions=[B2A]", cache=cache))
+    m = json.loads((tmp_path / "identity" / "metrics.json").read_text())["B2A"]
+    assert baseline["checkpoint"] == "identity" and baseline["global_step"] is None
+    assert m["ssim"] == pytest.approx(1.0, abs=1e-4) and m["cycle_l1"] == pytest.approx(0.0, abs=1e-6)
+    assert m["n_fake"] == m["n_pairs"] == N_TEST and m["n_train_ref"] == N_TRAIN
+    assert m["d_accuracy"] is None and m["d_n_real"] == m["d_n_fake"] == 0  # no discriminators to judge with
+    # the photos themselves, so a translated photo (one training step: noise) is further from them
+    trained = evaluate(eval_cfg(tmp_path / "trained", tiny_ckpt, "metrics.directions=[B2A]", cache=cache))["B2A"]
+    assert trained["ssim"] < m["ssim"]

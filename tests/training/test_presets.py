@@ -19,7 +19,7 @@ PRESETS = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
 
 def test_the_presets_are_there_and_say_what_they_reproduce():
     assert PRESETS == ["fast_h100", "kaggle_monet_resnet", "kaggle_tutorial_unet", "monet_10min", "monet_10min_naive",
-                       "monet_vangogh_via_photo", "reference_cyclegan", "sample_cpu", "vangogh_unet"]
+                       "monet_cpu", "monet_vangogh_via_photo", "reference_cyclegan", "sample_cpu", "vangogh_unet"]
     for name in PRESETS:
         text = (Path(CONF_DIR) / "experiment" / f"{name}.yaml").read_text()
         assert text.startswith("# @package _global_\n# "), f"{name}: package line, then a comment naming its source"
@@ -87,6 +87,19 @@ def test_monet_10min_is_the_speed_recipe_on_a_time_budget_and_its_baseline_the_n
     assert (fast.trainer.precision, fast.data.batch_size, fast.model.compile) == ("bf16-mixed", 16, True)
     assert (naive.trainer.precision, naive.data.batch_size, naive.model.compile) == ("32-true", 1, False)
     assert naive.model.channels_last is False and naive.model.fused_adam is False
+
+
+def test_monet_cpu_is_the_two_core_painter_on_a_half_hour_budget(tmp_path):
+    cfg = compose_config(tmp_path, "experiment=monet_cpu")
+    m = cfg.model
+    assert cfg.data.name == "monet2photo" and cfg.trainer.accelerator == "cpu"
+    assert cfg.trainer.max_time == "00:00:29:00" and cfg.trainer.max_epochs == -1 and m.lr_policy == "linear_time"
+    assert cfg.trainer.precision == "bf16-mixed" and (cfg.data.image_size, cfg.data.batch_size) == (128, 4)
+    assert (m.gen, m.upsample, m.residual_output) == ("resnet", "resize", True) and m.diffaugment
+    assert cfg.cpu_threads == 2 and cfg.data.num_workers == 0
+    # the reference architecture stays everyone else's default
+    default = compose_config(tmp_path, "data=monet2photo")
+    assert (default.model.upsample, default.model.residual_output, default.model.diffaugment) == ("deconv", False, None)
 
 
 def test_every_preset_fast_dev_runs_on_the_sample(tmp_path):
