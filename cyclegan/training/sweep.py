@@ -39,7 +39,8 @@ SUMMARY_NAME = "summary"  # summary.csv, summary.md
 def job_overrides() -> list[str]:
     """The command-line overrides of this job (`hydra.overrides.task`): a sweep's parameters included."""
     job = hydra_job()
-    return list(job.overrides.task) if job is not None else []
+    # unresolved: an override may hold an interpolation that cannot resolve (the error being reported)
+    return [str(o) for o in OmegaConf.to_container(job.overrides.task, resolve=False)] if job is not None else []
 
 
 def sweep_parameters() -> list[str]:
@@ -59,8 +60,8 @@ def sweep_parameters() -> list[str]:
             keys |= {o.key_or_group for o in OverridesParser.create().parse_overrides(list(task))
                      if o.is_sweep_override()}
     parser = OverridesParser.create()
-    return [text for text, o in zip(job.overrides.task, parser.parse_overrides(list(job.overrides.task)))
-            if o.key_or_group in keys]
+    task = job_overrides()
+    return [text for text, o in zip(task, parser.parse_overrides(task)) if o.key_or_group in keys]
 
 
 def wandb_sweep_settings() -> dict[str, Any]:
