@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -51,6 +50,7 @@ from .sources import (
 )
 from .tfrecord import tfrecord_files
 from .transforms import build_transforms
+from .workers import kill_leftover_workers_at_exit, worker_init
 
 log = logging.getLogger(__name__)
 
@@ -352,6 +352,8 @@ class UnpairedDataModule(pl.LightningDataModule):
 
     def _loader(self, dataset, batch_size: int, shuffle: bool) -> DataLoader:
         workers = self.num_workers
+        if workers > 0:
+            kill_leftover_workers_at_exit()
         return DataLoader(
             dataset,
             batch_size=batch_size,
@@ -360,7 +362,7 @@ class UnpairedDataModule(pl.LightningDataModule):
             pin_memory=self.pin_memory and torch.cuda.is_available(),
             persistent_workers=self.persistent_workers and workers > 0,
             drop_last=False,
-            worker_init_fn=_worker_init if workers > 0 else None,
+            worker_init_fn=worker_init if workers > 0 else None,
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -442,22 +444,6 @@ def _warn_shared_folders(folders: dict[str, dict[str, Path | None]]) -> None:
             outer, inner = (a, b) if ra in rb.parents else (b, a)
             log.warning("%s (%s split) holds the other domain's folder %s, and folders are searched recursively: "
                         "those images are in both domains; give each domain its own folder", outer, split, inner)
-
-
-def _worker_init(worker_id: int) -> None:
-    """DataLoader workers ignore SIGINT/SIGTERM, then get Lightning's seeding.
-
-    A Ctrl-C, or a scheduler's SIGTERM sent to the whole process group, must not kill a worker
-    mid-epoch: the main process finishes the batch, saves a checkpoint (cyclegan.training.safety.
-    GracefulShutdown) and shuts its workers down itself. Setting this function replaces the
-    worker_init_fn Lightning adds after seed_everything(workers=True), so it is called here.
-    """
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, signal.SIG_IGN)
-    if int(os.environ.get("PL_SEED_WORKERS", 0)):
-        from lightning_fabric.utilities.seed import pl_worker_init_function
-
-        pl_worker_init_function(worker_id)
 
 
 def _check(split: str, domain: str) -> tuple[str, str]:
