@@ -14,7 +14,8 @@ Packages, by stage (docs/ARCHITECTURE.md has the data flow):
 - ``gpu_suite``, ``gpu_prepare``: the one-call GPU suite on top of ``bench``, what it carries to a
   bare GPU machine, its CPU dry run and the CPU finish (``python -m cyclegan.gpu_suite``).
 
-The shared layer under them: ``errors`` (UserError: one line, exit 2), ``imaging`` (image files:
+The shared layer under them: ``errors`` (UserError: one line, exit 2), ``directions`` (AB/BA, the one
+spelling of the two directions, and the aliases read as them), ``imaging`` (image files:
 listing, decoding with one transparency rule, atomic writes, devices), ``serialization`` (safe
 ``torch.load``), ``visualize`` (image grids, plots), ``loggers`` (W&B / TensorBoard).
 

@@ -12,7 +12,7 @@ runs, in this order, each stage under its own time budget so that a slow stage c
    carried photos, replicated by links), wall time of the whole command;
 4. ``monet_run``: ``train.py experiment=monet_10min`` with the fastest stable configuration of stage 1
    for what is left of the budget (``trainer.max_time``, ``lr_policy=linear_time``), then ``evaluate.py``
-   on testB (B2A) against the 250 Monet paintings, and a half-precision checkpoint of the four networks
+   on testB (BA) against the 250 Monet paintings, and a half-precision checkpoint of the four networks
    split into parts of at most 15 MiB (G_BA alone is 21.7 MiB in fp16, over the 16 MiB a returned
    file may have).
 
@@ -413,10 +413,10 @@ def pick_train_config(plan: Plan, training: dict, device: torch.device) -> tuple
 
 def evaluate_command(ckpt: Path, data_root: Path, out_dir: Path, plan: Plan, device: str, inception: str,
                      compile: str = "false", bf16: bool = False, cache: bool = False) -> list[str]:
-    """evaluate.py on testB (B2A) against trainA + testA, MiFID against trainA; ``cache``: keep the real
+    """evaluate.py on testB (BA) against trainA + testA, MiFID against trainA; ``cache``: keep the real
     images' features in the default feature cache (worth it on a CPU, where they cost a minute)."""
     cmd = [sys.executable, "evaluate.py", f"ckpt_path={ckpt}", "data=monet2photo", f"paths.data_dir={data_root}",
-           "data.download=false", "metrics.directions=[B2A]", "metrics.real_ref=train+test", "metrics.train_ref=true",
+           "data.download=false", "metrics.directions=[BA]", "metrics.real_ref=train+test", "metrics.train_ref=true",
            f"metrics.inception={inception}", f"hydra.run.dir={out_dir}", "logger=none", f"device={device}",
            f"compile={compile}", f"bf16={str(bf16).lower()}", *plan.eval_overrides]
     if not cache:
@@ -427,8 +427,8 @@ def evaluate_command(ckpt: Path, data_root: Path, out_dir: Path, plan: Plan, dev
 
 
 def read_eval(out_dir: Path, inception: str) -> dict:
-    """B2A metrics of an evaluate.py run; with the tiny Inception only what does not depend on it."""
-    scores = dict(json.loads((out_dir / "metrics.json").read_text())["B2A"])
+    """BA metrics of an evaluate.py run; with the tiny Inception only what does not depend on it."""
+    scores = dict(json.loads((out_dir / "metrics.json").read_text())["BA"])
     if inception == "tiny":
         for key in ("fid", "kid_mean", "kid_std", "mifid", "memorization_distance", "memorization_distance_thr"):
             scores.pop(key, None)

@@ -2,8 +2,8 @@
 
 ``metrics`` maps each direction to its metric dict, e.g.::
 
-    {"A2B": {"fid": 41.2, "kid_mean": 0.012, ..., "n_real": 751, "n_fake": 1200, "n_train_ref": 300},
-     "B2A": {...},
+    {"AB": {"fid": 41.2, "kid_mean": 0.012, ..., "n_real": 751, "n_fake": 1200, "n_train_ref": 300},
+     "BA": {...},
      "checkpoint": "epoch=199.ckpt", "inception": "fid_helper:default_1.pt:..."}
 
 Dict values become table columns (one per direction, one row per metric); other top-level values are
@@ -18,6 +18,8 @@ import os
 import shutil
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
+
+from cyclegan.directions import LABELS, as_direction
 
 # known metrics, in table order: key -> (label, what it means)
 METRIC_INFO = {
@@ -36,7 +38,6 @@ METRIC_INFO = {
     "n_train_ref": ("n_train_ref", "training images used for the memorization distance"),
     "n_pairs": ("n_pairs", "input/translation pairs for SSIM and cycle L1"),
 }
-DIRECTION_LABELS = {"A2B": "A → B", "B2A": "B → A", "AtoB": "A → B", "BtoA": "B → A"}
 
 
 def _jsonable(value: Any) -> Any:
@@ -83,7 +84,7 @@ def _markdown(metrics: Mapping[str, Any], grid_rel: Optional[str]) -> str:
         keys: list[str] = [k for k in METRIC_INFO if any(k in metrics[d] for d in directions)]
         extra = sorted({k for d in directions for k in metrics[d]} - set(keys))
         keys += extra
-        header = ["metric"] + [DIRECTION_LABELS.get(d, d) for d in directions]
+        header = ["metric"] + [LABELS.get(as_direction(d), d) for d in directions]
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|" + "|".join(["---"] + ["---:"] * len(directions)) + "|")
         for k in keys:

@@ -1,16 +1,16 @@
 """What `evaluate.py` does: translate the test split both ways and measure the translations.
 
-Per direction (``A2B``: A test images through G_AB, ``B2A``: B test images through G_BA):
+Per direction (``AB``: A test images through G_AB, ``BA``: B test images through G_BA):
 
 - FID / KID of the translations against real images of the target domain (``metrics.real_ref``:
   its test split by default, or ``train+test``), MiFID (Kaggle's definition) when
   ``metrics.train_ref=true`` against the target domain's TRAINING images;
 - SSIM(x, G(x)) and the cycle reconstruction L1 |x - F(G(x))| (on [0, 1]);
 - the target discriminator's balanced accuracy: mean of its accuracy on real target test images and on
-  the translations (D_B judges A2B, D_A judges B2A; 0.5 = it cannot tell them apart);
+  the translations (D_B judges AB, D_A judges BA; 0.5 = it cannot tell them apart);
 - the image count behind every figure (n_real, n_fake, n_train_ref, n_pairs, d_n_real, d_n_fake).
 
-``metrics.directions=[B2A]`` (or ``[A2B]``) evaluates one direction only: the other domain is not
+``metrics.directions=[BA]`` (or ``[AB]``) evaluates one direction only: the other domain is not
 translated, its real test images only go through its discriminator.
 
 Every image goes through the datamodule's test pipeline (resize to ``data.image_size``), real reference
@@ -38,6 +38,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from cyclegan.directions import DOMAINS_OF, as_direction
 from cyclegan.errors import UserError, first_line
 from cyclegan.evaluation.inception import load_inception
 from cyclegan.evaluation.metrics import MIFID_EPS, generative_metrics
@@ -63,7 +64,7 @@ __all__ = [
 ]
 
 # direction key -> (source domain, target domain)
-DIRECTIONS = {"A2B": ("A", "B"), "B2A": ("B", "A")}
+DIRECTIONS = DOMAINS_OF
 REAL_REF_SPLITS = ("test", "train", "val")
 
 
@@ -169,12 +170,12 @@ def parse_directions(directions: str | Sequence[str] | None) -> list[str]:
     items = [d.strip() for item in items for d in item.split(",") if d.strip()]
     if items in (["both"], ["all"]):
         return list(DIRECTIONS)
-    bad = [d for d in items if d not in DIRECTIONS]
-    if not items or bad:
+    keys = [as_direction(d) for d in items]  # A2B/B2A (the older spelling) are read as AB/BA
+    if not items or None in keys:
         raise EvaluationError(
-            f"metrics.directions={directions!r}: use [A2B,B2A] (both, the default), A2B or B2A "
-            "(B2A: domain B's test images through G_BA, e.g. photos to paintings)")
-    return [d for d in DIRECTIONS if d in items]
+            f"metrics.directions={directions!r}: use [AB,BA] (both, the default), AB or BA "
+            "(BA: domain B's test images through G_BA, e.g. photos to paintings; A2B/B2A also read)")
+    return [d for d in DIRECTIONS if d in keys]
 
 
 def _parse_real_ref(real_ref: str | Sequence[str]) -> list[str]:
@@ -208,10 +209,10 @@ def evaluate_model(
     num_examples: int = 8,
     seed: int = 0,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, torch.Tensor]]:
-    """Translate ``split`` both ways (or the ``directions`` given: ``"B2A"``, ...) and measure it
+    """Translate ``split`` both ways (or the ``directions`` given: ``"BA"``, ...) and measure it
     (see the module docstring).
 
-    Returns ``(results, examples)``: results = ``{"A2B": {...}, "B2A": {...}}``; examples = the first
+    Returns ``(results, examples)``: results = ``{"AB": {...}, "BA": {...}}``; examples = the first
     ``num_examples`` images per domain as [-1, 1] tensors, keys ``real_A, fake_B, rec_A, real_B, fake_A, rec_B``.
     """
     device = torch.device(device)
@@ -273,7 +274,7 @@ def score_direction(
     mifid_eps: float,
     seed: int,
 ) -> dict[str, Any]:
-    """The scores of one direction (``A2B`` or ``B2A``) from the translation pass: FID/KID/MiFID against
+    """The scores of one direction (``AB`` or ``BA``) from the translation pass: FID/KID/MiFID against
     the target domain's real images, SSIM and cycle L1, the target discriminator's accuracy."""
     src, tgt = DIRECTIONS[key]
     common = dict(batch_size=batch_size, device=device, cache_dir=cache_dir, num_workers=num_workers,
@@ -313,7 +314,7 @@ def grid_rows(examples: Mapping[str, torch.Tensor]) -> list[torch.Tensor]:
 
 
 def flat_scalars(results: Mapping[str, Mapping[str, Any]], prefix: str = "eval") -> dict[str, float]:
-    """``{"eval/A2B/fid": ..., ...}``: the numeric, finite entries of every direction."""
+    """``{"eval/AB/fid": ..., ...}``: the numeric, finite entries of every direction."""
     flat = {}
     for direction, scores in results.items():
         for k, v in scores.items():

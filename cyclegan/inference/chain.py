@@ -9,6 +9,7 @@ from typing import Any, Iterable, Sequence
 import torch
 from torch import nn
 
+from cyclegan.directions import as_direction, normalize_direction
 from cyclegan.inference.batching import TranslateError
 from cyclegan.inference.checkpoint import lcm_multiple, load_generator
 
@@ -36,11 +37,12 @@ class Chain(nn.Module):
 
 
 def parse_spec(spec: str, default_direction: str = "AB") -> tuple[Path, str]:
-    """``"path.ckpt:AB"`` -> (Path("path.ckpt"), "AB"); no suffix -> ``default_direction``."""
+    """``"path.ckpt:AB"`` -> (Path("path.ckpt"), "AB") (``:B2A`` and the other spellings of
+    cyclegan.directions too); no suffix -> ``default_direction``."""
     head, sep, tail = str(spec).rpartition(":")
-    if sep and tail.upper() in ("AB", "BA") and head:
-        return Path(head), tail.upper()
-    return Path(spec), default_direction.upper()
+    if sep and head and as_direction(tail):
+        return Path(head), as_direction(tail)
+    return Path(spec), normalize_direction(default_direction)
 
 
 def load_chain(specs: Sequence[str] | str, map_location: Any = "cpu", default_direction: str = "AB",

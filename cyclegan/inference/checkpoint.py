@@ -30,6 +30,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from cyclegan.directions import DIRECTIONS, as_direction
 from cyclegan.errors import first_line
 from cyclegan.models import build_generator, load_reference_weights
 from cyclegan.models.spec import generator_args
@@ -51,7 +52,6 @@ __all__ = [
 
 EXPORT_FORMAT = "cyclegan-generator"
 EXPORT_VERSION = 1
-DIRECTIONS = ("AB", "BA")
 # A file the user names like this is TorchScript by the user's own account (``--export ts`` writes .ts).
 TORCHSCRIPT_SUFFIXES = (".torchscript.pt", ".torchscript", ".ts")
 ALLOW_TORCHSCRIPT_HINT = "pass --allow-torchscript (allow_torchscript=True), or name it *.torchscript.pt"
@@ -64,9 +64,9 @@ def _strip_prefix(state_dict: Mapping[str, Any], prefix: str) -> dict[str, Any]:
 
 
 def _normalize_direction(direction: str) -> str:
-    d = str(direction).upper().replace("->", "").replace("2", "").replace("_", "")
-    if d not in DIRECTIONS:
-        raise CheckpointError(f"direction must be 'AB' or 'BA', got {direction!r}")
+    d = as_direction(direction)
+    if d is None:
+        raise CheckpointError(f"direction must be 'AB' or 'BA' (or A2B/B2A), got {direction!r}")
     return d
 
 

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from cyclegan.directions import direction_argument
 from cyclegan.errors import UserError, first_line
 from cyclegan.imaging import PIL_FORMATS, blocking_file, resolve_device
 from cyclegan.inference.batching import TranslateError, list_images, read_rgb
@@ -82,8 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, metavar="FILE", help="grid image (.jpg keeps it small; .png)")
     p.add_argument("--count", type=int, default=8, metavar="N", help="input images, evenly spaced (default 8)")
     p.add_argument("--size", type=int, default=256, metavar="PX", help="inputs are resized to PX x PX (default 256)")
-    p.add_argument("--direction", default="AB", type=str.upper, choices=["AB", "BA"],
-                   help="direction of specs without :AB/:BA (default AB)")
+    p.add_argument("--direction", default="AB", type=direction_argument, metavar="{AB,BA}",
+                   help="direction of specs without :AB/:BA (default AB; A2B/B2A also read)")
     p.add_argument("--allow-torchscript", action="store_true",
                    help="load TorchScript --ckpt files whatever their name (their code runs: trusted files only)")
     p.add_argument("--device", default=None, metavar="DEV", help="cuda, cpu (default: cuda when available)")

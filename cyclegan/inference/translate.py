@@ -37,6 +37,7 @@ from PIL import Image, ImageOps
 from torch import nn
 from tqdm.auto import tqdm
 
+from cyclegan.directions import direction_argument
 from cyclegan.errors import UserError, first_line
 from cyclegan.imaging import (
     IMAGE_EXTENSIONS, PIL_FORMATS, atomic_write, blocking_file, load_image, resolve_device, to_rgb,
@@ -226,8 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--ckpt", action="append", required=True, metavar="SPEC",
                    help="checkpoint[:AB|:BA]; repeat to chain generators (applied in order)")
-    p.add_argument("--direction", default="AB", type=str.upper, choices=["AB", "BA"],
-                   help="direction for --ckpt specs without :AB/:BA (default: AB = domain A -> B)")
+    p.add_argument("--direction", default="AB", type=direction_argument, metavar="{AB,BA}",
+                   help="direction for --ckpt specs without :AB/:BA (default: AB = domain A -> B; A2B/B2A also read)")
     p.add_argument("--allow-torchscript", action="store_true",
                    help="load TorchScript --ckpt files whatever their name (their code runs: trusted files only)")
     p.add_argument("--gen", default=None, metavar="NAME",

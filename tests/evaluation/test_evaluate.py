@@ -68,7 +68,7 @@ def test_evaluate_writes_metrics_report_grid_and_logs(tiny_ckpt, tmp_path):
     run = tmp_path / "run"
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["checkpoint"] == str(tiny_ckpt) and metrics["global_step"] == 1
-    for direction in ("A2B", "B2A"):
+    for direction in ("AB", "BA"):
         m = metrics[direction]
         assert KEYS <= set(m), KEYS - set(m)
         assert m["n_real"] == m["n_fake"] == m["n_pairs"] == m["d_n_real"] == m["d_n_fake"] == N_TEST
@@ -76,13 +76,13 @@ def test_evaluate_writes_metrics_report_grid_and_logs(tiny_ckpt, tmp_path):
         assert m["fid"] >= 0 and m["kid_mean"] is not None
         assert -1 <= m["ssim"] <= 1 and 0 <= m["cycle_l1"] <= 1
         assert 0 <= m["d_accuracy"] <= 1 and 0 <= m["d_accuracy_real"] <= 1
-    assert report["A2B"]["fid"] == pytest.approx(metrics["A2B"]["fid"])
+    assert report["AB"]["fid"] == pytest.approx(metrics["AB"]["fid"])
 
     md = (run / "report.md").read_text()
     assert "A → B" in md and "B → A" in md and "n_real" in md and "](samples.png)" in md
     # 6 rows (real, translated, reconstructed per direction) x 4 examples of 32 px with 2 px padding
     assert Image.open(run / "samples.png").size == (4 * 34 + 2, 6 * 34 + 2)
-    assert "eval/A2B/fid" in (run / "csv" / "metrics.csv").read_text()
+    assert "eval/AB/fid" in (run / "csv" / "metrics.csv").read_text()
 
 
 def test_real_features_are_cached_and_max_images_limits_the_translations(tiny_ckpt, tmp_path):
@@ -101,12 +101,12 @@ def test_real_features_are_cached_and_max_images_limits_the_translations(tiny_ck
         TinyFeatureExtractor.forward = original
     assert sorted(cache.iterdir()) == cached
     assert sum(calls) == 2 + 2  # only the translations went through the extractor
-    for d in ("A2B", "B2A"):
+    for d in ("AB", "BA"):
         assert (second[d]["n_fake"], second[d]["n_real"], second[d]["n_pairs"]) == (2, N_TEST, 2)
     # train+test as the real reference: more real images, a separate cache entry
     third = evaluate(eval_cfg(tmp_path / "run3", tiny_ckpt, "metrics.real_ref=train+test", cache=cache))
-    assert third["A2B"]["n_real"] == N_TRAIN + N_TEST and len(list(cache.iterdir())) == 4
-    assert first["A2B"]["n_real"] == N_TEST
+    assert third["AB"]["n_real"] == N_TRAIN + N_TEST and len(list(cache.iterdir())) == 4
+    assert first["AB"]["n_real"] == N_TEST
 
 
 def test_max_images_alone_makes_the_real_references_small_too(tiny_ckpt, tmp_path):
@@ -117,7 +117,7 @@ def test_max_images_alone_makes_the_real_references_small_too(tiny_ckpt, tmp_pat
         tiny = evaluate(eval_cfg(tmp_path / "run", tiny_ckpt, "metrics.max_images=2", "metrics.train_ref=true"))
     finally:
         TinyFeatureExtractor.forward = original
-    for d in ("A2B", "B2A"):
+    for d in ("AB", "BA"):
         assert (tiny[d]["n_fake"], tiny[d]["n_real"], tiny[d]["n_train_ref"]) == (2, 2, 2)
     assert sum(calls) == 2 * (2 + 2 + 2)  # per direction: translations, test reals, training reals
 
@@ -159,12 +159,12 @@ def test_identity_translation_and_discriminator_wiring(tiny_ckpt):
     model.D_B = ConstantD(1.0)  # calls everything real: right on real B, wrong on A -> B translations
     model.D_A = ConstantD(0.0)  # calls everything fake
     results, examples = evaluate_model(model, sample_datamodule(), TinyFeatureExtractor(), num_examples=3)
-    for d in ("A2B", "B2A"):
+    for d in ("AB", "BA"):
         assert results[d]["ssim"] == pytest.approx(1.0, abs=1e-4)
         assert results[d]["cycle_l1"] == pytest.approx(0.0, abs=1e-6)
         assert results[d]["d_accuracy"] == pytest.approx(0.5)
-    assert (results["A2B"]["d_accuracy_real"], results["A2B"]["d_accuracy_fake"]) == (1.0, 0.0)
-    assert (results["B2A"]["d_accuracy_real"], results["B2A"]["d_accuracy_fake"]) == (0.0, 1.0)
+    assert (results["AB"]["d_accuracy_real"], results["AB"]["d_accuracy_fake"]) == (1.0, 0.0)
+    assert (results["BA"]["d_accuracy_real"], results["BA"]["d_accuracy_fake"]) == (0.0, 1.0)
     assert examples["real_A"].shape == examples["fake_B"].shape == (3, 3, 32, 32)
     assert torch.equal(examples["real_A"], examples["fake_B"])
 
@@ -179,7 +179,7 @@ def test_compiled_networks_pad_the_last_batch_and_give_the_eager_numbers(tiny_ck
                              compile={"backend": "aot_eager"})
     assert is_compiled(model.G_AB) and is_compiled(model.D_B)
     assert set(seen) == {3}  # 4 test images per domain: batches of 3 and 1, the 1 padded to 3
-    for d in ("A2B", "B2A"):
+    for d in ("AB", "BA"):
         for key in ("fid", "kid_mean", "ssim", "cycle_l1", "d_accuracy"):
             assert fast[d][key] == pytest.approx(eager[d][key], rel=1e-4, abs=1e-6), (d, key)
         assert fast[d]["n_fake"] == fast[d]["n_pairs"] == fast[d]["d_n_fake"] == N_TEST
@@ -191,15 +191,15 @@ def test_one_direction_translates_only_its_source_and_still_judges_the_real_targ
     model.G_AB.register_forward_pre_hook(lambda module, args: translated.append(("G_AB", args[0].shape[0])))
     model.G_BA.register_forward_pre_hook(lambda module, args: translated.append(("G_BA", args[0].shape[0])))
     both, _ = evaluate_model(load_cyclegan(tiny_ckpt)[0], sample_datamodule(), TinyFeatureExtractor())
-    results, examples = evaluate_model(model, sample_datamodule(), TinyFeatureExtractor(), directions=["B2A"])
-    assert list(results) == ["B2A"] and set(examples) == {"real_B", "fake_A", "rec_B"}
+    results, examples = evaluate_model(model, sample_datamodule(), TinyFeatureExtractor(), directions=["BA"])
+    assert list(results) == ["BA"] and set(examples) == {"real_B", "fake_A", "rec_B"}
     assert translated == [("G_BA", N_TEST), ("G_AB", N_TEST)]  # B -> A, then the cycle back; no A -> B pass
     for key in ("fid", "kid_mean", "ssim", "cycle_l1", "d_accuracy", "d_accuracy_real", "d_n_real"):
-        assert results["B2A"][key] == pytest.approx(both["B2A"][key]), key  # D_A still saw the real A images
+        assert results["BA"][key] == pytest.approx(both["BA"][key]), key  # D_A still saw the real A images
 
-    report = evaluate(eval_cfg(tmp_path / "run", tiny_ckpt, "metrics.directions=[B2A]"))
-    assert "B2A" in report and "A2B" not in report
-    with pytest.raises(EvaluationError, match=r"metrics.directions=.*use \[A2B,B2A\]") as e:
+    report = evaluate(eval_cfg(tmp_path / "run", tiny_ckpt, "metrics.directions=[BA]"))
+    assert "BA" in report and "AB" not in report
+    with pytest.raises(EvaluationError, match=r"metrics.directions=.*use \[AB,BA\]") as e:
         evaluate(eval_cfg(tmp_path / "bad", tiny_ckpt, "metrics.directions=[B2C]"))
     assert "\n" not in str(e.value)
 
@@ -242,7 +242,7 @@ def test_evaluate_py_command_line(tiny_ckpt, tmp_path):
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["A2B"]["n_fake"] == metrics["B2A"]["n_fake"] == N_TEST
+    assert metrics["AB"]["n_fake"] == metrics["BA"]["n_fake"] == N_TEST
     assert (run / "report.md").exists() and (run / "samples.png").exists()
 
     missing = subprocess.run([*cmd[:2], f"ckpt_path={tmp_path / 'nope.ckpt'}", *cmd[3:]], cwd=ROOT,
@@ -306,12 +306,12 @@ def test_val_kid_without_inception_warns_once_and_training_goes_on(tiny_cfg, mon
 def test_ckpt_path_identity_scores_the_untranslated_images(tiny_ckpt, tmp_path):
     cache = tmp_path / "cache"
     baseline = evaluate(eval_cfg(tmp_path / "identity", "identity", "metrics.train_ref=true",
-                                 "metrics.directions=[B2A]", cache=cache))
-    m = json.loads((tmp_path / "identity" / "metrics.json").read_text())["B2A"]
+                                 "metrics.directions=[BA]", cache=cache))
+    m = json.loads((tmp_path / "identity" / "metrics.json").read_text())["BA"]
     assert baseline["checkpoint"] == "identity" and baseline["global_step"] is None
     assert m["ssim"] == pytest.approx(1.0, abs=1e-4) and m["cycle_l1"] == pytest.approx(0.0, abs=1e-6)
     assert m["n_fake"] == m["n_pairs"] == N_TEST and m["n_train_ref"] == N_TRAIN
     assert m["d_accuracy"] is None and m["d_n_real"] == m["d_n_fake"] == 0  # no discriminators to judge with
     # the photos themselves, so a translated photo (one training step: noise) is further from them
-    trained = evaluate(eval_cfg(tmp_path / "trained", tiny_ckpt, "metrics.directions=[B2A]", cache=cache))["B2A"]
+    trained = evaluate(eval_cfg(tmp_path / "trained", tiny_ckpt, "metrics.directions=[BA]", cache=cache))["BA"]
     assert trained["ssim"] < m["ssim"]

@@ -502,14 +502,14 @@ def test_write_report(tmp_path):
     Image.new("RGB", (8, 4)).save(grid)
     metrics = {
         "checkpoint": "last.ckpt",
-        "A2B": {"fid": 41.23456, "kid_mean": 0.0123, "kid_std": 0.001, "mifid": None, "ssim": 0.71,
+        "AB": {"fid": 41.23456, "kid_mean": 0.0123, "kid_std": 0.001, "mifid": None, "ssim": 0.71,
                 "d_accuracy": 0.5, "n_real": 10, "n_fake": 12, "n_train_ref": 0, "custom": 3},
-        "B2A": {"fid": float("nan"), "kid_mean": torch.tensor(0.02), "n_real": 9, "n_fake": 12},
+        "BA": {"fid": float("nan"), "kid_mean": torch.tensor(0.02), "n_real": 9, "n_fake": 12},
     }
     paths = write_report(tmp_path / "out", metrics, grid)
     data = json.loads(paths["json"].read_text())
-    assert data["A2B"]["fid"] == pytest.approx(41.23456) and data["B2A"]["fid"] is None
-    assert data["B2A"]["kid_mean"] == pytest.approx(0.02) and data["checkpoint"] == "last.ckpt"
+    assert data["AB"]["fid"] == pytest.approx(41.23456) and data["BA"]["fid"] is None
+    assert data["BA"]["kid_mean"] == pytest.approx(0.02) and data["checkpoint"] == "last.ckpt"
     md = paths["markdown"].read_text()
     assert "| metric | A → B | B → A |" in md
     assert "| FID ↓ | 41.2346 | — |" in md  # NaN -> null in JSON, "—" in the table
