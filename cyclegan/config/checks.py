@@ -29,7 +29,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from cyclegan.config.keys import non_boolean_keys, unresolvable_keys
 from cyclegan.errors import UserError, one_line
-from cyclegan.data.sources import SOURCES
+from cyclegan.data.layouts import LAYOUTS
 from cyclegan.gan.diffaugment import parse_policy
 from cyclegan.gan.losses import GAN_MODES
 from cyclegan.gan.schedulers import LR_POLICIES
@@ -187,7 +187,7 @@ def _check_data(data: DictConfig, problems: _Problems) -> None:
         return _get(data, key, problems, "data")
 
     source = str(get("source")).lower() if "source" in data and get("source") is not None else None
-    if source is not None and _choice(problems, "data.source", source, SOURCES):
+    if source is not None and _choice(problems, "data.source", source, tuple(LAYOUTS)):
         dirs_given = get("dir_a") is not None and get("dir_b") is not None
         if source == "folders" and not dirs_given:
             problems.add("data=folders needs data.dir_a and data.dir_b (one folder of images per domain), e.g. "

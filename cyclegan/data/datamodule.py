@@ -21,7 +21,6 @@ call), not in ``__init__``, so configs can be instantiated before the data exist
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -29,26 +28,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from .datasets import DomainDataset, PairedByIndexDataset, UnpairedDataset
-from .download import download_berkeley
-from .sources import (
-    BERKELEY_URL,
-    KAGGLE_URL,
-    LAYOUTS_HELP,
-    SOURCES,
-    DatasetNotFoundError,
-    FileImageList,
-    ImageList,
-    TFRecordImageList,
-    describe_folder,
-    find_berkeley_root,
-    find_dataset_folders,
-    find_kaggle_root,
-    holdout,
-    kaggle_candidates,
-    sample_dir,
-    select_subset,
-)
-from .tfrecord import tfrecord_files
+from .layouts import DOMAINS, LAYOUTS, Dataset, layout_missing
+from .sources import ImageList, holdout, select_subset
 from .transforms import build_transforms
 from .workers import kill_leftover_workers_at_exit, worker_init
 
@@ -57,12 +38,6 @@ log = logging.getLogger(__name__)
 __all__ = ["UnpairedDataModule"]
 
 SPLITS = ("train", "val", "test")
-DOMAINS = ("A", "B")
-_LAYOUT_DIRS = {
-    "kaggle": ("monet_jpg", "photo_jpg"),
-    "tfrecord": ("monet_tfrec", "photo_tfrec"),
-    "sample": ("A", "B"),
-}
 
 
 def _abs(path, base: Path | None = None) -> Path | None:
@@ -125,8 +100,9 @@ class UnpairedDataModule(pl.LightningDataModule):
         super().__init__()
         self.save_hyperparameters(logger=False)
         source = str(source).lower()
-        if source not in SOURCES:
-            raise ValueError(f"data.source must be one of {', '.join(SOURCES)}; got {source!r}")
+        if source not in LAYOUTS:
+            raise ValueError(f"data.source must be one of {', '.join(LAYOUTS)}; got {source!r}")
+        layout = LAYOUTS[source]
         if int(load_size) < int(image_size):
             raise ValueError(
                 f"data.load_size ({load_size}) must be >= data.image_size ({image_size}): training images are "
@@ -138,13 +114,14 @@ class UnpairedDataModule(pl.LightningDataModule):
             raise ValueError(f"data.epoch_length must be positive or null, got {epoch_length}")
         if val_size is not None and int(val_size) < 0:
             raise ValueError(f"data.val_size must be >= 0, got {val_size}")
-        if source == "folders" and (dir_a is None or dir_b is None):
-            raise ValueError("data.source=folders needs data.dir_a and data.dir_b (one folder of images per domain)")
-        if source not in ("folders", "sample") and root is None and (dir_a is None or dir_b is None):
+        if layout.needs_dirs and (dir_a is None or dir_b is None):
+            raise ValueError(f"data.source={source} needs data.dir_a and data.dir_b (one folder of images per domain)")
+        if layout.needs_root and root is None and (dir_a is None or dir_b is None):
             raise ValueError(f"data.source={source} needs data.root (the dataset folder)")
 
         self.name = str(name)
         self.source = source
+        self.layout = layout
         self.root = _abs(root)
         self.dir_a, self.dir_b = _abs(dir_a, self.root), _abs(dir_b, self.root)
         self.test_dir_a, self.test_dir_b = _abs(test_dir_a, self.root), _abs(test_dir_b, self.root)
@@ -177,101 +154,18 @@ class UnpairedDataModule(pl.LightningDataModule):
         self.data_val: PairedByIndexDataset | None = None
         self.data_test: PairedByIndexDataset | None = None
 
-    # ------------------------------------------------------------------ finding data
-    def _berkeley_missing(self, looked_for: str) -> DatasetNotFoundError:
-        root = self.root
-        url = BERKELEY_URL.format(name=self.name)
-        return DatasetNotFoundError(
-            f"Dataset {self.name!r} not found: looked for {looked_for} (Berkeley CycleGAN layout "
-            f"trainA/trainB/testA/testB). Download {url} and unzip it into {root.parent} so that {root}/trainA "
-            f"exists, or set data.download=true, or set paths.data_dir=... to the folder that contains "
-            f"{root.name}/ (or the env var CYCLEGAN_DATA_DIR).{self._found_here()}"
-        )
-
-    def _found_here(self, missing: Path | None = None) -> str:
-        """What the data folder holds and which dataset folders in it would work (for not-found errors)."""
-        where = self.root.parent if self.root is not None else (missing.parent if missing is not None else None)
-        if where is None:
-            return ""
-        found = find_dataset_folders(where)
-        hint = (f" Dataset folders found there: {', '.join(found)} (select one with data=<name> when a config of "
-                f"that name exists, else data=folders data.dir_a=... data.dir_b=...).") if found else ""
-        return f" {describe_folder(where)}.{hint}"
-
-    def _kaggle_missing(self, subdirs: tuple[str, str]) -> DatasetNotFoundError:
-        a, b = subdirs
-        where = ", ".join(str(p) for p in kaggle_candidates(self.root))
-        found = find_dataset_folders(self.root)
-        return DatasetNotFoundError(
-            f"Dataset {self.name!r} not found: looked for {a}/ and {b}/ in {where}. Set paths.data_dir to the "
-            f"folder that contains gan-getting-started/ (on Kaggle: paths.data_dir=/kaggle/input), or data.root to "
-            f"the folder that holds {a}/ and {b}/ itself. The data is Kaggle's gan-getting-started ({KAGGLE_URL}, "
-            f"`kaggle competitions download -c gan-getting-started`; it needs a Kaggle account, so there is no "
-            f"automatic download). {describe_folder(self.root)}."
-            + (f" Dataset folders found there: {', '.join(found)}." if found else "")
-        )
-
-    def _layout_missing(self, looked_for: str) -> DatasetNotFoundError:
-        hint = "Set data.dir_a / data.dir_b (or data.root) to existing folders."
-        first = Path(looked_for.split(" and ")[0].removeprefix("test folder "))
-        return DatasetNotFoundError(f"Dataset {self.name!r} not found: looked for {looked_for}. {hint} {LAYOUTS_HELP}"
-                                    f"{self._found_here(first)}")
-
-    def _scan(self, folder: Path, domain: str, split: str) -> ImageList:
-        if self.source == "tfrecord" and tfrecord_files(folder):
-            images = TFRecordImageList.from_folder(folder)
-            if len(images) == 0:
-                raise DatasetNotFoundError(
-                    f"No readable records in the TFRecord files of {folder} (domain {domain}, split {split})."
-                )
-            return images
-        images = FileImageList.from_folder(folder)
-        if len(images) == 0:
-            what = "no *.tfrec files and no images" if self.source == "tfrecord" else "no images"
-            raise DatasetNotFoundError(
-                f"Found {what} in {folder} (domain {domain}, split {split}) for dataset {self.name!r}. {LAYOUTS_HELP}"
-            )
-        return images
+    # ------------------------------------------------------------------ finding data (cyclegan/data/layouts.py)
+    def _dataset(self) -> Dataset:
+        return Dataset(self.name, self.root)
 
     def _folders(self) -> dict[str, dict[str, Path | None]]:
         """``{domain: {"train": folder, "test": folder or None}}``; raises when missing."""
         train = {"A": self.dir_a, "B": self.dir_b}
         test = {"A": self.test_dir_a, "B": self.test_dir_b}
-        if self.source == "berkeley":
-            base = None
-            if self.root is not None:
-                base = find_berkeley_root(self.root, self.name)
-            if base is None and (train["A"] is None or train["B"] is None):
-                raise self._berkeley_missing(f"{self.root}/trainA and {self.root}/trainB")
-            for d in DOMAINS:
-                if base is not None:
-                    if train[d] is None:
-                        train[d] = base / f"train{d}"
-                    if test[d] is None and (base / f"test{d}").is_dir():
-                        test[d] = base / f"test{d}"
-                if not train[d].is_dir():
-                    raise self._berkeley_missing(str(train[d]))
-        elif self.source in _LAYOUT_DIRS:
-            names = _LAYOUT_DIRS[self.source]
-            base = sample_dir() if self.source == "sample" and self.root is None else self.root
-            if self.source != "sample" and (train["A"] is None or train["B"] is None):
-                # Kaggle's own folder name, this project's former one, or data.root being the folder itself
-                base = find_kaggle_root(self.root, names)
-                if base is None:
-                    raise self._kaggle_missing(names)
-            for d, sub in zip(DOMAINS, names):
-                if train[d] is None:
-                    train[d] = base / sub
-            missing = [str(train[d]) for d in DOMAINS if not train[d].exists()]
-            if missing:
-                raise self._layout_missing(" and ".join(missing))
-        else:  # folders
-            missing = [str(train[d]) for d in DOMAINS if not train[d].exists()]
-            if missing:
-                raise self._layout_missing(" and ".join(missing))
+        self.layout.locate(self._dataset(), train, test)
         for d in DOMAINS:
             if test[d] is not None and not test[d].exists():
-                raise self._layout_missing(f"test folder {test[d]}")
+                raise layout_missing(self._dataset(), f"test folder {test[d]}")
         return {d: {"train": train[d], "test": test[d]} for d in DOMAINS}
 
     def _resolve(self) -> dict[tuple[str, str], ImageList]:
@@ -282,9 +176,9 @@ class UnpairedDataModule(pl.LightningDataModule):
         folders = self._folders()
         _warn_shared_folders(folders)
         for d, f in folders.items():
-            train = self._scan(f["train"], d, "train")
+            train = self.layout.scan(self._dataset(), f["train"], d, "train")
             if f["test"] is not None:
-                test = self._scan(f["test"], d, "test")
+                test = self.layout.scan(self._dataset(), f["test"], d, "test")
                 val = test if self.val_size is None else select_subset(test, self.val_size)
             else:
                 train, test = holdout(train, val_size)
@@ -302,14 +196,10 @@ class UnpairedDataModule(pl.LightningDataModule):
     def prepare_data(self) -> None:
         if not self.download:
             return
-        if self.source != "berkeley":
+        if not self.layout.downloadable:
             log.warning("data.download=true is only supported for Berkeley datasets (source=berkeley); ignored")
             return
-        if self.root is None or find_berkeley_root(self.root, self.name) is not None:
-            return
-        if self.dir_a is not None and self.dir_b is not None:
-            return
-        download_berkeley(self.name, self.root.parent, folder=self.root.name)
+        self.layout.download(self._dataset(), {"A": self.dir_a, "B": self.dir_b})
 
     def _transform(self, train: bool):
         return build_transforms(

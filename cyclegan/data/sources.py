@@ -35,7 +35,6 @@ from .tfrecord import index_records, parse_example, read_record, tfrecord_files
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "SOURCES",
     "BERKELEY_URL",
     "LAYOUTS_HELP",
     "DatasetNotFoundError",
@@ -52,7 +51,6 @@ __all__ = [
     "KAGGLE_FOLDERS",
 ]
 
-SOURCES = ("berkeley", "kaggle", "folders", "tfrecord", "sample")
 BERKELEY_URL = "https://efrosgans.eecs.berkeley.edu/cyclegan/datasets/{name}.zip"
 KAGGLE_URL = "https://www.kaggle.com/competitions/gan-getting-started/data"
 # Folder names the competition data is looked for under data.root: Kaggle's own (its notebooks mount
