@@ -43,9 +43,10 @@ __all__ = [
     "export_onnx",
 ]
 
-FORMATS = ("state_dict", "ts", "onnx")
+FORMATS = ("state_dict", "half", "ts", "onnx")
 _FORMAT_ALIASES = {
     "state_dict": "state_dict", "pt": "state_dict", "pth": "state_dict",
+    "half": "half", "fp16": "half",
     "ts": "ts", "torchscript": "ts", "jit": "ts",
     "onnx": "onnx",
 }
@@ -74,8 +75,9 @@ def _meta(generator: nn.Module) -> dict[str, Any]:
 
 
 def export_state_dict(generator: nn.Module, path: str | os.PathLike, *, gen: str | None = None,
-                      gen_kwargs: dict | None = None) -> Path:
-    """Write the generator's weights + how to rebuild it (weights_only-loadable)."""
+                      gen_kwargs: dict | None = None, half: bool = False) -> Path:
+    """Write the generator's weights + how to rebuild it (weights_only-loadable); ``half``: its floating
+    weights in float16 (half the file; loading copies them into a float32 network)."""
     name, kwargs = _spec(generator, gen, gen_kwargs)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,11 +87,16 @@ def export_state_dict(generator: nn.Module, path: str | os.PathLike, *, gen: str
         "gen": name,
         "gen_kwargs": kwargs,
         "size_multiple": size_multiple_of(generator),
-        "state_dict": {k: v.detach().cpu().contiguous() for k, v in generator.state_dict().items()},
+        "state_dict": {k: _stored(v, half) for k, v in generator.state_dict().items()},
     }
     with atomic_write(path) as tmp:
         torch.save(obj, tmp)
     return path
+
+
+def _stored(tensor: torch.Tensor, half: bool) -> torch.Tensor:
+    tensor = tensor.detach().cpu().contiguous()
+    return tensor.half() if half and tensor.is_floating_point() else tensor
 
 
 def _min_size(generator: nn.Module) -> int:
@@ -232,5 +239,7 @@ def export_generator(generator: nn.Module, path: str | os.PathLike, format: str 
     fmt = _FORMAT_ALIASES.get(str(format).lower())
     if fmt is None:
         raise CheckpointError(f"unknown export format {format!r}; choose one of {', '.join(FORMATS)}")
+    if fmt == "half":
+        return export_state_dict(generator, path, half=True, **kwargs)
     fn = {"state_dict": export_state_dict, "ts": export_torchscript, "onnx": export_onnx}[fmt]
     return fn(generator, path, **kwargs)

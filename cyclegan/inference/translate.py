@@ -256,8 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--kaggle-zip: most images allowed (default 10000, Kaggle's maximum)")
     p.add_argument("--size", type=int, default=None, metavar="PX",
                    help="--kaggle-zip: image size (Kaggle takes 256 only, the default)")
-    p.add_argument("--export", choices=["state_dict", "ts", "onnx"], default=None,
-                   help="export the generator (or chain, ts/onnx only) to --output instead of translating")
+    p.add_argument("--export", choices=["state_dict", "half", "ts", "onnx"], default=None,
+                   help="export the generator (or chain, ts/onnx only) to --output instead of translating "
+                        "(half: the state_dict in float16)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 

@@ -114,3 +114,15 @@ def test_cli_export(tmp_path, x):
     assert main(["--ckpt", f"{ck}:AB", "--ckpt", f"{ck}:BA", "--export", "state_dict",
                  "--output", str(tmp_path / "no.pt")]) == 2
     assert not (tmp_path / "no.pt").exists()
+
+
+def test_half_export_stores_float16_and_loads_into_a_float32_network_that_matches(tmp_path, x):
+    g = tiny(ngf=8, n_blocks=2)
+    full, half = export_state_dict(g, tmp_path / "g.pt"), export_generator(g, tmp_path / "g16.pt", "half")
+    stored = torch.load(half, weights_only=True)["state_dict"]
+    assert {v.dtype for v in stored.values() if v.is_floating_point()} == {torch.float16}
+    assert half.stat().st_size < 0.7 * full.stat().st_size
+    h = load_exported(half)
+    assert all(p.dtype == torch.float32 for p in h.parameters())
+    torch.testing.assert_close(_out(h, x), _out(g, x), atol=5e-3, rtol=0)  # float16 rounding of the weights
+    assert not torch.equal(_out(h, x), _out(g, x))
