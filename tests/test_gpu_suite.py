@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from cyclegan import bench, gpu_prepare, gpu_suite
+from cyclegan.tools import bench, gpu_prepare, gpu_suite
 from cyclegan.inference.checkpoint import load_generator
 
 

@@ -4,7 +4,7 @@
 
 ``CycleGAN`` applies them in ``configure_model`` (``model.channels_last``, ``model.compile``)
 and ``configure_optimizers`` (``model.fused_adam``); the helpers live here so the benchmark
-(`python -m cyclegan.bench`) and tests use exactly the same code path.
+(`python -m cyclegan.tools.bench`) and tests use exactly the same code path.
 
 Two rules keep checkpoints and Lightning's manual optimization working unchanged:
 

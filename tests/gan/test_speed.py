@@ -162,7 +162,7 @@ def test_image_cache_gives_the_same_items():
 
 
 def test_bench_runs_on_cpu(capsys):
-    from cyclegan import bench
+    from cyclegan.tools import bench
 
     rc = bench.main(["--device", "cpu", "--configs", "fp32+b1+nofused", "bf16+cl+b2", "--image-size", "32",
                      "--ngf", "4", "--ndf", "4", "--n-blocks", "1", "--warmup", "1", "--steps", "1",

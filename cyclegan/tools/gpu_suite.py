@@ -1,10 +1,10 @@
 """The one-call GPU suite: every GPU figure of the speed and quality targets in one run of under 10 minutes.
 
-``python -m cyclegan.gpu_suite --suite gpu --data .gpu --out DIR`` (docs/SPEED.md has the exact device call)
+``python -m cyclegan.tools.gpu_suite --suite gpu --data .gpu --out DIR`` (docs/SPEED.md has the exact device call)
 runs, in this order, each stage under its own time budget so that a slow stage cannot eat the rest:
 
 0. ``ceilings``: the GPU's bf16 matrix rate and copy bandwidth, measured (the physical limit's basis);
-1. ``training``: training steps of the real module (``cyclegan.bench.bench_training``): the naive
+1. ``training``: training steps of the real module (``cyclegan.tools.bench.bench_training``): the naive
    baseline (fp32, batch 1, eager, plain Adam) and the fast configurations, in priority order; pairs/s,
    peak memory, ratio to the baseline and to the limit (bf16 rate / FLOPs of one step);
 2. ``inference``: the generator alone, bf16 + channels_last, eager and compiled, large batches: images/s;
@@ -53,10 +53,10 @@ from types import SimpleNamespace
 import torch
 from PIL import Image
 
-from cyclegan import bench
+from cyclegan.tools import bench
 from cyclegan.errors import one_line
 from cyclegan.evaluation.inception import fid_helper_weights_path
-from cyclegan.gpu_prepare import DATASET, PrepareError, prepare, repo_root
+from cyclegan.tools.gpu_prepare import DATASET, PrepareError, prepare, repo_root
 from cyclegan.inference.checkpoint import load_generator
 from cyclegan.inference.export import export_state_dict
 from cyclegan.models import build_generator
@@ -583,7 +583,7 @@ def run_suite(out: Path, data: Path | None, plan: Plan, device: torch.device, wo
     work.mkdir(parents=True, exist_ok=True)
     if data is None:
         if not plan.dry:
-            raise PrepareError("--data is required for a full run: python -m cyclegan.gpu_suite --prepare-gpu first")
+            raise PrepareError("--data is required for a full run: python -m cyclegan.tools.gpu_suite --prepare-gpu first")
         data_root = synthetic_dataset(work / "data")
     else:
         data_root = Path(data) / "data" if (Path(data) / "data" / DATASET).is_dir() else Path(data)
@@ -649,7 +649,7 @@ def finish(gpu_dir: Path, data: Path, out: Path, bf16: bool = False, inception: 
 
 # ------------------------------------------------------------------------------------------- command line
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m cyclegan.gpu_suite", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m cyclegan.tools.gpu_suite", description=__doc__.split("\n\n")[0])
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--suite", choices=["gpu"], help="run the GPU suite (stages 0-4)")
     mode.add_argument("--prepare-gpu", nargs="?", const=".gpu", metavar="DIR",
@@ -684,11 +684,11 @@ def main(argv=None) -> int:
                    bf16=args.bf16, inception=args.inception)
             return 0
         if args.out is None:
-            print("python -m cyclegan.gpu_suite: error: --suite gpu needs --out DIR", file=sys.stderr)
+            print("python -m cyclegan.tools.gpu_suite: error: --suite gpu needs --out DIR", file=sys.stderr)
             return 2
         device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if not args.dry_run and device.type != "cuda":
-            print("python -m cyclegan.gpu_suite: error: --suite gpu needs a CUDA device; on a CPU add --dry-run",
+            print("python -m cyclegan.tools.gpu_suite: error: --suite gpu needs a CUDA device; on a CPU add --dry-run",
                   file=sys.stderr)
             return 2
         changes = {k: v for k, v in (("budget", args.budget), ("train_seconds", args.train_seconds)) if v is not None}
@@ -696,7 +696,7 @@ def main(argv=None) -> int:
         run_suite(args.out, args.data, plan, device, args.work)
         return 0
     except PrepareError as exc:
-        print(f"python -m cyclegan.gpu_suite: error: {one_line(exc)}", file=sys.stderr)
+        print(f"python -m cyclegan.tools.gpu_suite: error: {one_line(exc)}", file=sys.stderr)
         return exc.exit_code
 
 

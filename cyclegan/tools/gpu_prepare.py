@@ -1,6 +1,6 @@
 """Everything a bare GPU machine lacks for the GPU suite, in one git-ignored folder (default ``.gpu/``).
 
-``python -m cyclegan.gpu_suite --prepare-gpu`` runs on
+``python -m cyclegan.tools.gpu_suite --prepare-gpu`` runs on
 the CPU machine, once, in the checkout the device calls send. It writes
 
 - ``.gpu/wheels/``: the wheels of the packages the device image does not hold (hydra-core, omegaconf,
@@ -52,7 +52,7 @@ class PrepareError(UserError):
 
 
 def repo_root() -> Path:
-    return Path(__file__).resolve().parents[1]
+    return Path(__file__).resolve().parents[2]
 
 
 def _pip(*args: str) -> subprocess.CompletedProcess:

@@ -1,4 +1,4 @@
-"""Throughput benchmark: `python -m cyclegan.bench` (GPU) or `python -m cyclegan.bench --device cpu`.
+"""Throughput benchmark: `python -m cyclegan.tools.bench` (GPU) or `python -m cyclegan.tools.bench --device cpu`.
 
 In one process on one device it times, for each config,
 
@@ -21,12 +21,12 @@ kernels and the time per kernel family (norm, pad, conv, optimizer, ...).
 
 Examples::
 
-    python -m cyclegan.bench                                   # the H100 table in docs/SPEED.md
-    python -m cyclegan.bench --device cpu                      # small sizes, CPU table
-    python -m cyclegan.bench --configs fp32+b1+nofused bf16+cl+compile+b16 --steps 50
+    python -m cyclegan.tools.bench                                   # the H100 table in docs/SPEED.md
+    python -m cyclegan.tools.bench --device cpu                      # small sizes, CPU table
+    python -m cyclegan.tools.bench --configs fp32+b1+nofused bf16+cl+compile+b16 --steps 50
 
 The one-call GPU suite built on these functions (training, inference, Kaggle zip, a timed Monet run;
-docs/SPEED.md) is ``python -m cyclegan.gpu_suite``.
+docs/SPEED.md) is ``python -m cyclegan.tools.gpu_suite``.
 """
 
 from __future__ import annotations
@@ -417,7 +417,7 @@ def parse_model_args(items: list[str]) -> dict:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m cyclegan.bench", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m cyclegan.tools.bench", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--configs", nargs="+", help="training configs, first = baseline (default: by device)")
@@ -476,7 +476,7 @@ def main(argv=None) -> int:
     t_begin = time.perf_counter()
     when = time.strftime("%Y-%m-%d %H:%M")
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
-    print(f"cyclegan.bench {when} on {name}; torch {torch.__version__}; {args.image_size}px ngf={args.ngf} "
+    print(f"cyclegan.tools.bench {when} on {name}; torch {torch.__version__}; {args.image_size}px ngf={args.ngf} "
           f"ndf={args.ndf} n_blocks={args.n_blocks}; warmup {args.warmup}, {args.steps} timed steps; "
           f"{torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}"
           + (f"; model {args.model}" if args.model else ""), flush=True)
