@@ -40,8 +40,9 @@ def parse_spec(spec: str, default_direction: str = "AB") -> tuple[Path, str]:
     """``"path.ckpt:AB"`` -> (Path("path.ckpt"), "AB") (``:B2A`` and the other spellings of
     cyclegan.directions too); no suffix -> ``default_direction``."""
     head, sep, tail = str(spec).rpartition(":")
-    if sep and head and as_direction(tail):
-        return Path(head), as_direction(tail)
+    direction = as_direction(tail) if sep and head else None
+    if direction:
+        return Path(head), direction
     return Path(spec), normalize_direction(default_direction)
 
 
