@@ -44,6 +44,7 @@ from cyclegan.evaluation.inception import load_inception
 from cyclegan.evaluation.metrics import MIFID_EPS, generative_metrics
 from cyclegan.evaluation.passes import DomainPass, cat, cat_flags, evenly_spaced, real_features, translation_pass
 from cyclegan.evaluation.report import write_report
+from cyclegan.inference.pretrained import is_pretrained
 from cyclegan.imaging import resolve_device
 from cyclegan.loggers import instantiate_group, log_image
 from cyclegan.serialization import CheckpointError, safe_load
@@ -128,6 +129,10 @@ def load_cyclegan(ckpt_path: str | os.PathLike, map_location: Any = "cpu") -> tu
         )
     if str(ckpt_path) == IDENTITY:
         return IdentityCycleGAN(), {"checkpoint": IDENTITY, "epoch": None, "global_step": None, "hparams": {}}
+    if is_pretrained(ckpt_path):  # a bundled generator is one network: no G_AB, no discriminators
+        raise EvaluationError(
+            f"ckpt_path={ckpt_path}: evaluate needs a training checkpoint (both generators and discriminators); "
+            "a bundled generator's metrics are in its model card (python -m cyclegan.translate --list-pretrained)")
     path = Path(str(ckpt_path)).expanduser()
     if not path.is_file():
         raise EvaluationError(f"ckpt_path={ckpt_path}: no such file")

@@ -32,6 +32,7 @@ from torch import nn
 
 from cyclegan.directions import DIRECTIONS, as_direction
 from cyclegan.errors import first_line
+from cyclegan.inference.pretrained import resolve as resolve_pretrained
 from cyclegan.models import build_generator, load_reference_weights
 from cyclegan.models.spec import generator_args
 from cyclegan.serialization import CheckpointError, is_torchscript, safe_load, torchscript_refusal
@@ -160,7 +161,7 @@ def load_generator(path: str | os.PathLike, direction: str = "AB", map_location:
     TorchScript files are loaded only with ``allow_torchscript=True`` or when named
     ``*.torchscript.pt`` / ``*.ts``; any other is refused (its code would run).
     """
-    path = Path(path)
+    path = resolve_pretrained(path)  # ``pretrained:<name>``: a generator bundled with the package
     direction = _normalize_direction(direction)
     if is_torchscript(path):
         if not (allow_torchscript or named_torchscript(path)):

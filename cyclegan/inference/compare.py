@@ -29,6 +29,7 @@ from cyclegan.errors import UserError, first_line
 from cyclegan.imaging import PIL_FORMATS, blocking_file, resolve_device
 from cyclegan.inference.batching import TranslateError, list_images, read_rgb
 from cyclegan.inference.chain import load_chain, parse_spec
+from cyclegan.inference.pretrained import is_pretrained
 from cyclegan.inference.tiling import translate_tensor
 from cyclegan.visualize import image_grid, label_grid
 
@@ -43,6 +44,9 @@ def checkpoint_label(spec: str, default_direction: str = "AB") -> str:
     parts = []
     for item in spec.split(","):
         p, direction = parse_spec(item, default_direction)
+        if is_pretrained(p):  # one generator: its name says the direction
+            parts.append(str(p))
+            continue
         name = f"{p.parent.parent.name}/{p.stem}" if p.parent.name == "checkpoints" and p.parent.parent.name else p.stem
         parts.append(f"{name}:{direction}")
     return " → ".join(parts)

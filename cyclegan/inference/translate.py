@@ -60,6 +60,7 @@ from cyclegan.inference.export import export_generator
 from cyclegan.inference.kaggle import (
     KAGGLE_MAX_IMAGES, KAGGLE_MIN_IMAGES, KAGGLE_SIZE, kaggle_zip_summary, make_kaggle_zip,
 )
+from cyclegan.inference.pretrained import pretrained_listing
 from cyclegan.inference.tiling import to_uint8_nhwc, translate_tensor
 from cyclegan.models.compile import auto_compile, compile_for_inference
 
@@ -189,6 +190,9 @@ def _check_output_folder(folder: Path, what: str) -> None:
 # --------------------------------------------------------------------------------------
 _EPILOG = """\
 examples:
+  # photos -> Monet paintings with the painter bundled with the package (--list-pretrained: all of them)
+  python -m cyclegan.translate --ckpt pretrained:photo2monet_cpu --input photos/ --output paintings/
+
   # photos -> Monet paintings with the BA generator of a monet2photo run (any image sizes)
   python -m cyclegan.translate --ckpt monet2photo.ckpt --direction BA --input photos/ --output out/
 
@@ -210,7 +214,7 @@ examples:
   python -m cyclegan.translate --ckpt latest_net_G_A.pth --gen resnet_9blocks --input x.jpg --output y.jpg
 
 --ckpt accepts Lightning .ckpt files (SPEC = path[:AB|:BA]), generators exported with --export
-state_dict or ts, and bare generator state dicts. Files are read with torch.load(weights_only=True):
+state_dict, half or ts, bare generator state dicts, and pretrained:NAME (bundled with the package). Files are read with torch.load(weights_only=True):
 pickles that would need arbitrary code execution are refused. TorchScript files are programs (their
 code runs when loaded): they are loaded only when named *.ts / *.torchscript.pt or with
 --allow-torchscript.
@@ -225,8 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--ckpt", action="append", required=True, metavar="SPEC",
-                   help="checkpoint[:AB|:BA]; repeat to chain generators (applied in order)")
+    p.add_argument("--ckpt", action="append", metavar="SPEC",
+                   help="checkpoint[:AB|:BA] or pretrained:NAME; repeat to chain generators (applied in order)")
+    p.add_argument("--list-pretrained", action="store_true",
+                   help="list the generators bundled with the package (pretrained:NAME) and exit")
     p.add_argument("--direction", default="AB", type=direction_argument, metavar="{AB,BA}",
                    help="direction for --ckpt specs without :AB/:BA (default: AB = domain A -> B; A2B/B2A also read)")
     p.add_argument("--allow-torchscript", action="store_true",
@@ -271,6 +277,11 @@ def _fail(parser: argparse.ArgumentParser, msg: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.list_pretrained:
+        print(pretrained_listing())
+        return 0
+    if not args.ckpt:
+        return _fail(parser, "--ckpt is required (a checkpoint, an exported generator or pretrained:NAME)")
     modes = sum(x is not None for x in (args.kaggle_zip, args.export))
     if modes > 1:
         return _fail(parser, "--kaggle-zip and --export are exclusive")

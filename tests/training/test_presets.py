@@ -89,15 +89,15 @@ def test_monet_10min_is_the_speed_recipe_on_a_time_budget_and_its_baseline_the_n
     assert naive.model.channels_last is False and naive.model.fused_adam is False
 
 
-def test_monet_cpu_is_the_two_core_painter_on_a_half_hour_budget(tmp_path):
+def test_monet_cpu_is_the_two_core_painter_within_a_half_hour_budget(tmp_path):
     cfg = compose_config(tmp_path, "experiment=monet_cpu")
     m = cfg.model
     assert cfg.data.name == "monet2photo" and cfg.trainer.accelerator == "cpu"
-    assert cfg.trainer.max_time == "00:00:29:00" and cfg.trainer.max_epochs == -1 and m.lr_policy == "linear_time"
+    assert cfg.trainer.max_time == "00:00:12:00" and cfg.trainer.max_epochs == -1 and m.lr_policy == "linear_time"
     assert cfg.trainer.precision == "bf16-mixed" and (cfg.data.image_size, cfg.data.batch_size) == (128, 4)
     assert (m.gen, m.upsample, m.residual_output) == ("resnet", "resize", True)
     # the recipe that leaves the identity start (docs/RESULTS.md): a palette-seeing D, a light cycle term
-    assert (m.ndf, m.diffaugment, m.lambda_cycle, m.lambda_identity) == (64, None, 1.0, 0.0)
+    assert (m.ndf, m.diffaugment, m.lambda_cycle, m.lambda_identity) == (64, None, 0.25, 0.0)
     assert cfg.cpu_threads == 2 and cfg.data.num_workers == 0
     # the reference architecture stays everyone else's default
     default = compose_config(tmp_path, "data=monet2photo")
