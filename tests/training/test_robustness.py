@@ -587,15 +587,20 @@ class RaiseSignal(pl.Callback):
 
 def test_ctrl_c_saves_a_resumable_last_ckpt_then_stops(tmp_path):
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    with pytest.raises(TrainingInterrupted) as e:
-        tiny_fit(tmp_path, CycleGAN(**TINY_MODEL), [RaiseSignal(3), GracefulShutdown()], max_steps=50)
-    assert e.value.exit_code == 130 and "SIGINT" in str(e.value)
-    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
-    assert ckpt["global_step"] == 3
-    with pytest.raises(KeyboardInterrupt):  # after training, Ctrl-C behaves as before
-        signal.raise_signal(signal.SIGINT)
-    for s, handler in previous.items():
-        signal.signal(s, handler)
+    # Python's own Ctrl-C handler, whatever this process inherited: a shell starts background jobs
+    # with SIGINT ignored (so pytest launched with `&` would have nothing to restore but SIG_IGN)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(TrainingInterrupted) as e:
+            tiny_fit(tmp_path, CycleGAN(**TINY_MODEL), [RaiseSignal(3), GracefulShutdown()], max_steps=50)
+        assert e.value.exit_code == 130 and "SIGINT" in str(e.value)
+        ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+        assert ckpt["global_step"] == 3
+        with pytest.raises(KeyboardInterrupt):  # after training, Ctrl-C behaves as before
+            signal.raise_signal(signal.SIGINT)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def test_sigterm_after_the_guards_check_still_saves_and_resumes_where_it_stopped(tmp_path):
