@@ -44,8 +44,8 @@ from cyclegan.evaluation.inception import load_inception
 from cyclegan.evaluation.metrics import MIFID_EPS, generative_metrics
 from cyclegan.evaluation.passes import DomainPass, cat, cat_flags, evenly_spaced, real_features, translation_pass
 from cyclegan.evaluation.report import write_report
-from cyclegan.inference.pretrained import is_pretrained
 from cyclegan.imaging import resolve_device
+from cyclegan.inference.pretrained import is_pretrained
 from cyclegan.loggers import instantiate_group, log_image
 from cyclegan.serialization import CheckpointError, safe_load
 from cyclegan.models.compile import auto_compile, compile_for_inference, compile_options

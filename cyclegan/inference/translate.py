@@ -214,8 +214,9 @@ examples:
   python -m cyclegan.translate --ckpt latest_net_G_A.pth --gen resnet_9blocks --input x.jpg --output y.jpg
 
 --ckpt accepts Lightning .ckpt files (SPEC = path[:AB|:BA]), generators exported with --export
-state_dict, half or ts, bare generator state dicts, and pretrained:NAME (bundled with the package). Files are read with torch.load(weights_only=True):
-pickles that would need arbitrary code execution are refused. TorchScript files are programs (their
+state_dict, half or ts, bare generator state dicts, and pretrained:NAME (bundled with the package).
+Files are read with torch.load(weights_only=True): pickles that would need arbitrary code execution
+are refused. TorchScript files are programs (their
 code runs when loaded): they are loaded only when named *.ts / *.torchscript.pt or with
 --allow-torchscript.
 """
