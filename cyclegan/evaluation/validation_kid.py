@@ -5,7 +5,8 @@ validation images of each domain (``num_images`` per domain, evenly spaced over 
 split, test pipeline) and compares their Inception features with those of the real images of the
 target domain in that subset. It logs
 
-- ``val/kid_AB``: KID(G_AB(val A), val B), ``val/kid_BA``: KID(G_BA(val B), val A),
+- ``val/kid_AB``: KID(G_AB(val A), val B), ``val/kid_BA``: KID(G_BA(val B), val A) (for each direction the
+  model family trains: a CUT model has one of them),
 - ``val/kid``: their mean (``callbacks.model_checkpoint.monitor=val/kid``; the sweep objective).
 
 The real features are computed once per fit. The KID subsets are drawn with a fixed seed, so epochs
@@ -35,6 +36,7 @@ import torch
 from pytorch_lightning.utilities import rank_zero_warn
 from torch import nn
 
+from cyclegan.directions import DOMAINS_OF
 from cyclegan.evaluation.features import as_items, compute_features
 from cyclegan.evaluation.inception import load_inception
 from cyclegan.evaluation.metrics import kid_from_features, kid_subset_size
@@ -220,20 +222,18 @@ class ValidationKIDCallback(pl.Callback):
             return
         was_training = pl_module.training
         pl_module.eval()
-        try:
-            kid = {
-                "AB": self._scorers["B"].score(self._translate(pl_module.G_AB, self._images["A"], device))["kid_mean"],
-                "BA": self._scorers["A"].score(self._translate(pl_module.G_BA, self._images["B"], device))["kid_mean"],
-            }
+        try:  # every direction the model family trains (CycleGAN both, CUT its one): source images -> target KID
+            kid = {direction: self._scorers[DOMAINS_OF[direction][1]].score(
+                       self._translate(G, self._images[DOMAINS_OF[direction][0]], device))["kid_mean"]
+                   for direction, G in pl_module.generators().items()}
         finally:
             pl_module.train(was_training)
         self._computed_this_fit = True
         n = min(len(v) for v in self._images.values())
         smoke = (f"; a smoke signal only: under {SMOKE_SIGNAL_BELOW} images per domain KID says that training runs, "
                  "not how good it is (evaluate.py on a test split measures that)") if n < SMOKE_SIGNAL_BELOW else ""
-        log.info("val KID on %d + %d images: AB %.4f, BA %.4f (%.1f s)%s", len(self._images["A"]),
-                 len(self._images["B"]), kid["AB"], kid["BA"], time.perf_counter() - t0, smoke)
+        log.info("val KID on %d + %d images: %s (%.1f s)%s", len(self._images["A"]), len(self._images["B"]),
+                 ", ".join(f"{d} {v:.4f}" for d, v in kid.items()), time.perf_counter() - t0, smoke)
         # Identical on every rank (same images, same weights), so no sync is needed.
-        for name, value in (("val/kid_AB", kid["AB"]), ("val/kid_BA", kid["BA"]),
-                            ("val/kid", (kid["AB"] + kid["BA"]) / 2)):
+        for name, value in (*((f"val/kid_{d}", v) for d, v in kid.items()), ("val/kid", sum(kid.values()) / len(kid))):
             pl_module.log(name, float(value), on_epoch=True, on_step=False, prog_bar=name == "val/kid", batch_size=n)

@@ -12,12 +12,15 @@ from cyclegan.loggers import log_image
 from cyclegan.visualize import image_grid, plot_loss_curves, save_image_grid
 
 
-def cycle_rows(visuals: dict, max_images: int) -> list:
-    """Two rows per example: [real A, fake B, rec A] and [real B, fake A, rec B]."""
+CYCLE_ROWS = (("real_A", "fake_B", "rec_A"), ("real_B", "fake_A", "rec_B"))
+
+
+def cycle_rows(visuals: dict, max_images: int, layout=CYCLE_ROWS) -> list:
+    """Per example one row per entry of ``layout`` (the model family's ``visual_rows``; CycleGAN's:
+    [real A, fake B, rec A] and [real B, fake A, rec B])."""
     rows = []
-    for i in range(min(max_images, visuals["real_A"].size(0))):
-        rows.append(torch.stack([visuals["real_A"][i], visuals["fake_B"][i], visuals["rec_A"][i]]))
-        rows.append(torch.stack([visuals["real_B"][i], visuals["fake_A"][i], visuals["rec_B"][i]]))
+    for i in range(min(max_images, visuals[layout[0][0]].size(0))):
+        rows.extend(torch.stack([visuals[name][i] for name in names]) for names in layout)
     return rows
 
 
@@ -40,10 +43,11 @@ class ImageGridLogger(pl.Callback):
         if not visuals or not trainer.is_global_zero:
             return
         step = trainer.global_step
-        rows = cycle_rows(visuals, self.max_images)
+        rows = cycle_rows(visuals, self.max_images, getattr(pl_module, "visual_rows", None) or CYCLE_ROWS)
         save_image_grid(self.output_dir / "images" / f"step_{step:07d}.png", rows)
         log_image(trainer.loggers, "train/images", image_grid(rows), step,
-                  caption="columns: real, translated, reconstructed; rows alternate A -> B and B -> A")
+                  caption=getattr(pl_module, "visual_caption", "") or
+                  "columns: real, translated, reconstructed; rows alternate A -> B and B -> A")
         self.last_step = step
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
