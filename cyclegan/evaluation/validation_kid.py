@@ -178,7 +178,7 @@ class ValidationKIDCallback(pl.Callback):
             try:
                 self._extractor = load_inception(self.inception)
             except Exception as exc:  # no network, bad path, offline download: never fail the training
-                # The full message: it lists what was tried and the three ways to get a network.
+                # The full message: it lists what was tried and how to get the standard network.
                 self._disable(f"no Inception network for callbacks.val_kid.inception={self.inception} "
                               f"({type(exc).__name__}: {exc})")
                 return False
