@@ -19,19 +19,22 @@ a family's checkpoint with one direction    that one        if it has one   none
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 from torch import nn
 
-from cyclegan.directions import DIRECTIONS, normalize_direction
+from cyclegan.directions import DIRECTIONS, LABELS, as_direction, normalize_direction
 from cyclegan.errors import UserError
 from cyclegan.inference.checkpoint import load_networks
 from cyclegan.models import ImageGenerator
 
+log = logging.getLogger(__name__)
+
 __all__ = ["DirectionNetworks", "EvaluationError", "IDENTITY", "IdentityGenerator", "load_for_evaluation", "missing_reasons",
-           "networks_of"]
+           "networks_of", "parse_directions", "select_directions"]
 
 IDENTITY = "identity"  # ckpt_path value of the untranslated baseline
 REVERSE = {"AB": "BA", "BA": "AB"}
@@ -107,3 +110,35 @@ def missing_reasons(nets: DirectionNetworks, checkpoint: str) -> dict[str, str]:
     if nets.reverse is None:
         reasons["cycle_l1"] = f"{checkpoint} holds no generator for the way back"
     return reasons
+
+
+def parse_directions(directions: str | Sequence[str] | None) -> list[str]:
+    """``metrics.directions`` -> the direction keys to evaluate, in DIRECTIONS order (``both`` = all)."""
+    if directions is None:
+        return list(DIRECTIONS)
+    items = [directions] if isinstance(directions, str) else [str(d) for d in directions]
+    items = [d.strip() for item in items for d in item.split(",") if d.strip()]
+    if items in (["both"], ["all"]):
+        return list(DIRECTIONS)
+    keys = [as_direction(d) for d in items]  # A2B/B2A (the older spelling) are read as AB/BA
+    if not items or None in keys:
+        raise EvaluationError(
+            f"metrics.directions={directions!r}: use [AB,BA] (both, the default), AB or BA "
+            "(BA: domain B's test images through G_BA, e.g. photos to paintings; A2B/B2A also read)")
+    return [d for d in DIRECTIONS if d in keys]
+
+
+def select_directions(nets: Mapping[str, DirectionNetworks], directions: str | Sequence[str] | None,
+                      source: str = "the checkpoint") -> list[str]:
+    """The asked directions (``metrics.directions``) that ``nets`` can translate; the others are logged
+    and skipped. None of them translatable: a one-line error saying what the file translates."""
+    asked = parse_directions(directions)
+    wanted = [d for d in asked if d in nets]
+    if not wanted:
+        have = ", ".join(nets) or "nothing"
+        raise EvaluationError(f"metrics.directions={asked}: {source} translates {have} only; "
+                              f"ask for metrics.directions=[{have}]")
+    for d in asked:
+        if d not in nets:
+            log.info("%s skipped: %s has no generator for it", LABELS[d], source)
+    return wanted

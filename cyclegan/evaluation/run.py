@@ -49,12 +49,12 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from cyclegan.directions import DOMAINS_OF, LABELS, as_direction
+from cyclegan.directions import DOMAINS_OF, LABELS
 from cyclegan.evaluation.domain_rate import DomainClassifier, domain_classifier_for
 from cyclegan.evaluation.inception import load_inception
 from cyclegan.evaluation.metrics import MIFID_EPS, few_images_note, generative_metrics
-from cyclegan.evaluation.networks import (DirectionNetworks, EvaluationError, IDENTITY, load_for_evaluation,
-                                          missing_reasons)
+from cyclegan.evaluation.networks import (DirectionNetworks, EvaluationError, load_for_evaluation, missing_reasons,
+                                          parse_directions, select_directions)
 from cyclegan.evaluation.passes import DomainPass, cat, cat_flags, evenly_spaced, real_features, translation_pass
 from cyclegan.evaluation.report import write_report
 from cyclegan.imaging import resolve_device
@@ -109,44 +109,12 @@ def _check_image_size(nets: Mapping[str, DirectionNetworks], image_size: int) ->
             raise EvaluationError(f"data.image_size={image_size} does not fit the checkpoint's generator: {exc}") from None
 
 
-def parse_directions(directions: str | Sequence[str] | None) -> list[str]:
-    """``metrics.directions`` -> the direction keys to evaluate, in DIRECTIONS order (``both`` = all)."""
-    if directions is None:
-        return list(DIRECTIONS)
-    items = [directions] if isinstance(directions, str) else [str(d) for d in directions]
-    items = [d.strip() for item in items for d in item.split(",") if d.strip()]
-    if items in (["both"], ["all"]):
-        return list(DIRECTIONS)
-    keys = [as_direction(d) for d in items]  # A2B/B2A (the older spelling) are read as AB/BA
-    if not items or None in keys:
-        raise EvaluationError(
-            f"metrics.directions={directions!r}: use [AB,BA] (both, the default), AB or BA "
-            "(BA: domain B's test images through G_BA, e.g. photos to paintings; A2B/B2A also read)")
-    return [d for d in DIRECTIONS if d in keys]
-
-
 def _parse_real_ref(real_ref: str | Sequence[str]) -> list[str]:
     splits = [s.strip() for s in real_ref.split("+")] if isinstance(real_ref, str) else [str(s) for s in real_ref]
     bad = [s for s in splits if s not in REAL_REF_SPLITS]
     if not splits or bad:
         raise EvaluationError(f"metrics.real_ref={real_ref!r}: use test, train+test or train (splits joined by '+')")
     return splits
-
-
-def select_directions(nets: Mapping[str, DirectionNetworks], directions: str | Sequence[str] | None,
-                      source: str = "the checkpoint") -> list[str]:
-    """The asked directions (``metrics.directions``) that ``nets`` can translate; the others are logged
-    and skipped. None of them translatable: a one-line error saying what the file translates."""
-    asked = parse_directions(directions)
-    wanted = [d for d in asked if d in nets]
-    if not wanted:
-        have = ", ".join(nets) or "nothing"
-        raise EvaluationError(f"metrics.directions={asked}: {source} translates {have} only; "
-                              f"ask for metrics.directions=[{have}]")
-    for d in asked:
-        if d not in nets:
-            log.info("%s skipped: %s has no generator for it", LABELS[d], source)
-    return wanted
 
 
 def evaluate_model(
