@@ -134,7 +134,7 @@ def load_cyclegan(ckpt_path: str | os.PathLike, map_location: Any = "cpu") -> tu
             f"ckpt_path={ckpt_path}: evaluate needs a training checkpoint (both generators and discriminators); "
             "a bundled generator's metrics are in its model card (python -m cyclegan.translate --list-pretrained)")
     path = Path(str(ckpt_path)).expanduser()
-    if not path.is_file():
+    if not path.exists():  # a folder is named as such by safe_load
         raise EvaluationError(f"ckpt_path={ckpt_path}: no such file")
     ckpt = safe_load(path, map_location)
     if not isinstance(ckpt, Mapping) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
