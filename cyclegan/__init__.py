@@ -16,7 +16,8 @@ Packages, by stage (docs/ARCHITECTURE.md has the data flow):
 
 The shared layer under them: ``errors`` (UserError: one line, exit 2), ``directions`` (AB/BA, the one
 spelling of the two directions, and the aliases read as them), ``imaging`` (image files:
-listing, decoding with one transparency rule, atomic writes, devices), ``serialization`` (safe
+listing, decoding with one transparency rule), ``files`` (atomic writes, temporary names, permissions),
+``devices`` (the device choice), ``serialization`` (safe
 ``torch.load``), ``visualize`` (image grids, plots), ``loggers`` (W&B / TensorBoard).
 
 Import rule (tests/test_architecture.py checks it on every module's source):

@@ -24,9 +24,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from cyclegan.devices import resolve_device
 from cyclegan.directions import direction_argument
 from cyclegan.errors import UserError, first_line
-from cyclegan.imaging import PIL_FORMATS, blocking_file, resolve_device
+from cyclegan.files import blocking_file
+from cyclegan.imaging import PIL_FORMATS
 from cyclegan.inference.batching import TranslateError, list_images, read_rgb
 from cyclegan.inference.chain import load_chain, parse_spec
 from cyclegan.inference.pretrained import is_pretrained

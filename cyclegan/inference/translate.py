@@ -37,11 +37,11 @@ from PIL import Image, ImageOps
 from torch import nn
 from tqdm.auto import tqdm
 
+from cyclegan.devices import resolve_device
 from cyclegan.directions import direction_argument
 from cyclegan.errors import UserError, first_line
-from cyclegan.imaging import (
-    IMAGE_EXTENSIONS, PIL_FORMATS, atomic_write, blocking_file, load_image, resolve_device, to_rgb,
-)
+from cyclegan.files import atomic_write, blocking_file
+from cyclegan.imaging import IMAGE_EXTENSIONS, PIL_FORMATS, load_image, to_rgb
 from cyclegan.inference.batching import (
     ImageDataset,
     TranslateError,

@@ -43,7 +43,7 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_only
 from torch.utils.data import DataLoader
 
 from cyclegan.errors import MissingFileError, UserError
-from cyclegan.imaging import atomic_write
+from cyclegan.files import atomic_write, temporary_glob, temporary_writer_pid
 
 log = logging.getLogger(__name__)
 
@@ -335,7 +335,7 @@ def find_last_checkpoint(output_dir: str | os.PathLike, search_siblings: bool,
 # ----------------------------------------------------------------------------- atomic writes
 class AtomicCheckpointIO(TorchCheckpointIO):
     """torch.save into `.<name>.tmp-<pid>` beside the target, fsync, then os.replace over it
-    (:func:`cyclegan.imaging.atomic_write`).
+    (:func:`cyclegan.files.atomic_write`).
 
     os.replace is atomic on POSIX and Windows within one filesystem: readers see the old file or
     the new one, never a half-written one. Remote paths (s3://, gs://, ...) use Lightning's own save.
@@ -368,7 +368,7 @@ def disk_full_cause(exc: BaseException | None) -> OSError | None:
     return None
 
 
-TEMPORARY_PATTERN = ".*.ckpt.tmp-*"  # cyclegan.imaging.atomic_write's `.<name>.tmp-<pid>`
+TEMPORARY_PATTERN = temporary_glob("*.ckpt")  # the temporary files of cyclegan.files.atomic_write
 
 
 def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
@@ -379,8 +379,8 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
     """
     removed = []
     for tmp in Path(folder).glob(TEMPORARY_PATTERN) if Path(folder).is_dir() else ():
-        pid = tmp.name.rpartition("-")[2]
-        if pid.isdigit() and int(pid) != os.getpid() and _process_alive(int(pid)):
+        pid = temporary_writer_pid(tmp)
+        if pid is not None and pid != os.getpid() and _process_alive(pid):
             continue
         size = tmp.stat().st_size if tmp.is_file() else 0
         try:
