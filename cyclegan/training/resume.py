@@ -42,7 +42,7 @@ from pytorch_lightning.loggers import CSVLogger, WandbLogger
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 from torch.utils.data import DataLoader
 
-from cyclegan.errors import MissingFileError, UserError
+from cyclegan.errors import MissingFileError, UserError, find_cause
 from cyclegan.files import atomic_write, temporary_glob, temporary_writer_pid
 
 log = logging.getLogger(__name__)
@@ -360,12 +360,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 def disk_full_cause(exc: BaseException | None) -> OSError | None:
     """The ENOSPC / EDQUOT error that ``exc`` is, or was raised from or during; None if none."""
-    seen = 0
-    while exc is not None and seen < 8:
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            return exc
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1
-    return None
+    return find_cause(exc, OSError, where=lambda e: e.errno in (errno.ENOSPC, errno.EDQUOT))
 
 
 TEMPORARY_PATTERN = temporary_glob("*.ckpt")  # the temporary files of cyclegan.files.atomic_write
