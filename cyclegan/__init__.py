@@ -10,9 +10,8 @@ Packages, by stage (docs/ARCHITECTURE.md has the data flow):
 - ``evaluation``: what ``evaluate.py`` runs (metrics, Inception, validation KID, report);
 - ``inference``: the one generator loader, export, translation, comparison grids;
 - ``config``: resolvers, config validation, override checks, the Hydra job's run mode;
-- ``tools``: around the stages, not part of a run: ``bench`` (the throughput benchmark,
-  ``python -m cyclegan.tools.bench``), ``gpu_suite`` / ``gpu_prepare`` (the one-call GPU suite on top
-  of ``bench``, what it carries to a bare GPU machine, its CPU dry run and the CPU finish).
+- ``tools``: around the stages, not part of a run: ``bench`` (the benchmark, ``python -m
+  cyclegan.tools.bench``: training, inference, the Kaggle zip, the default callbacks' cost).
 
 The shared layer under them: ``errors`` (UserError: one line, exit 2; an exception's cause chain), ``directions`` (AB/BA, the one
 spelling of the two directions, and the aliases read as them), ``imaging`` (image files:
