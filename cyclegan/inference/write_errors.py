@@ -1,7 +1,7 @@
 """A failed write of an output (image, zip, exported generator) as one line naming the user's path.
 
 Outputs are written to a hidden temporary file beside the target and renamed over it
-(:func:`cyclegan.imaging.atomic_write`), so the raw error names ``.out.zip.tmp-1234``, a name the
+(:func:`cyclegan.files.atomic_write`), so the raw error names ``.out.zip.tmp-1234``, a name the
 user never gave; errors raised by ``write()`` (a full disk) name no file at all; torch's own
 writers (``torch.save``, ``torch.jit.save``) raise a ``RuntimeError`` without the path. Here every
 such failure becomes ``cannot write <target>: <reason>; <what to do>``.
@@ -20,7 +20,7 @@ from cyclegan.errors import UserError, first_line
 
 __all__ = ["OutputWriteError", "reporting_write_errors", "write_failure", "without_temp_names"]
 
-# atomic_write's temporary names: ".<name>.tmp-<pid>" plus an optional suffix (".onnx")
+# cyclegan.files.temporary_name: ".<name>.tmp-<pid>" plus an optional suffix (".onnx")
 _TEMP_NAME = re.compile(r"\.([^/\\'\"\s]+?)\.tmp-\d+(?:\.\w+)?")
 _TORCH_STRERROR = re.compile(r"strerror:\s*(.+?)\s*$", re.M)
 _NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS}

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from conftest import make_ckpt
 from cyclegan.evaluation.run import load_cyclegan
@@ -15,14 +13,6 @@ from cyclegan.inference.compare import main as compare_main
 from cyclegan.inference.export import export_state_dict
 from cyclegan.inference.translate import main as translate_main
 from cyclegan.models import build_generator
-
-
-@pytest.fixture()
-def photos(tmp_path):
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    Image.fromarray(np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(folder / "p.png")
-    return folder
 
 
 def test_a_mistyped_direction_is_named_as_such_not_as_a_missing_file(tmp_path, photos, capsys):

@@ -8,10 +8,8 @@ import logging
 import shutil
 import zipfile
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from cyclegan.inference.checkpoint import CheckpointError, load_generator
 from cyclegan.inference.compare import main as compare_main
@@ -27,14 +25,6 @@ class _Talks(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         print("PAYLOAD RAN")
         return x
-
-
-@pytest.fixture()
-def photos(tmp_path):
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    Image.fromarray(np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(folder / "p.png")
-    return folder
 
 
 @pytest.fixture()

@@ -8,9 +8,7 @@ import os
 import uuid
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from cyclegan.inference.compare import main as compare_main
 from cyclegan.inference.kaggle import make_kaggle_zip
@@ -52,14 +50,6 @@ def ckpt(tmp_path):
     path = tmp_path / "run.ckpt"
     make_ckpt(path)
     return path
-
-
-@pytest.fixture()
-def photos(tmp_path):
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    Image.fromarray(np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(folder / "p.png")
-    return folder
 
 
 def _one_clean_line(err: str, path) -> bool:
