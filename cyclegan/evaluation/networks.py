@@ -92,7 +92,7 @@ def load_for_evaluation(ckpt_path: str | os.PathLike | None, direction: str | No
         same = {d: IdentityGenerator() for d in DIRECTIONS}
         return networks_of(same), {**info, "kind": IDENTITY}
     spec = str(ckpt_path)
-    if not spec.startswith("pretrained:") and not os.path.isfile(os.path.expanduser(spec)):
+    if not spec.startswith("pretrained:") and not os.path.exists(os.path.expanduser(spec)):  # a folder: safe_load names it
         raise EvaluationError(f"ckpt_path={ckpt_path}: no such file")
     loaded = load_networks(os.path.expanduser(spec), direction=direction, map_location=map_location)
     gan_mode = str(loaded.hparams.get("gan_mode", "lsgan"))

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
 from cyclegan.directions import LABELS, as_direction
-from cyclegan.imaging import atomic_write_text
+from cyclegan.files import atomic_write_text
 
 # known metrics, in table order: key -> (label, what it means)
 METRIC_INFO = {

@@ -57,7 +57,7 @@ from cyclegan.evaluation.networks import (DirectionNetworks, EvaluationError, lo
                                           parse_directions, select_directions)
 from cyclegan.evaluation.passes import DomainPass, cat, cat_flags, evenly_spaced, real_features, translation_pass
 from cyclegan.evaluation.report import write_report
-from cyclegan.imaging import resolve_device
+from cyclegan.devices import resolve_device
 from cyclegan.loggers import instantiate_group, log_image
 from cyclegan.models.compile import auto_compile, compile_for_inference, compile_options
 from cyclegan.visualize import image_grid, save_image_grid
