@@ -13,8 +13,10 @@ from torch import nn
 
 from cyclegan.data.datasets import DomainDataset
 from cyclegan.data.sources import FileImageList
+from cyclegan.devices import DeviceError, resolve_device
 from cyclegan.evaluation.features import compute_features
-from cyclegan.imaging import DeviceError, atomic_write, load_image, resolve_device, walk_images
+from cyclegan.files import atomic_write
+from cyclegan.imaging import load_image, walk_images
 from cyclegan.inference.translate import translate_folder
 
 
@@ -72,14 +74,15 @@ def test_walk_images_follows_links_once_and_survives_link_loops(tmp_path, caplog
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     Image.new("RGB", (2, 2)).save(outside / "c.webp")
-    os.symlink(outside, root / "linked")  # a linked folder is followed
+    os.symlink(outside, root / "linked")  # a folder outside: followed only when asked (tests/data/test_links.py)
     with caplog.at_level(logging.WARNING):
-        found = walk_images(root)
+        found = walk_images(root, follow_links=True)
     rel = [os.path.relpath(p, root) for p in found]
     # real folders are walked before link targets: b.jpg keeps its real path, not the link "again"
     assert rel == ["a.png", os.path.join("linked", "c.webp"), os.path.join("sub", "b.jpg")]
     assert sum("already scanned" in r.getMessage() for r in caplog.records) == 1
-    assert walk_images(root, exclude=root / "linked") == [found[0], found[2]]
+    assert walk_images(root, exclude=root / "linked", follow_links=True) == [found[0], found[2]]
+    assert walk_images(root) == [found[0], found[2]]
 
 
 def test_atomic_write_replaces_whole_files_and_leaves_nothing_on_failure(tmp_path):

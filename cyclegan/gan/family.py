@@ -7,8 +7,9 @@ with its ``_target_`` (docs/ARCHITECTURE.md, "Adding a model family"). It declar
 - :meth:`~GANFamily.discriminators`: direction -> the discriminator judging that direction's output;
 - ``visual_rows``: which ``last_visuals`` images the training image grid shows, one row each.
 
-and the base puts ``checkpoint["generators"] = {direction: {"prefix", "spec"}}`` into every checkpoint,
-so inference and evaluation rebuild any family's generators without importing the family's class.
+and the base puts ``checkpoint["generators"] = {direction: {"prefix", "spec"}}`` (and the same for the
+``discriminators``) into every checkpoint, so inference and evaluation rebuild any family's networks
+without importing the family's class.
 
 The base also holds what the families' training steps share, so each family's file reads as its
 paper's step: the speed switches (channels_last, torch.compile; cyclegan/gan/speed.py), the optimizer
@@ -35,18 +36,18 @@ from cyclegan.gan.speed import adam_kwargs, apply_speedups, channels_last_input
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GANFamily", "generator_entries"]
+__all__ = ["GANFamily", "network_entries"]
 
 
-def generator_entries(module: nn.Module, generators: Mapping[str, nn.Module]) -> dict[str, dict[str, Any]]:
-    """``{direction: {"prefix": "<state_dict prefix>", "spec": {"name", "options"}}}`` of ``generators``,
-    the submodules of ``module`` (the ``checkpoint["generators"]`` entry): ``build_generator(spec["name"],
-    **spec["options"])`` rebuilds each, and its weights are the state_dict entries under ``prefix``."""
+def network_entries(module: nn.Module, networks: Mapping[str, nn.Module]) -> dict[str, dict[str, Any]]:
+    """``{direction: {"prefix": "<state_dict prefix>", "spec": {"name", "options"}}}`` of ``networks``, direct
+    submodules of ``module`` (the checkpoint's ``generators`` / ``discriminators`` entry): ``build_generator(
+    spec["name"], **spec["options"])`` rebuilds a generator, its weights are the state_dict entries under ``prefix``."""
     names = {id(child): name for name, child in module.named_children()}
     entries = {}
-    for direction, net in generators.items():
+    for direction, net in networks.items():
         if id(net) not in names:
-            raise ValueError(f"the {direction} generator is not a direct submodule of {type(module).__name__}")
+            raise ValueError(f"the {direction} network is not a direct submodule of {type(module).__name__}")
         name, options = getattr(net, "_cyclegan_spec", (None, {}))
         entries[direction] = {"prefix": f"{names[id(net)]}.", "spec": {"name": name, "options": dict(options)}}
     return entries
@@ -77,7 +78,8 @@ class GANFamily(pl.LightningModule):
         return {name: child for name, child in self.named_children() if id(child) in wanted}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["generators"] = generator_entries(self, self.generators())
+        checkpoint["generators"] = network_entries(self, self.generators())
+        checkpoint["discriminators"] = network_entries(self, self.discriminators())
 
     # ------------------------------------------------------------------ speed
     def configure_model(self) -> None:
