@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from conftest import TINY, compose_config
+from cyclegan.evaluation.run import evaluate
 from cyclegan.inference.checkpoint import load_generator
+from cyclegan.inference.translate import main as translate_main
 from cyclegan.serialization import safe_load
 from cyclegan.training.run import train
 
@@ -68,3 +70,31 @@ def test_fastcut_trains_photo_to_painting_with_one_override_and_its_generator_tr
     assert all(torch.equal(G.state_dict()[k], v) for k, v in weights.items())
     x = torch.rand(1, 3, 40, 40) * 2 - 1
     assert G(x).shape == x.shape
+
+
+def test_a_cut_checkpoint_is_evaluated_in_its_direction_with_cycle_l1_not_applicable(tmp_path, uninterrupted):
+    ckpt = uninterrupted[0] / "checkpoints" / "last.ckpt"
+    report = evaluate(compose_config(tmp_path / "eval", f"ckpt_path={ckpt}", f"metrics.cache_dir={tmp_path / 'c'}",
+                                     "data.image_size=32", "data.num_workers=0", "metrics.inception=tiny",
+                                     config_name="evaluate"))
+    assert "BA" not in report and report["AB"]["n_fake"] > 0 and report["AB"]["d_n_fake"] > 0  # its D judges
+    assert report["AB"]["cycle_l1"] is None and "way back" in report["AB"]["not_applicable"]["cycle_l1"]
+
+
+def test_translate_takes_a_cut_checkpoint_alone_and_in_a_chain_with_cyclegan(tmp_path, uninterrupted, capsys):
+    ckpt = uninterrupted[0] / "checkpoints" / "last.ckpt"
+    photos = Path(__file__).resolve().parents[2] / "cyclegan" / "data" / "sample" / "A"
+    cyclegan = tmp_path / "cg"
+    train(compose_config(cyclegan, *TINY, "trainer.max_steps=1", "~callbacks.val_kid", "trainer.limit_val_batches=0",
+                         "callbacks.progress_bar.refresh_rate=0"))
+    chain = [f"{cyclegan / 'checkpoints' / 'last.ckpt'}:AB", f"{cyclegan / 'checkpoints' / 'last.ckpt'}:BA", f"{ckpt}:AB"]
+    args = ["--input", str(photos), "--quiet", "--num-workers", "0", "--no-compile"]
+    assert translate_main(["--ckpt", str(ckpt), "--output", str(tmp_path / "out"), *args]) == 0
+    assert len(list((tmp_path / "out").iterdir())) == len(list(photos.iterdir()))
+    chained = [a for spec in chain for a in ("--ckpt", spec)]
+    assert translate_main([*chained, "--output", str(tmp_path / "chain"), *args]) == 0
+    assert translate_main(["--ckpt", str(ckpt), "--export", "ts", "--output", str(tmp_path / "g.ts")]) == 0
+    capsys.readouterr()
+    assert translate_main(["--ckpt", f"{ckpt}:BA", "--output", str(tmp_path / "no"), *args]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and str(ckpt) in error and "AB only" in error and "model.direction=BA" in error
