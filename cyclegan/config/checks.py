@@ -389,6 +389,7 @@ def _check_callbacks(callbacks: DictConfig, problems: _Problems) -> None:
     if guard and "policy" in guard:
         _choice(problems, "callbacks.nan_guard.policy", guard.get("policy"), NAN_POLICIES)
         _int(problems, "callbacks.nan_guard.max_consecutive_skips", guard.get("max_consecutive_skips", 1), 0)
+        _int(problems, "callbacks.nan_guard.check_every_n_steps", guard.get("check_every_n_steps"), 1, nullable=True)
 
 
 # ----------------------------------------------------------------------------- entry point
