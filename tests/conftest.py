@@ -140,6 +140,15 @@ def rand_img(h, w, mode="RGB", seed=0):
     return Image.fromarray(a[..., 0] if ch == 1 else a, mode)
 
 
+@pytest.fixture()
+def photos(tmp_path):
+    """A folder holding one 16x16 photo, ``p.png`` (the input of a translation or comparison)."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rand_img(16, 16).save(folder / "p.png")
+    return folder
+
+
 class RunsACommand:
     """Unpickling it would run a shell command that touches ``marker`` (a malicious checkpoint's payload)."""
 

@@ -38,13 +38,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from cyclegan.devices import resolve_device
 from cyclegan.directions import DOMAINS_OF, as_direction
 from cyclegan.errors import UserError, first_line
 from cyclegan.evaluation.inception import load_inception
 from cyclegan.evaluation.metrics import MIFID_EPS, generative_metrics
 from cyclegan.evaluation.passes import DomainPass, cat, cat_flags, evenly_spaced, real_features, translation_pass
 from cyclegan.evaluation.report import write_report
-from cyclegan.imaging import resolve_device
 from cyclegan.inference.pretrained import is_pretrained
 from cyclegan.loggers import instantiate_group, log_image
 from cyclegan.serialization import CheckpointError, safe_load
@@ -134,7 +134,7 @@ def load_cyclegan(ckpt_path: str | os.PathLike, map_location: Any = "cpu") -> tu
             f"ckpt_path={ckpt_path}: evaluate needs a training checkpoint (both generators and discriminators); "
             "a bundled generator's metrics are in its model card (python -m cyclegan.translate --list-pretrained)")
     path = Path(str(ckpt_path)).expanduser()
-    if not path.is_file():
+    if not path.exists():  # a folder is named as such by safe_load
         raise EvaluationError(f"ckpt_path={ckpt_path}: no such file")
     ckpt = safe_load(path, map_location)
     if not isinstance(ckpt, Mapping) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
