@@ -7,21 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import state_dict_listing
 
 from cyclegan.models import build_discriminator, build_generator, network_spec
 from cyclegan.models.networks.antialias import BlurDownsample, BlurUpsample, binomial_filter
 
 CUT = Path(__file__).resolve().parents[1] / "fixtures" / "cut"
 NCE_LAYERS = [0, 4, 8, 12, 16]  # the official nce_layers
-
-
-def _listing(path: Path) -> list[tuple[str, tuple[int, ...]]]:
-    rows = []
-    for line in path.read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            key, shape = line.split("\t")
-            rows.append((key, tuple(int(s) for s in shape.strip("()").split(",") if s.strip())))
-    return rows
 
 
 def _official(name: str) -> dict:
@@ -37,7 +29,7 @@ def _cut_generator(opt: dict):
 
 def test_state_dict_matches_the_official_cut_generator_at_ngf_64():
     G = build_generator("resnet_9blocks", antialias=True)
-    assert [(k, tuple(v.shape)) for k, v in G.state_dict().items()] == _listing(CUT / "G_cut_resnet_9blocks.txt")
+    assert [(k, tuple(v.shape)) for k, v in G.state_dict().items()] == state_dict_listing(CUT / "G_cut_resnet_9blocks.txt")
     # the blur filters are fixed buffers: saved (as the official code does), never trained
     assert "model.7.filt" not in dict(G.named_parameters())
 
