@@ -314,7 +314,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         compile_spec = "auto" if args.compile is None else args.compile  # neither flag: auto
         if args.export is not None:
             path = export_generator(model, args.output, args.export)
-            print(f"exported {args.export} -> {path}")
+            note = " (a TorchScript program: loading it back needs --allow-torchscript)" if args.export == "ts" else ""
+            print(f"exported {args.export} -> {path}{note}")
         elif args.kaggle_zip is not None:
             path = make_kaggle_zip(model, args.input, args.kaggle_zip, min_count=args.min_count,
                                    max_count=args.max_count, size=KAGGLE_SIZE, batch_size=args.batch_size or 64,

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from cyclegan.errors import UserError, first_line
+from cyclegan.files import blocking_file
 
 __all__ = ["OutputWriteError", "reporting_write_errors", "write_failure", "without_temp_names"]
 
@@ -57,6 +58,9 @@ def write_failure(target: str | os.PathLike, exc: BaseException) -> str:
         return f"cannot write {target}: {os.strerror(code).lower()} in {where}; choose a folder you can write to"
     if code == errno.EISDIR or target.is_dir():
         return f"cannot write {target}: it is a folder; give a file name"
+    blocker = blocking_file(target.parent)
+    if blocker is not None:  # EEXIST / ENOTDIR from a mkdir on the way
+        return f"cannot write {target}: {blocker} is a file, not a folder; choose another path"
     if isinstance(exc, OSError) and exc.strerror:
         reason = exc.strerror
     else:

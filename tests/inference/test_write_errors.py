@@ -72,6 +72,12 @@ def test_export_onto_an_existing_folder_names_it(ckpt, tmp_path, capsys):
     assert translate_main(["--ckpt", f"{ckpt}:BA", "--export", "state_dict", "--output", str(folder)]) == 2
     err = capsys.readouterr().err
     assert _one_clean_line(err, folder) and "is a folder" in err and list(folder.iterdir()) == []
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    for target in (a_file / "g.pt", a_file / "sub" / "g.pt"):  # mkdir's "File exists" / "Not a directory"
+        assert translate_main(["--ckpt", f"{ckpt}:BA", "--export", "half", "--output", str(target)]) == 2
+        err = capsys.readouterr().err
+        assert _one_clean_line(err, target) and f"{a_file} is a file" in err
 
 
 def test_translated_images_and_grids_that_cannot_be_written_are_one_line(ckpt, photos, unwritable, capsys):
