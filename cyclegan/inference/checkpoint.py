@@ -25,6 +25,7 @@ import json
 import logging
 import math
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -33,9 +34,9 @@ from torch import nn
 
 from cyclegan.directions import DIRECTIONS, as_direction
 from cyclegan.errors import first_line
-from cyclegan.inference.pretrained import resolve as resolve_pretrained
-from cyclegan.models import build_generator, load_reference_weights
-from cyclegan.models.spec import generator_args
+from cyclegan.inference.pretrained import card_direction, resolve as resolve_pretrained
+from cyclegan.models import build_discriminator, build_generator, load_reference_weights
+from cyclegan.models.spec import discriminator_args, generator_args
 from cyclegan.serialization import (
     CheckpointError, is_torchscript, safe_load, state_dict_mismatch, torchscript_refusal,
 )
@@ -47,6 +48,8 @@ __all__ = [
     "safe_load",
     "load_generator",
     "load_generators",
+    "load_networks",
+    "LoadedNetworks",
     "load_exported",
     "load_torchscript",
     "build_from_spec",
@@ -226,3 +229,89 @@ def size_multiple_of(generator: nn.Module) -> int:
     if members is not None and getattr(generator, "size_multiple", None) is None:
         return lcm_multiple(members)
     return int(getattr(generator, "size_multiple", 1) or 1)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# every network of a file, by direction (evaluation reads checkpoints through this)
+# ----------------------------------------------------------------------------------------------------------
+
+# CycleGAN's discriminators by the direction whose OUTPUT each one judges: D_B sees A -> B translations.
+CYCLEGAN_DISCRIMINATORS = {"AB": "D_B.", "BA": "D_A."}
+
+
+@dataclass
+class LoadedNetworks:
+    """What one file holds, by translation direction (:func:`load_networks`)."""
+
+    generators: dict[str, nn.Module]  # direction -> the generator that translates that way
+    discriminators: dict[str, nn.Module] = field(default_factory=dict)  # direction -> D judging its output
+    hparams: dict[str, Any] = field(default_factory=dict)
+    epoch: int | None = None
+    global_step: int | None = None
+    kind: str = "lightning"  # lightning | export | state_dict | torchscript
+
+
+def lightning_directions(ckpt: Mapping[str, Any]) -> list[str]:
+    """The directions a training checkpoint translates: its ``generators`` entry (every model family
+    writes one), else CycleGAN's two."""
+    entry = ckpt.get("generators")
+    return [d for d in DIRECTIONS if d in entry] if isinstance(entry, Mapping) else list(DIRECTIONS)
+
+
+def _lightning_discriminators(ckpt: Mapping[str, Any], path: Path) -> dict[str, nn.Module]:
+    """``{direction: D}`` of a training checkpoint: a ``discriminators`` entry ({direction: {"prefix"}})
+    when the family writes one, else CycleGAN's D_B / D_A; built from ``hyper_parameters``. A direction
+    without weights under its prefix has no discriminator (its D accuracy is then not applicable)."""
+    entry = ckpt.get("discriminators")
+    prefixes = ({d: e["prefix"] for d, e in entry.items() if isinstance(e, Mapping) and "prefix" in e}
+                if isinstance(entry, Mapping) else CYCLEGAN_DISCRIMINATORS)
+    name, kwargs = discriminator_args(ckpt.get("hyper_parameters") or {})
+    out = {}
+    for direction, prefix in prefixes.items():
+        sd = _strip_prefix(ckpt["state_dict"], prefix)
+        if not sd:
+            continue
+        try:
+            net = build_discriminator(name, **kwargs)
+            net.load_state_dict(sd)
+        except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+            raise CheckpointError(f"{path}: the '{prefix}*' weights do not fit discriminator {name!r} {kwargs} "
+                                  f"({first_line(exc)})") from None
+        out[direction] = net.eval().requires_grad_(False)
+    return out
+
+
+def load_networks(path: str | os.PathLike, direction: str | None = None, map_location: Any = "cpu", *,
+                  allow_torchscript: bool = False) -> LoadedNetworks:
+    """Every network a file holds, read once: a training checkpoint gives its generators and
+    discriminators by direction; a lone generator (``pretrained:NAME``, an export, a bare state dict,
+    named TorchScript) gives ``{direction: G}``, the direction being ``direction`` when given, else what
+    the file (an export's ``direction`` entry) or the bundled generator's model card says. A lone
+    generator whose direction nothing names is refused in one line asking for it.
+    """
+    spec = path
+    path = resolve_pretrained(path)
+    if is_torchscript(path):
+        kind, own = "torchscript", None
+        G = load_generator(path, map_location=map_location, allow_torchscript=allow_torchscript)
+    else:
+        obj = safe_load(path, map_location)
+        kind = _kind(obj)
+        if kind == "lightning":
+            return LoadedNetworks(
+                generators={d: _from_lightning(obj, d, path) for d in lightning_directions(obj)},
+                discriminators=_lightning_discriminators(obj, path),
+                hparams=dict(obj.get("hyper_parameters") or {}),
+                epoch=obj.get("epoch"), global_step=obj.get("global_step"))
+        if kind == "export":
+            G, own = _from_export(obj, path), obj.get("direction")
+        elif kind in ("state_dict", "wrapped_state_dict"):
+            sd = obj if kind == "state_dict" else obj["state_dict"]
+            G, own = build_from_spec("resnet_9blocks", {}, sd, reference=True, source=str(path)), None
+        else:
+            raise CheckpointError(f"{path}: not a Lightning checkpoint, an exported generator or a generator state dict")
+    chosen = direction or own or card_direction(spec)
+    if chosen is None:
+        raise CheckpointError(f"{spec}: one generator, and nothing says which way it translates: "
+                              "pass direction=AB (domain A -> B of the data) or direction=BA")
+    return LoadedNetworks(generators={_normalize_direction(chosen): G}, kind=kind)
