@@ -170,11 +170,30 @@ def make_ckpt(path, name="resnet", kw=None, seed=0):
     return g_ab, g_ba
 
 
+def state_dict_listing(path) -> list[tuple[str, tuple[int, ...]]]:
+    """(key, shape) rows of a reference listing file (``key<TAB>(shape)``, ``#`` comments)."""
+    rows = []
+    for line in Path(path).read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, shape = line.split("\t")
+            rows.append((key, tuple(int(s) for s in shape.strip("()").split(",") if s.strip())))
+    return rows
+
+
 def rand_img(h, w, mode="RGB", seed=0):
     rng = np.random.default_rng(seed)
     ch = {"RGB": 3, "RGBA": 4, "L": 1}[mode]
     a = rng.integers(0, 256, (h, w, ch), dtype=np.uint8)
     return Image.fromarray(a[..., 0] if ch == 1 else a, mode)
+
+
+@pytest.fixture()
+def photos(tmp_path):
+    """A folder holding one 16x16 photo, ``p.png`` (the input of a translation or comparison)."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rand_img(16, 16).save(folder / "p.png")
+    return folder
 
 
 class RunsACommand:

@@ -75,14 +75,15 @@ def test_walk_images_follows_links_once_and_survives_link_loops(tmp_path, caplog
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     Image.new("RGB", (2, 2)).save(outside / "c.webp")
-    os.symlink(outside, root / "linked")  # a linked folder is followed
+    os.symlink(outside, root / "linked")  # a folder outside: followed only when asked (tests/data/test_links.py)
     with caplog.at_level(logging.WARNING):
-        found = walk_images(root)
+        found = walk_images(root, follow_links=True)
     rel = [os.path.relpath(p, root) for p in found]
     # real folders are walked before link targets: b.jpg keeps its real path, not the link "again"
     assert rel == ["a.png", os.path.join("linked", "c.webp"), os.path.join("sub", "b.jpg")]
     assert sum("already scanned" in r.getMessage() for r in caplog.records) == 1
-    assert walk_images(root, exclude=root / "linked") == [found[0], found[2]]
+    assert walk_images(root, exclude=root / "linked", follow_links=True) == [found[0], found[2]]
+    assert walk_images(root) == [found[0], found[2]]
 
 
 def test_atomic_write_replaces_whole_files_and_leaves_nothing_on_failure(tmp_path):

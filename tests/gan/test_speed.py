@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 
 from conftest import TINY_MODEL, RandomPairs
 from cyclegan.gan.module import CycleGAN
-from cyclegan.models.generators import build_generator
+from cyclegan.models import build_generator
 from cyclegan.gan.speed import adam_kwargs, apply_speedups
 from cyclegan.models.compile import compile_for_inference, compile_options, eager_fallback, is_compiled
 
