@@ -36,21 +36,7 @@ from cyclegan.models import build_discriminator, build_generator
 from cyclegan.models.compile import compile_options
 from cyclegan.models.spec import discriminator_args, generator_args
 
-__all__ = ["CUT", "encoder_features", "encoder_widths"]
-
-
-def encoder_features(G: nn.Module, x: torch.Tensor, layers: Sequence[int]) -> list[torch.Tensor]:
-    """The outputs of ``G.model``'s layers ``layers`` for input ``x``, stopping after the last one
-    (the official ``G(x, layers, encode_only=True)``)."""
-    wanted, last = set(layers), max(layers)
-    feats, feat = [], x
-    for index, layer in enumerate(G.model):
-        feat = layer(feat)
-        if index in wanted:
-            feats.append(feat)
-        if index == last:
-            break
-    return feats
+__all__ = ["CUT", "encoder_widths"]
 
 
 def encoder_widths(name: str, kwargs: Mapping[str, Any], layers: Sequence[int]) -> list[int]:
@@ -61,7 +47,7 @@ def encoder_widths(name: str, kwargs: Mapping[str, Any], layers: Sequence[int]) 
         size = max(64, getattr(G, "min_size", 1))
         size += -size % max(1, getattr(G, "size_multiple", 1))
         channels = int(kwargs.get("in_channels", 3))
-        return [f.shape[1] for f in encoder_features(G, torch.empty(1, channels, size, size), layers)]
+        return [f.shape[1] for f in G.encode(torch.empty(1, channels, size, size), layers)]
 
 
 class CUT(GANFamily):
@@ -80,8 +66,6 @@ class CUT(GANFamily):
         init_type: str = "xavier",
         init_gain: float = 0.02,
         antialias: bool = True,
-        upsample: str = "deconv",
-        residual_output: bool = False,
         netF_nc: int = 256,
         # losses
         gan_mode: str = "lsgan",
@@ -113,8 +97,11 @@ class CUT(GANFamily):
         channels_last: bool = False,
         compile: bool | str | dict = False,  # stored as hparams.compile; never assign self.compile (nn.Module.compile)
         fused_adam: bool | None = None,
+        # any other option of the chosen networks (models/registry.py), e.g. upsample=resize
+        **network_options: Any,
     ):
         super().__init__()
+        self.reject_unknown_network_options(network_options)
         if isinstance(compile, Mapping):  # a DictConfig would make the checkpoint unloadable with weights_only
             compile = dict(compile)
         direction = normalize_direction(direction, "model.direction")
@@ -178,11 +165,11 @@ class CUT(GANFamily):
         the mean of the weighted per-patch losses of each layer, summed, divided by the layer count)."""
         hp = self.hparams
         layers = hp.nce_layers
-        query = encoder_features(self.G, translated, layers)
+        query = self.G.encode(translated, layers)
         if flipped:  # G saw the flipped image: flip its features back onto the source's positions
             query = [f.flip(3) for f in query]
         with torch.no_grad():  # the key side is detached in the loss anyway: no graph needed
-            key_samples, ids = self.F(encoder_features(self.G, source, layers), hp.num_patches)
+            key_samples, ids = self.F(self.G.encode(source, layers), hp.num_patches)
         query_samples, _ = self.F(query, hp.num_patches, ids)
         total = 0.0
         for q, k in zip(query_samples, key_samples):

@@ -33,6 +33,8 @@ from torch import nn
 from cyclegan.gan.losses import gradient_penalty
 from cyclegan.gan.schedulers import build_scheduler, time_budget_fraction, time_decay_factor
 from cyclegan.gan.speed import adam_kwargs, apply_speedups, channels_last_input
+from cyclegan.models import network_spec
+from cyclegan.models.spec import network_keys
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +50,7 @@ def network_entries(module: nn.Module, networks: Mapping[str, nn.Module]) -> dic
     for direction, net in networks.items():
         if id(net) not in names:
             raise ValueError(f"the {direction} network is not a direct submodule of {type(module).__name__}")
-        name, options = getattr(net, "_cyclegan_spec", (None, {}))
-        entries[direction] = {"prefix": f"{names[id(net)]}.", "spec": {"name": name, "options": dict(options)}}
+        entries[direction] = {"prefix": f"{names[id(net)]}.", "spec": network_spec(net) or {"name": None, "options": {}}}
     return entries
 
 
@@ -64,6 +65,14 @@ class GANFamily(pl.LightningModule):
     # rows of the training image grid: names in ``last_visuals`` (cyclegan/training/callbacks.py)
     visual_rows: tuple[tuple[str, ...], ...] = ()
     visual_caption: str = ""
+
+    @classmethod
+    def reject_unknown_network_options(cls, options: Mapping[str, Any]) -> None:
+        """A family's ``**network_options`` take any option of a registered network (models/registry.py)."""
+        unknown = sorted(set(options) - set(network_keys()))
+        if unknown:
+            raise TypeError(f"{cls.__name__} got {', '.join(unknown)}, which no registered network takes "
+                            f"(network options: {', '.join(network_keys())})")
 
     # ------------------------------------------------------------------ the family interface
     def generators(self) -> dict[str, nn.Module]:

@@ -29,7 +29,7 @@ from cyclegan.gan.diffaugment import DiffAugment, parse_policy
 from cyclegan.gan.family import GANFamily
 from cyclegan.gan.losses import GANLoss
 from cyclegan.models import build_discriminator, build_generator
-from cyclegan.models.spec import discriminator_args, generator_args, network_keys
+from cyclegan.models.spec import discriminator_args, generator_args
 from cyclegan.gan.pool import ImagePool
 from cyclegan.models.compile import compile_options
 
@@ -81,10 +81,7 @@ class CycleGAN(GANFamily):
         **network_options: Any,
     ):
         super().__init__()
-        unknown = sorted(set(network_options) - set(network_keys()))
-        if unknown:
-            raise TypeError(f"CycleGAN got {', '.join(unknown)}, which no registered network takes "
-                            f"(network options: {', '.join(network_keys())})")
+        self.reject_unknown_network_options(network_options)
         if isinstance(compile, Mapping):  # a Hydra DictConfig would make the checkpoint unloadable with
             compile = dict(compile)       # weights_only=True (evaluate, translate, resume refuse it)
         self.save_hyperparameters()

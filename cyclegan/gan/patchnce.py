@@ -41,7 +41,8 @@ def l2_normalize(x: torch.Tensor) -> torch.Tensor:
     One change: the squared norm is clamped to >= 1e-24 before the square root. The official code's
     gradient is NaN for an all-zero row (d sqrt(s)/ds is infinite at 0), which happens when an NCE layer
     is a ReLU output (e.g. ``nce_layers`` reaching the decoder of a generator with few blocks); with the
-    clamp that row gets a zero gradient, and every other value, forward and backward, is unchanged.
+    clamp no gradient flows through that row's norm (the row's gradient is that of x / 1e-7, finite),
+    and every other value, forward and backward, is unchanged.
     """
     x = x.float()  # under autocast the MLP's output may be bf16: the norm is taken in fp32
     return x / (x.pow(2).sum(1, keepdim=True).clamp_min(1e-24).pow(0.5) + L2_EPS)

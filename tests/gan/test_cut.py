@@ -62,12 +62,13 @@ def test_l2_normalize_is_the_official_division_by_norm_plus_1e7():
     assert torch.equal(l2_normalize(x), torch.stack([x[0] / (5.0 + 1e-7), x[1]]))
 
 
-def test_an_all_zero_feature_row_gets_a_zero_gradient_not_nan():
+def test_an_all_zero_feature_row_gets_a_finite_gradient_not_nan():
     x = torch.zeros(2, 3)
     x[0] = torch.tensor([1.0, 2.0, 2.0])
     x.requires_grad_(True)
     (l2_normalize(x) * torch.arange(3.0)).sum().backward()
-    assert torch.isfinite(x.grad).all() and torch.equal(x.grad[1], torch.zeros(3))
+    assert torch.isfinite(x.grad).all()  # the official code gives NaN here
+    torch.testing.assert_close(x.grad[1], torch.arange(3.0) / 1e-7, rtol=1e-4, atol=0)  # d(x / 1e-7) / dx
 
 
 def test_F_has_one_mlp_per_layer_sized_from_the_encoder_and_initialised_like_init_net():
@@ -112,7 +113,8 @@ def test_direction_decides_the_source_domain_and_the_family_interface():
 
 
 @pytest.mark.parametrize("bad, match", [
-    (dict(gen="unet"), "use model.gen=resnet"),
+    (dict(gen="unet"), "antialias=True is an option of the resnet"),
+    (dict(gen="unet", antialias=False), "use model.gen=resnet"),
     (dict(nce_layers=[0, 4, 99]), "layers 0..23"),
     (dict(nce_layers=[8, 4]), "increasing"),
     (dict(num_patches=0), "num_patches"),
