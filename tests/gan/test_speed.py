@@ -3,6 +3,9 @@ compose through Hydra with mixed precision; the image cache changes nothing but 
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -173,8 +176,26 @@ def test_bench_runs_on_cpu(capsys):
     assert "G_AB inference fp32 b2" in out and "G_AB inference bf16 b2" in out and "compile b2" not in out
     assert "fp32+b1+nofused" in out and "bf16+cl+b2" in out and "FAILED" not in out
     assert "GFLOP per image pair" in out and "profile of bf16+cl+b2" in out
-    assert " nan" not in out  # e.g. `peak nan MiB`: a CPU has no peak memory counter
-    assert "peak memory n/a on a CPU" in out
+    assert " nan" not in out  # e.g. `peak nan MiB`
+    assert re.search(r"fp32\+b1\+nofused: [\d.]+ pairs/s, peak [1-9]\d* MiB", out)  # the process's peak on a CPU
+
+
+def test_bench_times_the_default_callbacks_against_a_bare_step_and_the_kaggle_zip(capsys, tmp_path):
+    from cyclegan.tools import bench
+
+    rc = bench.main(["--device", "cpu", "--configs", "fp32+b1", "--image-size", "32", "--ngf", "4", "--ndf", "4",
+                     "--n-blocks", "1", "--warmup", "1", "--steps", "2", "--no-inference", "--data-workers",
+                     "--callbacks", "--repeats", "1", "--zip-photos", "3", "--inference-batch", "2",
+                     "--json", str(tmp_path / "bench.json")])
+    out = capsys.readouterr().out
+    assert rc == 0 and "FAILED" not in out
+    assert "fp32+b1 bare" in out and "fp32+b1 default callbacks" in out
+    assert re.search(r"default callbacks: [+-][\d.]+ ms/step \([+-][\d.]+ % of the bare", out)
+    assert "Kaggle zip of 3 photos" in out
+    report = json.loads((tmp_path / "bench.json").read_text())
+    assert len(report["callbacks_overhead"]) == 1
+    zip_row = next(r for r in report["results"] if r["config"].startswith("Kaggle zip"))
+    assert zip_row["extra"]["wall_s"] > 0 and zip_row["pairs_per_s"] > 0
 
 
 def test_a_machine_that_cannot_compile_runs_the_networks_eagerly(monkeypatch):
