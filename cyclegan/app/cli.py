@@ -19,10 +19,11 @@ from typing import Sequence
 
 from cyclegan.app.handlers import DEFAULT_MAX_BATCH, DEFAULT_TILE
 from cyclegan.app.painters import all_specs, load_painters
+from cyclegan.app.ui import PAGE_CSS, build_page, sample_photos
 from cyclegan.app.uploads import DEFAULT_MAX_MEGAPIXELS, REFUSED_MEGAPIXELS
 from cyclegan.directions import direction_argument
 from cyclegan.errors import UserError, first_line
-from cyclegan.imaging import resolve_device
+from cyclegan.devices import resolve_device
 
 __all__ = ["build_parser", "main"]
 
@@ -117,11 +118,10 @@ def _serve(args: argparse.Namespace, painters, workdir: Path) -> int:
     os.environ["TMPDIR"] = tempfile.tempdir = str(workdir)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     try:
-        from cyclegan.app.ui import PAGE_CSS, build_page, sample_photos
+        page = build_page(painters, workdir / "paintings", max_megapixels=args.max_megapixels,
+                          tile=args.tile or None, max_batch=args.max_batch)
     except ImportError as exc:
         return _fail(f"the app needs Gradio ({first_line(exc)}): pip install -e \".[app]\"")
-    page = build_page(painters, workdir / "paintings", max_megapixels=args.max_megapixels, tile=args.tile or None,
-                      max_batch=args.max_batch)
     samples = sorted({str(Path(p).parent) for p in sample_photos()})
     page.queue(default_concurrency_limit=1)
     try:

@@ -32,3 +32,18 @@ def test_what_fails_at_start_is_one_line_and_exit_2(tmp_path, capsys, args, mess
     assert main([a.format(tmp=tmp_path) for a in args]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("python -m cyclegan.app: error: ") and message in err and "\n" not in err
+
+
+def test_without_gradio_it_says_how_to_install_it(monkeypatch, capsys):
+    import sys
+    import tempfile
+
+    # what the command sets before building the page, restored after this test
+    for key in ("GRADIO_TEMP_DIR", "MPLCONFIGDIR", "TMPDIR"):
+        monkeypatch.setenv(key, tempfile.gettempdir())
+    monkeypatch.setattr(tempfile, "tempdir", tempfile.gettempdir())
+    monkeypatch.setitem(sys.modules, "gradio", None)  # import gradio -> ImportError
+    assert main([]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("python -m cyclegan.app: error: the app needs Gradio") and err.endswith('pip install -e ".[app]"')
+
