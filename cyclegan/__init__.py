@@ -6,7 +6,7 @@ Packages, by stage (docs/ARCHITECTURE.md has the data flow):
   arguments table (``spec``), ``torch.compile`` of networks (``compile``);
 - ``data``: the datamodule, dataset sources, datasets, TFRecord, download, transforms;
 - ``gan``: the LightningModule, losses, image pools, LR schedules, training speed switches;
-- ``training``: what ``train.py`` runs (fit, callbacks, safety, resume, preflight, sweeps);
+- ``training``: what ``train.py`` runs (fit, callbacks, NaN guard, shutdown, resume, preflight, sweeps);
 - ``evaluation``: what ``evaluate.py`` runs (metrics, Inception, validation KID, report);
 - ``inference``: the one generator loader, export, translation, comparison grids;
 - ``config``: resolvers, config validation, override checks, the Hydra job's run mode;

@@ -40,7 +40,7 @@ from cyclegan.training.resume import (
     newest_checkpoint,
     wandb_run_id,
 )
-from cyclegan.training.safety import TrainingInterrupted, interruption_of
+from cyclegan.training.shutdown import TrainingInterrupted, interruption_of
 from cyclegan.training.sweep import (
     job_overrides,
     wandb_sweep_settings,
