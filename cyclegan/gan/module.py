@@ -56,6 +56,7 @@ class CycleGAN(pl.LightningModule):
         init_gain: float = 0.02,
         upsample: str = "deconv",
         residual_output: bool = False,
+        init_from: str | None = None,  # recorded only: cyclegan.training.init_from loads the weights before fit
         # losses
         gan_mode: str = "lsgan",
         lambda_cycle: float = 10.0,

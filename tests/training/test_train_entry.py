@@ -25,7 +25,7 @@ def test_train_leaves_checkpoint_grids_and_curves(tiny_cfg, tmp_path):
 
 def test_train_py_command_line(tmp_path):
     run_dir = tmp_path / "run"
-    cmd = [sys.executable, "train.py", "data.image_size=32", "data.load_size=36", "data.val_size=2",
+    cmd = [sys.executable, "train.py", "data=sample", "data.image_size=32", "data.load_size=36", "data.val_size=2",
            "model.ngf=4", "model.ndf=4", "model.n_blocks=1", "trainer=cpu", "trainer.max_steps=2",
            f"hydra.run.dir={run_dir}"]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
