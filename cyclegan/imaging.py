@@ -1,15 +1,14 @@
 """Image files, the same way for training, evaluation and inference.
 
-- :data:`IMAGE_EXTENSIONS` and :func:`walk_images`: which files are images, found recursively
-  with symbolic links followed, each real folder once (a link to ``.`` or to a parent cannot
-  make the walk loop or list a file twice; such links are reported in one warning).
+- :data:`IMAGE_EXTENSIONS` and :func:`walk_images`: which files are images, found recursively,
+  each real folder once (a link to ``.`` cannot make the walk loop or list a file twice), links to
+  folders outside the scanned folder left out unless asked for (a link to a parent would bring in
+  the other domain); each kind of left-out link is reported in one warning.
 - :func:`load_image` and :func:`to_rgb`: decode to 8-bit RGB with one rule for every mode:
   EXIF orientation applied, transparent pixels composited on white, 16-bit and float images
   scaled. Training, translation and evaluation read images only through these.
-- :func:`atomic_write`: write a file beside its target and rename it over the target, so a reader
-  (or a crash) never sees half a file.
-- :func:`resolve_device`: ``auto``/``None`` -> cuda when available, else cpu; a bad name or a
-  missing GPU is a one-line user error.
+
+Writing files safely is :mod:`cyclegan.files`; choosing a device is :mod:`cyclegan.devices`.
 """
 
 from __future__ import annotations
@@ -18,12 +17,8 @@ import contextlib
 import logging
 import os
 import struct
-import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps
 
 from cyclegan.errors import UserError
@@ -34,16 +29,10 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "PIL_FORMATS",
     "ImageLoadError",
-    "DeviceError",
     "is_image_name",
     "walk_images",
     "to_rgb",
     "load_image",
-    "atomic_write",
-    "atomic_write_text",
-    "blocking_file",
-    "umask_permissions",
-    "resolve_device",
 ]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
@@ -81,10 +70,6 @@ def _original_message(report: str) -> str:
     return rest if sep and head.endswith("Error") else last
 
 
-class DeviceError(UserError, ValueError):
-    """A device name that is not one, or a GPU asked for where there is none."""
-
-
 # ----------------------------------------------------------------------------- listing
 def is_image_name(name: str | os.PathLike) -> bool:
     """Whether the file name has an image extension (any case) and is not hidden."""
@@ -92,12 +77,18 @@ def is_image_name(name: str | os.PathLike) -> bool:
     return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
-def walk_images(folder: str | os.PathLike, exclude: str | os.PathLike | None = None) -> list[str]:
+def walk_images(folder: str | os.PathLike, exclude: str | os.PathLike | None = None, *,
+                follow_links: bool = False, how_to_follow: str = "") -> list[str]:
     """Paths of the image files under ``folder`` (recursive), sorted by their path relative to it.
 
-    Symbolic links are followed, but every real folder and file is visited once (by device and
-    inode): the folders of the tree itself first, then the folders links lead to, so a link to
-    ``.``, to a parent or to a sibling (a loop, or the same images twice) is left out and files
+    A symbolic link to a folder is followed only when the folder it leads to lies inside
+    ``folder``: a link out of it (``A/up -> ..``, which would bring in the other domain and the
+    test splits, or ``A/more -> /elsewhere``) is left out unless ``follow_links`` (then every link
+    is followed); one warning names each such link and where it leads, ending with
+    ``how_to_follow`` (what the caller's option is called). A link to one image file is followed
+    wherever it leads: it names that image on purpose. Every real folder and file is visited once
+    (by device and inode): the folders of the tree itself first, then the folders links lead to,
+    so a link to ``.`` or to a sibling (a loop, or the same images twice) is left out and files
     keep their real paths; a second name for the same file (a file link, a hard link) is left
     out too. Such links are reported in one warning, folders that cannot be listed in another.
     Hidden files and folders (``.x``) and ``__MACOSX`` are skipped, as is ``exclude`` (e.g. an
@@ -112,7 +103,9 @@ def walk_images(folder: str | os.PathLike, exclude: str | os.PathLike | None = N
     seen_dirs: set[tuple[int, int]] = set()
     seen_files: set[tuple[int, int]] = set()
     repeated: list[str] = []
+    outside: list[str] = []  # links to folders out of ``folder``, as "link -> target"
     unreadable: list[str] = []
+    inside = _inside(folder)
     found: list[tuple[str, str]] = []
     real_dirs: list[str] = [folder]  # depth first through the real folders ...
     linked_dirs: list[str] = []  # ... then the targets of links (first found, first visited)
@@ -130,6 +123,10 @@ def walk_images(folder: str | os.PathLike, exclude: str | os.PathLike | None = N
             except OSError:
                 continue
             if ident in skip:
+                continue
+            target = os.path.realpath(directory)
+            if not (follow_links or inside(target)):
+                outside.append(f"{directory} -> {target}")
                 continue
             if ident in seen_dirs:
                 repeated.append(directory)
@@ -179,6 +176,9 @@ def walk_images(folder: str | os.PathLike, exclude: str | os.PathLike | None = N
                     seen_files.add(ident)
                 found.append((os.path.relpath(entry.path, folder).replace(os.sep, "/"), entry.path))
         real_dirs.extend(reversed(subdirs))  # popped in name order
+    if outside:
+        log.warning("%s: left out %d symbolic link(s) to folders outside it, whose images are not this folder's: "
+                    "%s%s", folder, len(outside), _listed(outside), f" ({how_to_follow})" if how_to_follow else "")
     if repeated:
         log.warning("%s: left out %d symbolic link(s) to folders or files already scanned (link loops or "
                     "duplicates; each real image is listed once): %s", folder, len(repeated), _listed(repeated))
@@ -187,6 +187,13 @@ def walk_images(folder: str | os.PathLike, exclude: str | os.PathLike | None = N
                     _listed(unreadable))
     found.sort()
     return [path for _, path in found]
+
+
+def _inside(folder: str):
+    """A test: whether a resolved path is ``folder`` (resolved) or lies under it."""
+    root = os.path.realpath(folder)
+    prefix = root.rstrip(os.sep) + os.sep
+    return lambda real: real == root or real.startswith(prefix)
 
 
 def _identity(st: os.stat_result) -> tuple[int, int]:
@@ -210,6 +217,9 @@ def to_rgb(im: Image.Image) -> Image.Image:
     Transparent images are composited on white; 16/32-bit integer images (``I;16``, ``I``)
     are scaled from the 16-bit range; float images (``F``) are taken as ``[0, 1]`` when their
     maximum is <= 1, else as ``[0, 255]``; CMYK, YCbCr, L, 1, P ... use PIL's conversion.
+    A float image with NaN or infinite pixels raises ``ValueError`` (:func:`load_image`: an
+    unreadable image, skipped like a corrupt file): clipped, they would be black and white
+    pixels that the image never had.
     """
     mode = im.mode
     if mode == "RGB":
@@ -217,11 +227,14 @@ def to_rgb(im: Image.Image) -> Image.Image:
     if mode.startswith("I;16") or mode in ("I", "F"):
         arr = np.asarray(im, dtype=np.float64)
         if mode == "F":
-            if arr.size and np.nanmax(arr) <= 1.0:
+            bad = int(np.count_nonzero(~np.isfinite(arr)))
+            if bad:
+                raise ValueError(f"{bad} of {arr.size} pixels of this float image are NaN or infinite "
+                                 "(missing values, not colours)")
+            if arr.size and arr.max() <= 1.0:
                 arr = arr * 255.0
         elif mode.startswith("I;16") or (arr.size and arr.max() > 255):
             arr = arr / 257.0  # 65535 -> 255
-        arr = np.nan_to_num(arr)
         return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "L").convert("RGB")
     if mode in _ALPHA_MODES or (mode in ("P", "L", "RGB", "1") and "transparency" in im.info):
         rgba = im.convert("RGBA")
@@ -269,79 +282,3 @@ def load_image(source, name: str | None = None, draft_size: int | None = None) -
         raise
     except (OSError, ValueError, SyntaxError, TypeError, struct.error, Image.DecompressionBombError) as e:
         raise ImageLoadError(name, e) from e
-
-
-# ----------------------------------------------------------------------------- writing
-@contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, *, suffix: str = "", fsync: bool = False) -> Iterator[Path]:
-    """Yield a temporary path beside ``path`` to write; on success it is renamed over ``path``.
-
-    ``os.replace`` is atomic within a filesystem: readers see the old file or the new one, never
-    half of one, and a crash leaves at most a hidden ``.<name>.tmp-<pid>`` file. ``suffix`` ends
-    the temporary name (for writers that pick a format by extension); ``fsync`` flushes it to the
-    disk before the rename (checkpoints). On an exception the temporary file is removed.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}{suffix}")
-    try:
-        yield tmp
-        if fsync:
-            with open(tmp, "rb+") as f:
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically (see :func:`atomic_write`)."""
-    with atomic_write(path) as tmp:
-        tmp.write_text(text)
-    return Path(path)
-
-
-# Files from tempfile.mkstemp (0600) / mkdtemp (0700) renamed into place keep those private modes;
-# umask_permissions gives them what open() / mkdir() would have (0666 / 0777 minus the umask).
-_UMASK_LOCK = threading.Lock()
-
-
-def _umask() -> int:
-    # os.umask can only be read by setting it; the lock keeps two threads from racing on it.
-    with _UMASK_LOCK:
-        mask = os.umask(0o022)
-        os.umask(mask)
-    return mask
-
-
-def umask_permissions(path: str | os.PathLike) -> None:
-    """chmod ``path`` to 0666 (files) or 0777 (folders) minus the process umask."""
-    base = 0o777 if os.path.isdir(path) else 0o666
-    os.chmod(path, base & ~_umask())
-
-
-def blocking_file(folder: str | os.PathLike) -> Path | None:
-    """The existing non-folder at ``folder`` or at its nearest existing parent; None when it can be a folder."""
-    p = Path(folder).absolute()
-    for candidate in (p, *p.parents):
-        if candidate.exists():
-            return None if candidate.is_dir() else candidate
-    return None
-
-
-# ----------------------------------------------------------------------------- devices
-def resolve_device(name: str | torch.device | None, key: str = "device") -> torch.device:
-    """``None``/``auto`` -> cuda when available, else cpu; anything else as torch spells it
-    (cpu, cuda, cuda:1). ``key`` names the option in the error (``--device``, ``device``)."""
-    if name is None or str(name) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError):
-        raise DeviceError(f"{key}={name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceError(f"{key}={name} but CUDA is not available here; use {key}=auto or {key}=cpu")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        n = torch.cuda.device_count()
-        raise DeviceError(f"{key}={name} but this machine has {n} GPU(s) (cuda:0 to cuda:{n - 1})")
-    return device

@@ -38,7 +38,7 @@ then names the files it wrote and the commands to translate with and evaluate it
   model.gen model.ngf              generator (resnet, unet, unet_keras) and its width
   model.lambda_cycle               weight of the cycle-consistency loss (model.lambda_identity: identity, relative)
   model.lr                         Adam learning rate; model.n_epochs + model.n_epochs_decay = epochs
-  model.init_from=FILE[:AB|:BA]    start from given weights: a run's .ckpt, or pretrained:photo2monet_cpu:BA
+  model.init_from=FILE[:AB|:BA]    start from given weights: a run's .ckpt, pretrained:photo2monet_cpu, an export
   trainer.precision                32-true, bf16-mixed, 16-mixed
   trainer.max_steps / max_time     stop after N steps / after DD:HH:MM:SS
   ckpt_path=last hydra.run.dir=RUN continue a stopped run in place

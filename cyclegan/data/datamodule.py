@@ -95,6 +95,7 @@ class UnpairedDataModule(pl.LightningDataModule):
         min_size_policy: str = "upscale",
         bad_image_policy: str = "skip",
         max_train_images: int | None = None,
+        follow_links: bool = False,
     ):
         super().__init__()
         self.save_hyperparameters(logger=False)
@@ -144,6 +145,7 @@ class UnpairedDataModule(pl.LightningDataModule):
         # Some source projects train on a fixed subset (e.g. 300 + 300 Kaggle images).
         self.max_train_images = None if max_train_images is None else int(max_train_images)
         self.cache_images = bool(cache_images)
+        self.follow_links = bool(follow_links)  # links to folders outside a domain's folder (layouts.py)
         if min_size_policy not in ("upscale", "reject") or bad_image_policy not in ("skip", "raise"):
             raise ValueError(f"data.min_size_policy must be upscale|reject (got {min_size_policy!r}) and "
                              f"data.bad_image_policy skip|raise (got {bad_image_policy!r})")
@@ -155,7 +157,7 @@ class UnpairedDataModule(pl.LightningDataModule):
 
     # ------------------------------------------------------------------ finding data (cyclegan/data/layouts.py)
     def _dataset(self) -> Dataset:
-        return Dataset(self.name, self.root)
+        return Dataset(self.name, self.root, self.follow_links)
 
     def _folders(self) -> dict[str, dict[str, Path | None]]:
         """``{domain: {"train": folder, "test": folder or None}}``; raises when missing."""

@@ -57,7 +57,7 @@ def worker_init(worker_id: int) -> None:
     """DataLoader workers ignore SIGINT/SIGTERM, then get Lightning's seeding.
 
     A Ctrl-C, or a scheduler's SIGTERM sent to the whole process group, must not kill a worker
-    mid-epoch: the main process finishes the batch, saves a checkpoint (cyclegan.training.safety.
+    mid-epoch: the main process finishes the batch, saves a checkpoint (cyclegan.training.shutdown.
     GracefulShutdown) and shuts its workers down itself. Setting this function replaces the
     worker_init_fn Lightning adds after seed_everything(workers=True), so it is called here.
     """

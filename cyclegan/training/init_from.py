@@ -1,18 +1,17 @@
 """``model.init_from``: start a new training from given weights (fine-tuning) instead of random ones.
 
-``model.init_from=SPEC`` where SPEC is anything the one loader (:mod:`cyclegan.inference.checkpoint`)
+``model.init_from=SPEC`` where SPEC is anything the one loader (:func:`cyclegan.inference.checkpoint.load_networks`)
 reads, with an optional direction suffix as in ``translate --ckpt``:
 
-* a training checkpoint ``run/checkpoints/last.ckpt``: both generators, and the discriminators it holds;
+* a training checkpoint ``run/checkpoints/last.ckpt``: its generators, and the discriminators it holds;
   ``last.ckpt:BA`` takes that direction only (its generator and the discriminator judging its output);
-* a lone generator, e.g. the bundled painter ``pretrained:photo2monet_cpu:BA`` or an exported
-  ``painter.pt:BA``: it starts the generator of that direction (the suffix is required: a lone
-  generator does not say which way it translates in this run's data). The other networks start
-  as usual (random, or the identity with ``model.residual_output``).
+* a lone generator: the bundled painter ``pretrained:photo2monet_cpu`` (its model card says BA), an exported
+  ``painter.pt``, a reference ``latest_net_G_A.pth`` (``:AB`` or ``:BA`` says which generator it starts when
+  the file does not). The other networks start as usual (random, or the identity with ``model.residual_output``).
 
-The model's own architecture (``model.gen``, ``model.ngf``, ...) must match the file's: weights that do
-not fit are one line naming the first mismatching key and both shapes. A resumed run
-(``ckpt_path=...``) takes its weights from the checkpoint and ignores ``init_from``.
+The model's architecture (``model.gen``, ``model.ngf``, ...) must match the file's: weights that do not fit are
+one line naming the network, the first mismatching key and both shapes. A resumed run (``ckpt_path=...``) takes
+its weights from the checkpoint and ignores ``init_from``.
 """
 
 from __future__ import annotations
@@ -27,10 +26,8 @@ from torch import nn
 
 from cyclegan.errors import UserError
 from cyclegan.inference.chain import parse_spec
-from cyclegan.inference.checkpoint import is_training_checkpoint, load_generator, load_generators
-from cyclegan.inference.pretrained import resolve as resolve_pretrained
-from cyclegan.models import load_reference_weights
-from cyclegan.serialization import safe_load
+from cyclegan.inference.checkpoint import CheckpointError, load_networks
+from cyclegan.serialization import state_dict_mismatch
 
 log = logging.getLogger(__name__)
 
@@ -69,49 +66,38 @@ def _attribute_name(model: nn.Module, net: nn.Module) -> str:
     return next(name for name, child in model.named_children() if child is net)
 
 
-def _load(model: nn.Module, net: nn.Module, state: Mapping[str, torch.Tensor], spec: str) -> None:
+def _load(model: nn.Module, net: nn.Module, state: Mapping[str, torch.Tensor], spec: str) -> str:
     name = _attribute_name(model, net)
     try:
-        load_reference_weights(net, state)  # strict; one-line diagnosis (first key, both shapes, likely cause)
-    except ValueError as exc:
-        detail = str(exc).split(": ", 1)[-1]  # drop the "<state dict>" label
-        raise InitFromError(f"model.{KEY}={spec} does not fit this run's {name}: {detail}; match the file's "
-                            f"architecture (model.gen, model.ngf, ...) or start from scratch with "
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        raise InitFromError(f"model.{KEY}={spec} does not fit this run's {name}: {state_dict_mismatch(exc)}; match "
+                            f"the file's architecture (model.gen, model.ngf, ...) or start from scratch with "
                             f"model.{KEY}=null") from None
+    return name
 
 
 def init_weights(model: nn.Module, spec: str) -> list[str]:
     """Load the weights ``spec`` names into ``model`` (see the module doc); returns the networks started."""
     target, direction = parse_spec(spec, default_direction="AB")
-    has_suffix = parse_spec(spec, default_direction="BA")[1] == direction  # else the default decided
-    path = resolve_pretrained(target)
-    if not path.is_file():
-        raise InitFromError(f"model.{KEY}={spec}: no such file")
+    if parse_spec(spec, default_direction="BA")[1] != direction:
+        direction = None  # no suffix: the default decided, so the file says (or all it holds)
+    try:
+        loaded = load_networks(str(target), direction=direction)
+    except UserError as exc:  # a missing file, an unreadable one, a lone generator whose direction nothing says
+        asks_direction = isinstance(exc, CheckpointError) and not direction and "direction" in str(exc)
+        hint = f" (here as a suffix: model.{KEY}={spec}:BA or :AB)" if asks_direction else ""
+        raise InitFromError(f"model.{KEY}={spec}: {exc}{hint}") from None
     generators, discriminators = _networks(model, "G"), _networks(model, "D")
-    obj = safe_load(path)
+    wanted = [direction] if direction else sorted(loaded.generators)
     started = []
-    if is_training_checkpoint(obj):
-        directions = [direction] if has_suffix else [d for d in ("AB", "BA") if d in generators]
-        loaded = load_generators(path) if not has_suffix else {direction: load_generator(path, direction)}
-        for d in directions:
-            if d not in generators:
-                raise InitFromError(f"model.{KEY}={spec}: this model has no {d} generator")
-            _load(model, generators[d], loaded[d].state_dict(), spec)
-            started.append(_attribute_name(model, generators[d]))
-            D = discriminators.get(d)
-            prefix = f"{_attribute_name(model, D)}." if D is not None else None
-            state = {k[len(prefix):]: v for k, v in obj["state_dict"].items() if prefix and k.startswith(prefix)}
-            if state:  # a file without this discriminator leaves it as initialised
-                _load(model, D, state, spec)
-                started.append(prefix[:-1])
-    else:
-        if not has_suffix:
-            raise InitFromError(f"model.{KEY}={spec} holds one generator: say which one it starts, "
-                                f"e.g. model.{KEY}={spec}:BA (B -> A; A = paintings, B = photos in the bundled data)")
-        if direction not in generators:
-            raise InitFromError(f"model.{KEY}={spec}: this model has no {direction} generator")
-        _load(model, generators[direction], load_generator(path, direction).state_dict(), spec)
-        started.append(_attribute_name(model, generators[direction]))
+    for d in wanted:
+        if d not in loaded.generators or d not in generators:
+            whose = "the file" if d not in loaded.generators else "this model"
+            raise InitFromError(f"model.{KEY}={spec}: {whose} has no {d} generator")
+        started.append(_load(model, generators[d], loaded.generators[d].state_dict(), spec))
+        if d in loaded.discriminators and d in discriminators:  # a file without one leaves it as initialised
+            started.append(_load(model, discriminators[d], loaded.discriminators[d].state_dict(), spec))
     log.info("model.%s=%s: %s start from its weights%s", KEY, spec, ", ".join(started),
-             "" if len(started) >= 4 else "; the other networks start as initialised")
+             "" if len(started) >= len(generators) + len(discriminators) else "; the others as initialised")
     return started

@@ -28,7 +28,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from cyclegan.config.checks import validate_config
 from cyclegan.config.hydra_run import hydra_job, in_multirun
-from cyclegan.errors import MissingFileError, UserError, one_line
+from cyclegan.errors import MissingFileError, UserError, find_cause, one_line
 from cyclegan.loggers import instantiate_group
 from cyclegan.training.init_from import build_model
 from cyclegan.training.preflight import DiskFullError, check_resume_checkpoint, preflight_run
@@ -41,7 +41,7 @@ from cyclegan.training.resume import (
     newest_checkpoint,
     wandb_run_id,
 )
-from cyclegan.training.safety import TrainingInterrupted, interruption_of
+from cyclegan.training.shutdown import TrainingInterrupted, interruption_of
 from cyclegan.training.summary import summarize
 from cyclegan.training.sweep import (
     job_overrides,
@@ -223,15 +223,6 @@ def fit(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-def _interruption_in_context(exc: BaseException) -> TrainingInterrupted | None:
-    seen = 0
-    while exc is not None and seen < 5:
-        if isinstance(exc, TrainingInterrupted):
-            return exc
-        exc, seen = exc.__context__, seen + 1
-    return None
-
-
 class NothingTrained(UserError):
     """fit() ended without a single training step (a schedule already complete, e.g. a finished run resumed)."""
 
@@ -269,7 +260,7 @@ def train(cfg: DictConfig) -> dict[str, float | None]:
         except KeyboardInterrupt as exc:
             # Ctrl-C again after the checkpoint of the first was saved (while Lightning was still
             # cleaning up): that first stop is what happened, and it is recorded as such below
-            first = _interruption_in_context(exc)
+            first = find_cause(exc, TrainingInterrupted)
             if first is None:
                 raise
             raise first from None
