@@ -129,7 +129,10 @@ class CUT(GANFamily):
         self.pool = ImagePool(pool_size)
         policy = parse_policy(diffaugment)
         self.augment = DiffAugment(policy) if policy else None
-        self.visual_rows = (("real_X", "fake_Y"), ("real_Y", "idt_Y")) if nce_idt else (("real_X", "fake_Y"),)
+        rows = [(f"{self.source} -> {self.target}", ("real_X", "fake_Y"))]
+        if nce_idt:  # what G does to an image that is already in the target domain (CUT's identity input)
+            rows.append((f"{self.target} (identity)", ("real_Y", "idt_Y")))
+        self.visual_layout = {"rows": tuple(rows), "columns": ("real", "translated")}
         self.visual_caption = (f"columns: real, translated ({self.source} -> {self.target})"
                                + ("; second row: a real target image and G's identity output" if nce_idt else ""))
         self.automatic_optimization = False

@@ -5,7 +5,8 @@ with its ``_target_`` (docs/ARCHITECTURE.md, "Adding a model family"). It declar
 
 - :meth:`~GANFamily.generators`: direction ("AB"/"BA") -> the generator translating that way;
 - :meth:`~GANFamily.discriminators`: direction -> the discriminator judging that direction's output;
-- ``visual_rows``: which ``last_visuals`` images the training image grid shows, one row each.
+- ``visual_layout`` (optional): the training image grid's ``rows`` (label, ``last_visuals`` names) and
+  ``columns`` (labels), cyclegan.visualize.cycle_grid's arguments; None is CycleGAN's grid.
 
 and the base puts ``checkpoint["generators"] = {direction: {"prefix", "spec"}}`` (and the same for the
 ``discriminators``) into every checkpoint, so inference and evaluation rebuild any family's networks
@@ -62,8 +63,8 @@ class GANFamily(pl.LightningModule):
     ``self.gan_loss`` and ``self.augment`` (a DiffAugment or None).
     """
 
-    # rows of the training image grid: names in ``last_visuals`` (cyclegan/training/callbacks.py)
-    visual_rows: tuple[tuple[str, ...], ...] = ()
+    # the training image grid (cyclegan/training/callbacks.py): None = CycleGAN's rows and columns
+    visual_layout: dict[str, Any] | None = None
     visual_caption: str = ""
 
     @classmethod

@@ -51,6 +51,7 @@ class CycleGAN(GANFamily):
         init_gain: float = 0.02,
         upsample: str = "deconv",
         residual_output: bool = False,
+        init_from: str | None = None,  # recorded only: cyclegan.training.init_from loads the weights before fit
         # losses
         gan_mode: str = "lsgan",
         lambda_cycle: float = 10.0,
@@ -111,9 +112,6 @@ class CycleGAN(GANFamily):
         return (self.G_AB if direction == "AB" else self.G_BA)(x)
 
     # ------------------------------------------------------------------ the family interface
-    visual_rows = (("real_A", "fake_B", "rec_A"), ("real_B", "fake_A", "rec_B"))
-    visual_caption = "columns: real, translated, reconstructed; rows alternate A -> B and B -> A"
-
     def generators(self) -> dict[str, nn.Module]:
         return {"AB": self.G_AB, "BA": self.G_BA}
 
