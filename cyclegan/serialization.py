@@ -64,8 +64,11 @@ def _unpickling_refusal(path: Path, msg: str) -> str:
             "torch.save(torch.load(p, weights_only=False)['state_dict'], 'weights.pt')")
 
 
-def safe_load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
+def safe_load(path: str | os.PathLike, map_location: Any = "cpu", *, mmap: bool = False) -> Any:
     """``torch.load(path, weights_only=True)`` with user-facing errors.
+
+    ``mmap=True`` maps the file instead of reading it: a caller that reads a few entries of a large
+    checkpoint (its global step) then costs milliseconds.
 
     Raises MissingFileError (naming the path) or CheckpointError (one line) when the file is a
     folder, a TorchScript archive or not a plain tensors/containers pickle.
@@ -78,7 +81,7 @@ def safe_load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
     if is_torchscript(path):  # torch.load would hand it to torch.jit.load (or fail with advice to)
         raise CheckpointError(torchscript_refusal(path))
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as exc:  # noqa: BLE001 - classify below
         msg = str(exc)
         if "weights_only" in msg or "GLOBAL" in msg or "Unsupported global" in msg:
