@@ -14,10 +14,11 @@ Packages, by stage (docs/ARCHITECTURE.md has the data flow):
   ``python -m cyclegan.tools.bench``), ``gpu_suite`` / ``gpu_prepare`` (the one-call GPU suite on top
   of ``bench``, what it carries to a bare GPU machine, its CPU dry run and the CPU finish).
 
-The shared layer under them: ``errors`` (UserError: one line, exit 2), ``directions`` (AB/BA, the one
+The shared layer under them: ``errors`` (UserError: one line, exit 2; an exception's cause chain), ``directions`` (AB/BA, the one
 spelling of the two directions, and the aliases read as them), ``imaging`` (image files:
-listing, decoding with one transparency rule, atomic writes, devices), ``serialization`` (safe
-``torch.load``), ``visualize`` (image grids, plots), ``loggers`` (W&B / TensorBoard).
+listing, decoding with one transparency rule), ``files`` (atomic writes, temporary names, permissions),
+``devices`` (the device choice), ``pixels`` ([-1, 1] <-> uint8), ``subsets`` (evenly spaced subsets),
+``serialization`` (safe ``torch.load``), ``visualize`` (image grids, plots), ``loggers`` (W&B / TensorBoard).
 
 Import rule (tests/test_architecture.py checks it on every module's source):
 

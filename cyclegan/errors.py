@@ -12,13 +12,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 from cyclegan.config.hydra_run import in_multirun
 
 log = logging.getLogger(__name__)
 
-__all__ = ["UserError", "MissingFileError", "one_line", "first_line", "exit_on_user_error"]
+__all__ = ["UserError", "MissingFileError", "one_line", "first_line", "find_cause", "exit_on_user_error"]
 
 
 class UserError(Exception):
@@ -46,15 +47,32 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _unwrap(exc: BaseException | None) -> UserError | None:
-    """``exc`` or the user error it wraps (hydra.utils.instantiate wraps constructor errors)."""
-    seen = 0
-    while exc is not None and seen < 5:
-        if isinstance(exc, UserError):
+E = TypeVar("E", bound=BaseException)
+
+
+def find_cause(exc: BaseException | None, kind: type[E], *, where: Callable[[E], bool] | None = None,
+               explicit_only: bool = False, limit: int = 8) -> E | None:
+    """The first exception of type ``kind`` (for which ``where`` holds) in ``exc``'s chain, ``exc`` first;
+    None if there is none.
+
+    The chain is what each exception was raised from (``raise ... from``, ``__cause__``) or, unless
+    ``explicit_only``, raised while handling (``__context__``). ``limit`` links at most (a chain can loop).
+    """
+    for _ in range(limit):
+        if exc is None:
+            return None
+        if isinstance(exc, kind) and (where is None or where(exc)):
             return exc
-        exc = exc.__cause__
-        seen += 1
+        exc = exc.__cause__ if explicit_only else (exc.__cause__ or exc.__context__)
     return None
+
+
+def _unwrap(exc: BaseException | None) -> UserError | None:
+    """``exc`` or the user error it was raised from (hydra.utils.instantiate wraps constructor errors).
+
+    Only explicit causes: a bug raised while handling a user error keeps its traceback.
+    """
+    return find_cause(exc, UserError, explicit_only=True, limit=5)
 
 
 @contextlib.contextmanager

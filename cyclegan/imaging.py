@@ -6,10 +6,8 @@
 - :func:`load_image` and :func:`to_rgb`: decode to 8-bit RGB with one rule for every mode:
   EXIF orientation applied, transparent pixels composited on white, 16-bit and float images
   scaled. Training, translation and evaluation read images only through these.
-- :func:`atomic_write`: write a file beside its target and rename it over the target, so a reader
-  (or a crash) never sees half a file.
-- :func:`resolve_device`: ``auto``/``None`` -> cuda when available, else cpu; a bad name or a
-  missing GPU is a one-line user error.
+
+Writing files safely is :mod:`cyclegan.files`; choosing a device is :mod:`cyclegan.devices`.
 """
 
 from __future__ import annotations
@@ -18,12 +16,8 @@ import contextlib
 import logging
 import os
 import struct
-import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps
 
 from cyclegan.errors import UserError
@@ -34,16 +28,10 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "PIL_FORMATS",
     "ImageLoadError",
-    "DeviceError",
     "is_image_name",
     "walk_images",
     "to_rgb",
     "load_image",
-    "atomic_write",
-    "atomic_write_text",
-    "blocking_file",
-    "umask_permissions",
-    "resolve_device",
 ]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
@@ -79,10 +67,6 @@ def _original_message(report: str) -> str:
     last = lines[-1].strip()
     head, sep, rest = last.partition(": ")
     return rest if sep and head.endswith("Error") else last
-
-
-class DeviceError(UserError, ValueError):
-    """A device name that is not one, or a GPU asked for where there is none."""
 
 
 # ----------------------------------------------------------------------------- listing
@@ -269,79 +253,3 @@ def load_image(source, name: str | None = None, draft_size: int | None = None) -
         raise
     except (OSError, ValueError, SyntaxError, TypeError, struct.error, Image.DecompressionBombError) as e:
         raise ImageLoadError(name, e) from e
-
-
-# ----------------------------------------------------------------------------- writing
-@contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, *, suffix: str = "", fsync: bool = False) -> Iterator[Path]:
-    """Yield a temporary path beside ``path`` to write; on success it is renamed over ``path``.
-
-    ``os.replace`` is atomic within a filesystem: readers see the old file or the new one, never
-    half of one, and a crash leaves at most a hidden ``.<name>.tmp-<pid>`` file. ``suffix`` ends
-    the temporary name (for writers that pick a format by extension); ``fsync`` flushes it to the
-    disk before the rename (checkpoints). On an exception the temporary file is removed.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}{suffix}")
-    try:
-        yield tmp
-        if fsync:
-            with open(tmp, "rb+") as f:
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically (see :func:`atomic_write`)."""
-    with atomic_write(path) as tmp:
-        tmp.write_text(text)
-    return Path(path)
-
-
-# Files from tempfile.mkstemp (0600) / mkdtemp (0700) renamed into place keep those private modes;
-# umask_permissions gives them what open() / mkdir() would have (0666 / 0777 minus the umask).
-_UMASK_LOCK = threading.Lock()
-
-
-def _umask() -> int:
-    # os.umask can only be read by setting it; the lock keeps two threads from racing on it.
-    with _UMASK_LOCK:
-        mask = os.umask(0o022)
-        os.umask(mask)
-    return mask
-
-
-def umask_permissions(path: str | os.PathLike) -> None:
-    """chmod ``path`` to 0666 (files) or 0777 (folders) minus the process umask."""
-    base = 0o777 if os.path.isdir(path) else 0o666
-    os.chmod(path, base & ~_umask())
-
-
-def blocking_file(folder: str | os.PathLike) -> Path | None:
-    """The existing non-folder at ``folder`` or at its nearest existing parent; None when it can be a folder."""
-    p = Path(folder).absolute()
-    for candidate in (p, *p.parents):
-        if candidate.exists():
-            return None if candidate.is_dir() else candidate
-    return None
-
-
-# ----------------------------------------------------------------------------- devices
-def resolve_device(name: str | torch.device | None, key: str = "device") -> torch.device:
-    """``None``/``auto`` -> cuda when available, else cpu; anything else as torch spells it
-    (cpu, cuda, cuda:1). ``key`` names the option in the error (``--device``, ``device``)."""
-    if name is None or str(name) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError):
-        raise DeviceError(f"{key}={name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceError(f"{key}={name} but CUDA is not available here; use {key}=auto or {key}=cpu")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        n = torch.cuda.device_count()
-        raise DeviceError(f"{key}={name} but this machine has {n} GPU(s) (cuda:0 to cuda:{n - 1})")
-    return device

@@ -9,15 +9,12 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] float images [N,3,H,W] -> uint8 [N,3,H,W] on the CPU."""
-    return ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
+from cyclegan.pixels import to_uint8
 
 
 def image_grid(rows: Sequence[torch.Tensor], max_columns: int = 8, pad: int = 2) -> np.ndarray:
     """One row per tensor of [-1, 1] images [N,3,H,W] (same H, W); returns an HxWx3 uint8 array."""
-    rows = [to_uint8(r[:max_columns]) for r in rows]
+    rows = [to_uint8(r[:max_columns]).cpu() for r in rows]
     n_cols = max(r.size(0) for r in rows)
     _, _, h, w = rows[0].shape
     canvas = torch.full((3, len(rows) * (h + pad) + pad, n_cols * (w + pad) + pad), 255, dtype=torch.uint8)

@@ -11,7 +11,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "cyclegan"
 
 # The shared layer under the stages: may be used by every package, uses nothing above it.
-SHARED = {"cyclegan.errors", "cyclegan.directions", "cyclegan.imaging", "cyclegan.serialization", "cyclegan.visualize", "cyclegan.loggers",
+SHARED = {"cyclegan.errors", "cyclegan.directions", "cyclegan.imaging", "cyclegan.files", "cyclegan.devices", "cyclegan.pixels",
+          "cyclegan.subsets", "cyclegan.serialization", "cyclegan.visualize", "cyclegan.loggers",
           "cyclegan.config.hydra_run", "cyclegan.config.resolvers", "cyclegan.config"}
 # package -> the packages it may import besides itself and the shared layer
 ALLOWED = {

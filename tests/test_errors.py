@@ -8,7 +8,7 @@ import pkgutil
 import pytest
 
 import cyclegan
-from cyclegan.errors import MissingFileError, UserError, exit_on_user_error, first_line, one_line
+from cyclegan.errors import MissingFileError, UserError, exit_on_user_error, find_cause, first_line, one_line
 
 
 def _package_exceptions() -> list[type[BaseException]]:
@@ -57,3 +57,40 @@ def test_first_and_one_line():
     exc = ValueError("first\n  second  \n")
     assert first_line(exc) == "first" and one_line(exc) == "first | second"
     assert first_line(KeyError()) == "KeyError" == one_line(KeyError())
+
+
+def test_find_cause_walks_explicit_and_implicit_causes():
+    class Wanted(Exception):
+        pass
+
+    def raised(fn):
+        try:
+            fn()
+        except BaseException as exc:  # noqa: BLE001
+            return exc
+
+    def explicit():
+        try:
+            raise Wanted("inner")
+        except Wanted as inner:
+            raise RuntimeError("outer") from inner
+
+    def implicit():
+        try:
+            raise Wanted("inner")
+        except Wanted:
+            raise RuntimeError("outer")  # noqa: B904 - the implicit chain is what is tested
+
+    assert str(find_cause(raised(explicit), Wanted)) == "inner"
+    assert str(find_cause(raised(implicit), Wanted)) == "inner"
+    # a bug raised while handling a user error is not that user error
+    assert find_cause(raised(implicit), Wanted, explicit_only=True) is None
+    assert find_cause(raised(explicit), OSError) is None
+    assert find_cause(OSError(28, "full"), OSError, where=lambda e: e.errno == 28).errno == 28
+    assert find_cause(OSError(2, "missing"), OSError, where=lambda e: e.errno == 28) is None
+
+
+def test_find_cause_stops_on_a_chain_that_loops():
+    a, b = ValueError("a"), ValueError("b")
+    a.__cause__, b.__cause__ = b, a
+    assert find_cause(a, KeyError) is None

@@ -13,8 +13,10 @@ from torch import nn
 
 from cyclegan.data.datasets import DomainDataset
 from cyclegan.data.sources import FileImageList
+from cyclegan.devices import DeviceError, resolve_device
 from cyclegan.evaluation.features import compute_features
-from cyclegan.imaging import DeviceError, atomic_write, load_image, resolve_device, walk_images
+from cyclegan.files import atomic_write
+from cyclegan.imaging import load_image, walk_images
 from cyclegan.inference.translate import translate_folder
 
 

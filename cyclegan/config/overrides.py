@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cyclegan.config.groups import CONF_DIR, config_groups, group_options, help_groups  # noqa: F401 (re-exported)
 from cyclegan.config.resolvers import LauncherDevicesError  # also registers the resolvers the configs use
+from cyclegan.errors import find_cause
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +103,7 @@ def launcher_message(cfg: DictConfig) -> str | None:
         try:
             OmegaConf.select(cfg, f"hydra.launcher.{key}", throw_on_resolution_failure=True)
         except Exception as exc:  # noqa: BLE001 - OmegaConf wraps the resolver's error
-            cause = exc
-            while cause is not None and not isinstance(cause, LauncherDevicesError):
-                cause = cause.__cause__ or cause.__context__
+            cause = find_cause(exc, LauncherDevicesError)
             return str(cause) if cause is not None else None
     return None
 

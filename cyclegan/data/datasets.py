@@ -27,6 +27,7 @@ from PIL import Image
 from torch.utils.data import Dataset, get_worker_info
 
 from cyclegan.imaging import ImageLoadError, load_image
+from cyclegan.pixels import from_uint8
 
 from .sources import ImageList
 
@@ -110,8 +111,7 @@ class _ImageDatasetBase(Dataset):
     def to_tensor(self, im: Image.Image) -> torch.Tensor:
         arr = np.asarray(im)
         if self.transform is None:
-            t = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1))).float()
-            return t / 127.5 - 1.0
+            return from_uint8(torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1))))
         return self.transform(image=arr)["image"]
 
     # ------------------------------------------------------------------ unreadable and small images

@@ -21,8 +21,7 @@ from urllib.request import urlopen  # module global so tests can monkeypatch it
 from tqdm import tqdm
 
 from cyclegan.errors import UserError
-from cyclegan.imaging import atomic_write
-from cyclegan.imaging import umask_permissions
+from cyclegan.files import atomic_write, umask_permissions
 
 from .sources import BERKELEY_URL
 

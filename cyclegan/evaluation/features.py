@@ -21,7 +21,8 @@ from torch import nn
 
 from cyclegan.errors import MissingFileError
 from cyclegan.evaluation.inception import images_to_uint8
-from cyclegan.imaging import atomic_write, load_image, to_rgb, walk_images
+from cyclegan.files import atomic_write
+from cyclegan.imaging import load_image, to_rgb, walk_images
 
 log = logging.getLogger(__name__)
 

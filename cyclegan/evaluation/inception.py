@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cyclegan.errors import MissingFileError, UserError
+from cyclegan.pixels import from_uint8
 from cyclegan.serialization import is_torchscript, safe_load
 
 log = logging.getLogger(__name__)
@@ -163,7 +164,7 @@ class TinyFeatureExtractor(nn.Module):
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = _check_images(images).to(self.conv1.weight.device, torch.float32) / 127.5 - 1.0
+        x = from_uint8(_check_images(images).to(self.conv1.weight.device))
         x = F.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False)
         x = F.relu(self.conv2(F.relu(self.conv1(x))))
         return x.mean(dim=(2, 3))

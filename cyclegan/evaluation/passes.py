@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader, Subset
@@ -27,6 +26,7 @@ from cyclegan.evaluation.features import compute_features
 from cyclegan.evaluation.paired import PairedMetrics
 from cyclegan.evaluation.progress import Progress
 from cyclegan.models.compile import eager_fallback
+from cyclegan.subsets import evenly_spaced_indices
 
 log = logging.getLogger(__name__)
 
@@ -101,12 +101,6 @@ class DomainPass:
     real_judged_real: list[torch.Tensor] = field(default_factory=list)  # D_X on real X images
     fake_judged_real: list[torch.Tensor] = field(default_factory=list)  # D_Y on G(x)
     examples: dict[str, list[torch.Tensor]] = field(default_factory=lambda: {"real": [], "fake": [], "rec": []})
-
-
-def evenly_spaced_indices(n: int, max_images: Optional[int]) -> list[int]:
-    if max_images is None or max_images <= 0 or n <= max_images:
-        return list(range(n))
-    return np.linspace(0, n - 1, int(max_images)).round().astype(int).tolist()
 
 
 def evenly_spaced(dataset, max_images: Optional[int]):

@@ -38,13 +38,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from cyclegan.devices import resolve_device
 from cyclegan.directions import DOMAINS_OF, as_direction
 from cyclegan.errors import UserError, first_line
 from cyclegan.evaluation.inception import load_inception
 from cyclegan.evaluation.metrics import MIFID_EPS, generative_metrics
 from cyclegan.evaluation.passes import DomainPass, cat, cat_flags, evenly_spaced, real_features, translation_pass
 from cyclegan.evaluation.report import write_report
-from cyclegan.imaging import resolve_device
 from cyclegan.inference.pretrained import is_pretrained
 from cyclegan.loggers import instantiate_group, log_image
 from cyclegan.serialization import CheckpointError, safe_load

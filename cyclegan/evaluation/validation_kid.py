@@ -29,7 +29,6 @@ import time
 from os import PathLike
 from typing import Any, Iterable, Optional, Union
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.utilities import rank_zero_warn
@@ -38,6 +37,7 @@ from torch import nn
 from cyclegan.evaluation.features import as_items, compute_features
 from cyclegan.evaluation.inception import load_inception
 from cyclegan.evaluation.metrics import kid_from_features, kid_subset_size
+from cyclegan.subsets import evenly_spaced, evenly_spaced_indices
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +82,7 @@ class ValidationKID:
                     **kwargs: Any) -> "ValidationKID":
         """Real features of at most ``max_real`` images (a folder: evenly spaced over its sorted files)."""
         items = list(as_items(real_images))
-        if len(items) > max_real:
-            idx = np.linspace(0, len(items) - 1, max_real).round().astype(int)
-            items = [items[i] for i in idx]
+        items = evenly_spaced(items, max_real)
         feats = compute_features(items, extractor, batch_size=kwargs.get("batch_size", 32),
                                  device=kwargs.get("device", "cpu"), cache_dir=cache_dir, value_range=value_range)
         return cls(feats, extractor, **kwargs)
@@ -156,8 +154,8 @@ class ValidationKIDCallback(pl.Callback):
             out = {}
             for domain in ("A", "B"):
                 ds = dm.domain_dataset("val", domain)
-                idx = np.unique(np.linspace(0, len(ds) - 1, min(self.num_images, len(ds))).round().astype(int))
-                out[domain] = torch.stack([ds[int(i)]["image"] for i in idx]) if len(ds) else torch.zeros(0)
+                idx = evenly_spaced_indices(len(ds), self.num_images)
+                out[domain] = torch.stack([ds[i]["image"] for i in idx]) if len(ds) else torch.zeros(0)
             return out
         # Any other data source: the first images of the val dataloader's {"A", "B"} batches.
         loaders = trainer.val_dataloaders

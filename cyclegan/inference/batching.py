@@ -25,6 +25,7 @@ from cyclegan.imaging import IMAGE_EXTENSIONS, ImageLoadError, load_image, walk_
 from cyclegan.inference.checkpoint import size_multiple_of
 from cyclegan.inference.tiling import forward_padded, forward_tiled, to_uint8_nhwc
 from cyclegan.models.compile import eager_fallback, is_compiled
+from cyclegan.pixels import from_uint8
 
 __all__ = ["TranslateError", "list_images", "read_rgb", "ImageDataset", "make_loader", "default_workers",
            "module_device", "inference_setup", "size_batches", "infer_loop", "encoder_pool", "drain"]
@@ -193,7 +194,7 @@ def infer_loop(model: nn.Module, loader: Iterable, device: torch.device, *, bf16
                 n = x.shape[0]
                 if fixed_batch and n < batch_size:
                     x = torch.cat([x, x[-1:].expand(batch_size - n, -1, -1, -1)])
-                x = x.float().div_(127.5).sub_(1.0)
+                x = from_uint8(x)
                 if not cl:
                     x = x.contiguous()
                 if tile:

@@ -24,13 +24,17 @@ import numpy as np
 import torch
 from PIL import Image
 
+from cyclegan.devices import resolve_device
 from cyclegan.directions import direction_argument
 from cyclegan.errors import UserError, first_line
-from cyclegan.imaging import PIL_FORMATS, blocking_file, resolve_device
+from cyclegan.files import blocking_file
+from cyclegan.imaging import PIL_FORMATS
 from cyclegan.inference.batching import TranslateError, list_images, read_rgb
 from cyclegan.inference.chain import load_chain, parse_spec
 from cyclegan.inference.pretrained import is_pretrained
 from cyclegan.inference.tiling import translate_tensor
+from cyclegan.pixels import from_uint8
+from cyclegan.subsets import evenly_spaced
 from cyclegan.visualize import image_grid, label_grid
 
 __all__ = ["comparison_grid", "checkpoint_label", "pick_evenly", "main"]
@@ -54,10 +58,7 @@ def checkpoint_label(spec: str, default_direction: str = "AB") -> str:
 
 def pick_evenly(files: Sequence[Path], count: int) -> list[Path]:
     """``count`` files spread evenly over ``files`` (all of them when there are fewer)."""
-    if count >= len(files):
-        return list(files)
-    idx = np.linspace(0, len(files) - 1, count).round().astype(int)
-    return [files[i] for i in idx]
+    return evenly_spaced(files, count)
 
 
 def comparison_grid(models: Sequence[torch.nn.Module], files: Sequence[Path], size: int = 256,
@@ -67,7 +68,7 @@ def comparison_grid(models: Sequence[torch.nn.Module], files: Sequence[Path], si
         raise TranslateError("no input images to compare")
     device = torch.device(device)
     x = torch.from_numpy(np.stack([read_rgb(f, size) for f in files])).permute(0, 3, 1, 2)
-    x = x.float().div(127.5).sub(1).to(device)
+    x = from_uint8(x).to(device)
     rows = [x]
     for model in models:
         was_training = model.training

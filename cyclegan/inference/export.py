@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from cyclegan.errors import first_line
-from cyclegan.imaging import atomic_write
+from cyclegan.files import atomic_write
 from cyclegan.inference.checkpoint import EXPORT_FORMAT, EXPORT_VERSION, TS_META, CheckpointError, size_multiple_of
 
 __all__ = [

@@ -17,7 +17,8 @@ from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
 
-from cyclegan.imaging import atomic_write, blocking_file, resolve_device
+from cyclegan.devices import resolve_device
+from cyclegan.files import atomic_write, blocking_file
 from cyclegan.inference import batching
 from cyclegan.inference.batching import TranslateError
 from cyclegan.models.compile import auto_compile, compile_for_inference

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cyclegan.inference.checkpoint import size_multiple_of
+from cyclegan.pixels import to_uint8
 
 __all__ = ["translate_tensor", "forward_padded", "forward_tiled", "to_uint8_nhwc"]
 
@@ -133,4 +134,4 @@ def translate_tensor(generator: nn.Module, x: torch.Tensor, *, tile: int | None 
 
 
 def to_uint8_nhwc(y: torch.Tensor) -> torch.Tensor:
-    return y.add(1).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+    return to_uint8(y).permute(0, 2, 3, 1).contiguous()

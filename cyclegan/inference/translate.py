@@ -37,11 +37,11 @@ from PIL import Image, ImageOps
 from torch import nn
 from tqdm.auto import tqdm
 
+from cyclegan.devices import resolve_device
 from cyclegan.directions import direction_argument
 from cyclegan.errors import UserError, first_line
-from cyclegan.imaging import (
-    IMAGE_EXTENSIONS, PIL_FORMATS, atomic_write, blocking_file, load_image, resolve_device, to_rgb,
-)
+from cyclegan.files import atomic_write, blocking_file
+from cyclegan.imaging import IMAGE_EXTENSIONS, PIL_FORMATS, load_image, to_rgb
 from cyclegan.inference.batching import (
     ImageDataset,
     TranslateError,
@@ -63,6 +63,7 @@ from cyclegan.inference.kaggle import (
 from cyclegan.inference.pretrained import pretrained_listing
 from cyclegan.inference.tiling import to_uint8_nhwc, translate_tensor
 from cyclegan.models.compile import auto_compile, compile_for_inference
+from cyclegan.pixels import from_uint8
 
 __all__ = ["translate_image", "translate_folder", "build_parser", "main"]
 
@@ -75,7 +76,7 @@ def translate_image(generator: nn.Module, image: Image.Image | str | os.PathLike
     img = to_rgb(ImageOps.exif_transpose(image)) if isinstance(image, Image.Image) else load_image(image)
     arr = np.array(img, dtype=np.uint8)
     device = module_device(generator)
-    x = torch.from_numpy(arr).to(device).permute(2, 0, 1)[None].float().div_(127.5).sub_(1)
+    x = from_uint8(torch.from_numpy(arr).to(device).permute(2, 0, 1)[None])
     y = translate_tensor(generator, x, tile=tile, bf16=bf16)
     return Image.fromarray(to_uint8_nhwc(y)[0].cpu().numpy(), "RGB")
 

@@ -15,14 +15,15 @@ from typing import Any
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from cyclegan.imaging import atomic_write
+from cyclegan.errors import find_cause
+from cyclegan.files import atomic_write, temporary_glob, temporary_writer_pid
 
 log = logging.getLogger(__name__)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """torch.save into `.<name>.tmp-<pid>` beside the target, fsync, then os.replace over it
-    (:func:`cyclegan.imaging.atomic_write`).
+    (:func:`cyclegan.files.atomic_write`).
 
     os.replace is atomic on POSIX and Windows within one filesystem: readers see the old file or
     the new one, never a half-written one. Remote paths (s3://, gs://, ...) use Lightning's own save.
@@ -47,15 +48,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 def disk_full_cause(exc: BaseException | None) -> OSError | None:
     """The ENOSPC / EDQUOT error that ``exc`` is, or was raised from or during; None if none."""
-    seen = 0
-    while exc is not None and seen < 8:
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            return exc
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1
-    return None
+    return find_cause(exc, OSError, where=lambda e: e.errno in (errno.ENOSPC, errno.EDQUOT))
 
 
-TEMPORARY_PATTERN = ".*.ckpt.tmp-*"  # cyclegan.imaging.atomic_write's `.<name>.tmp-<pid>`
+TEMPORARY_PATTERN = temporary_glob("*.ckpt")  # the temporary files of cyclegan.files.atomic_write
 
 
 def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
@@ -66,8 +62,8 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
     """
     removed = []
     for tmp in Path(folder).glob(TEMPORARY_PATTERN) if Path(folder).is_dir() else ():
-        pid = tmp.name.rpartition("-")[2]
-        if pid.isdigit() and int(pid) != os.getpid() and _process_alive(int(pid)):
+        pid = temporary_writer_pid(tmp)
+        if pid is not None and pid != os.getpid() and _process_alive(pid):
             continue
         size = tmp.stat().st_size if tmp.is_file() else 0
         try:

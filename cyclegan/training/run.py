@@ -28,17 +28,18 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from cyclegan.config.checks import validate_config
 from cyclegan.config.hydra_run import hydra_job, in_multirun
-from cyclegan.errors import MissingFileError, UserError, one_line
+from cyclegan.errors import MissingFileError, UserError, find_cause, one_line
 from cyclegan.loggers import instantiate_group
 from cyclegan.training.preflight import DiskFullError, check_resume_checkpoint, preflight_run
-from cyclegan.training.resume import (
-    AtomicCheckpointIO,
-    carry_over_metrics,
+from cyclegan.training.atomic_checkpoint import AtomicCheckpointIO, disk_full_cause
+from cyclegan.training.metrics_history import carry_over_metrics
+from cyclegan.training.resume import wandb_run_id
+from cyclegan.training.resume_checkpoint import (
+    NothingTrained,
+    check_something_left,
     checkpoint_step,
-    disk_full_cause,
     find_last_checkpoint,
     newest_checkpoint,
-    wandb_run_id,
 )
 from cyclegan.training.safety import TrainingInterrupted, interruption_of
 from cyclegan.training.sweep import (
@@ -221,15 +222,6 @@ def fit(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-def _interruption_in_context(exc: BaseException) -> TrainingInterrupted | None:
-    seen = 0
-    while exc is not None and seen < 5:
-        if isinstance(exc, TrainingInterrupted):
-            return exc
-        exc, seen = exc.__context__, seen + 1
-    return None
-
-
 class NothingTrained(UserError):
     """fit() ended without a single training step (a schedule already complete, e.g. a finished run resumed)."""
 
@@ -267,7 +259,7 @@ def train(cfg: DictConfig) -> dict[str, float | None]:
         except KeyboardInterrupt as exc:
             # Ctrl-C again after the checkpoint of the first was saved (while Lightning was still
             # cleaning up): that first stop is what happened, and it is recorded as such below
-            first = _interruption_in_context(exc)
+            first = find_cause(exc, TrainingInterrupted)
             if first is None:
                 raise
             raise first from None

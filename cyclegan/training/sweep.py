@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cyclegan.config.hydra_run import hydra_job, in_multirun
 from cyclegan.errors import one_line
-from cyclegan.imaging import atomic_write_text  # jobs of a parallel launcher may rewrite a summary at once
+from cyclegan.files import atomic_write_text  # jobs of a parallel launcher may rewrite a summary at once
 
 log = logging.getLogger(__name__)
 
