@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
@@ -70,12 +71,14 @@ class ExactResume(pl.Callback):
       does not depend on how often it validates;
     - a checkpoint saved on the last batch of an epoch (`every_n_train_steps`) precedes the
       epoch-end hooks, which Lightning does not replay on resume: the per-epoch LR schedulers are
-      stepped on to the resumed epoch (CycleGAN steps them once at each epoch end).
+      stepped on to the resumed epoch (CycleGAN steps them once at each epoch end);
+    - logged rows continue at the step where the checkpoint stopped (see ``on_train_batch_start``).
     """
 
     def __init__(self) -> None:
         self._rng_before_validation: dict | None = None
         self._restored = False
+        self._align_log_step = False
 
     # ---- checkpoint contents
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
@@ -98,7 +101,7 @@ class ExactResume(pl.Callback):
     def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
         # Called while Lightning restores the checkpoint, after the datamodule's setup and before
         # the first training dataloader iterator is created: nothing random happens in between.
-        self._restored = True
+        self._restored = self._align_log_step = True
         ranks = (checkpoint.get("rng_state") or {}).get("ranks")
         if not ranks:
             log.warning("the checkpoint has no random state (saved without ExactResume): "
@@ -127,6 +130,19 @@ class ExactResume(pl.Callback):
                 warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
                 while scheduler.last_epoch < trainer.current_epoch:
                     scheduler.step()
+
+    # ---- logged steps of a resumed run
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int) -> None:
+        if not self._align_log_step:
+            return
+        self._align_log_step = False
+        # Rows are logged at the epoch loop's count of batches that stepped, which here equals
+        # global_step (one count per batch: CycleGAN.step_without_counting). On a restart from an
+        # end-of-epoch checkpoint Lightning adds one to that count although no batch ran, and every
+        # later row of metrics.csv moved one step on (0-5, then 7, 8, 9): start it where the run stopped.
+        loop = trainer.fit_loop.epoch_loop
+        if getattr(loop, "_batches_that_stepped", None) is not None:
+            loop._batches_that_stepped = trainer.global_step
 
     # ---- validation leaves the training's random state as it found it
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -96,8 +96,13 @@ def _newest_run_beside(run_dir: Path) -> Path | None:
     return max(runs, key=lambda p: p.stat().st_mtime).parents[1] if runs else None
 
 
-def find_last_checkpoint(run_dir: str | os.PathLike, checkpoint_dir: str | os.PathLike | None = None) -> Path:
-    """``ckpt_path=last``: the newest state among the checkpoints of this run (see the module doc)."""
+def find_last_checkpoint(run_dir: str | os.PathLike, checkpoint_dir: str | os.PathLike | None = None,
+                         run_dir_existed: bool | None = None) -> Path:
+    """``ckpt_path=last``: the newest state among the checkpoints of this run (see the module doc).
+
+    ``run_dir_existed``: whether the run folder existed before this run (Hydra creates it before the
+    task runs); by default, whether it exists now.
+    """
     run_dir = Path(run_dir)
     own_dir = Path(checkpoint_dir or run_dir / "checkpoints")
     found, passed_over = _candidates(own_dir)
@@ -109,7 +114,8 @@ def find_last_checkpoint(run_dir: str | os.PathLike, checkpoint_dir: str | os.Pa
     if passed_over:
         raise ResumeError(f"ckpt_path=last: no checkpoint of {run_dir} can be resumed (tried {'; '.join(passed_over)}); "
                           "nothing was written. Resume from a checkpoint file you trust with ckpt_path=<file>")
-    what = "does not exist" if not run_dir.exists() else f"has no checkpoint in {own_dir}"
+    existed = run_dir.exists() if run_dir_existed is None else run_dir_existed
+    what = f"has no checkpoint in {own_dir}" if existed else "does not exist"
     newest = _newest_run_beside(run_dir)
     hint = f" (the newest run beside it is {newest})" if newest is not None else ""
     raise NothingToResume(
