@@ -1,8 +1,9 @@
 """Image files, the same way for training, evaluation and inference.
 
-- :data:`IMAGE_EXTENSIONS` and :func:`walk_images`: which files are images, found recursively
-  with symbolic links followed, each real folder once (a link to ``.`` or to a parent cannot
-  make the walk loop or list a file twice; such links are reported in one warning).
+- :data:`IMAGE_EXTENSIONS` and :func:`walk_images`: which files are images, found recursively,
+  each real folder once (a link to ``.`` cannot make the walk loop or list a file twice), links to
+  folders outside the scanned folder left out unless asked for (a link to a parent would bring in
+  the other domain); each kind of left-out link is reported in one warning.
 - :func:`load_image` and :func:`to_rgb`: decode to 8-bit RGB with one rule for every mode:
   EXIF orientation applied, transparent pixels composited on white, 16-bit and float images
   scaled. Training, translation and evaluation read images only through these.
@@ -76,12 +77,18 @@ def is_image_name(name: str | os.PathLike) -> bool:
     return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
-def walk_images(folder: str | os.PathLike, exclude: str | os.PathLike | None = None) -> list[str]:
+def walk_images(folder: str | os.PathLike, exclude: str | os.PathLike | None = None, *,
+                follow_links: bool = False, how_to_follow: str = "") -> list[str]:
     """Paths of the image files under ``folder`` (recursive), sorted by their path relative to it.
 
-    Symbolic links are followed, but every real folder and file is visited once (by device and
-    inode): the folders of the tree itself first, then the folders links lead to, so a link to
-    ``.``, to a parent or to a sibling (a loop, or the same images twice) is left out and files
+    A symbolic link to a folder is followed only when the folder it leads to lies inside
+    ``folder``: a link out of it (``A/up -> ..``, which would bring in the other domain and the
+    test splits, or ``A/more -> /elsewhere``) is left out unless ``follow_links`` (then every link
+    is followed); one warning names each such link and where it leads, ending with
+    ``how_to_follow`` (what the caller's option is called). A link to one image file is followed
+    wherever it leads: it names that image on purpose. Every real folder and file is visited once
+    (by device and inode): the folders of the tree itself first, then the folders links lead to,
+    so a link to ``.`` or to a sibling (a loop, or the same images twice) is left out and files
     keep their real paths; a second name for the same file (a file link, a hard link) is left
     out too. Such links are reported in one warning, folders that cannot be listed in another.
     Hidden files and folders (``.x``) and ``__MACOSX`` are skipped, as is ``exclude`` (e.g. an
@@ -96,7 +103,9 @@ def walk_images(folder: str | os.PathLike, exclude: str | os.PathLike | None = N
     seen_dirs: set[tuple[int, int]] = set()
     seen_files: set[tuple[int, int]] = set()
     repeated: list[str] = []
+    outside: list[str] = []  # links to folders out of ``folder``, as "link -> target"
     unreadable: list[str] = []
+    inside = _inside(folder)
     found: list[tuple[str, str]] = []
     real_dirs: list[str] = [folder]  # depth first through the real folders ...
     linked_dirs: list[str] = []  # ... then the targets of links (first found, first visited)
@@ -114,6 +123,10 @@ def walk_images(folder: str | os.PathLike, exclude: str | os.PathLike | None = N
             except OSError:
                 continue
             if ident in skip:
+                continue
+            target = os.path.realpath(directory)
+            if not (follow_links or inside(target)):
+                outside.append(f"{directory} -> {target}")
                 continue
             if ident in seen_dirs:
                 repeated.append(directory)
@@ -163,6 +176,9 @@ def walk_images(folder: str | os.PathLike, exclude: str | os.PathLike | None = N
                     seen_files.add(ident)
                 found.append((os.path.relpath(entry.path, folder).replace(os.sep, "/"), entry.path))
         real_dirs.extend(reversed(subdirs))  # popped in name order
+    if outside:
+        log.warning("%s: left out %d symbolic link(s) to folders outside it, whose images are not this folder's: "
+                    "%s%s", folder, len(outside), _listed(outside), f" ({how_to_follow})" if how_to_follow else "")
     if repeated:
         log.warning("%s: left out %d symbolic link(s) to folders or files already scanned (link loops or "
                     "duplicates; each real image is listed once): %s", folder, len(repeated), _listed(repeated))
@@ -171,6 +187,13 @@ def walk_images(folder: str | os.PathLike, exclude: str | os.PathLike | None = N
                     _listed(unreadable))
     found.sort()
     return [path for _, path in found]
+
+
+def _inside(folder: str):
+    """A test: whether a resolved path is ``folder`` (resolved) or lies under it."""
+    root = os.path.realpath(folder)
+    prefix = root.rstrip(os.sep) + os.sep
+    return lambda real: real == root or real.startswith(prefix)
 
 
 def _identity(st: os.stat_result) -> tuple[int, int]:
@@ -194,6 +217,9 @@ def to_rgb(im: Image.Image) -> Image.Image:
     Transparent images are composited on white; 16/32-bit integer images (``I;16``, ``I``)
     are scaled from the 16-bit range; float images (``F``) are taken as ``[0, 1]`` when their
     maximum is <= 1, else as ``[0, 255]``; CMYK, YCbCr, L, 1, P ... use PIL's conversion.
+    A float image with NaN or infinite pixels raises ``ValueError`` (:func:`load_image`: an
+    unreadable image, skipped like a corrupt file): clipped, they would be black and white
+    pixels that the image never had.
     """
     mode = im.mode
     if mode == "RGB":
@@ -201,11 +227,14 @@ def to_rgb(im: Image.Image) -> Image.Image:
     if mode.startswith("I;16") or mode in ("I", "F"):
         arr = np.asarray(im, dtype=np.float64)
         if mode == "F":
-            if arr.size and np.nanmax(arr) <= 1.0:
+            bad = int(np.count_nonzero(~np.isfinite(arr)))
+            if bad:
+                raise ValueError(f"{bad} of {arr.size} pixels of this float image are NaN or infinite "
+                                 "(missing values, not colours)")
+            if arr.size and arr.max() <= 1.0:
                 arr = arr * 255.0
         elif mode.startswith("I;16") or (arr.size and arr.max() > 255):
             arr = arr / 257.0  # 65535 -> 255
-        arr = np.nan_to_num(arr)
         return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "L").convert("RGB")
     if mode in _ALPHA_MODES or (mode in ("P", "L", "RGB", "1") and "transparency" in im.info):
         rgba = im.convert("RGBA")

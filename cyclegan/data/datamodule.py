@@ -25,13 +25,12 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader
 
 from .datasets import DomainDataset, PairedByIndexDataset, UnpairedDataset
 from .layouts import DOMAINS, LAYOUTS, Dataset, layout_missing
 from .sources import ImageList, holdout, select_subset
 from .transforms import build_transforms
-from .workers import kill_leftover_workers_at_exit, worker_init
+from .workers import DataLoader, kill_leftover_workers_at_exit, warn_if_more_workers_than_cores, worker_init
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +95,7 @@ class UnpairedDataModule(pl.LightningDataModule):
         min_size_policy: str = "upscale",
         bad_image_policy: str = "skip",
         max_train_images: int | None = None,
+        follow_links: bool = False,
     ):
         super().__init__()
         self.save_hyperparameters(logger=False)
@@ -145,6 +145,7 @@ class UnpairedDataModule(pl.LightningDataModule):
         # Some source projects train on a fixed subset (e.g. 300 + 300 Kaggle images).
         self.max_train_images = None if max_train_images is None else int(max_train_images)
         self.cache_images = bool(cache_images)
+        self.follow_links = bool(follow_links)  # links to folders outside a domain's folder (layouts.py)
         if min_size_policy not in ("upscale", "reject") or bad_image_policy not in ("skip", "raise"):
             raise ValueError(f"data.min_size_policy must be upscale|reject (got {min_size_policy!r}) and "
                              f"data.bad_image_policy skip|raise (got {bad_image_policy!r})")
@@ -156,7 +157,7 @@ class UnpairedDataModule(pl.LightningDataModule):
 
     # ------------------------------------------------------------------ finding data (cyclegan/data/layouts.py)
     def _dataset(self) -> Dataset:
-        return Dataset(self.name, self.root)
+        return Dataset(self.name, self.root, self.follow_links)
 
     def _folders(self) -> dict[str, dict[str, Path | None]]:
         """``{domain: {"train": folder, "test": folder or None}}``; raises when missing."""
@@ -244,6 +245,7 @@ class UnpairedDataModule(pl.LightningDataModule):
         workers = self.num_workers
         if workers > 0:
             kill_leftover_workers_at_exit()
+            warn_if_more_workers_than_cores(workers)
         return DataLoader(
             dataset,
             batch_size=batch_size,

@@ -43,6 +43,7 @@ class Dataset:
 
     name: str
     root: Path | None
+    follow_links: bool = False  # data.follow_links: include links to folders outside a domain's folder
 
 
 class Layout:
@@ -59,7 +60,7 @@ class Layout:
         require(ds, train)
 
     def scan(self, ds: Dataset, folder: Path, domain: str, split: str) -> ImageList:
-        images = FileImageList.from_folder(folder)
+        images = FileImageList.from_folder(folder, follow_links=ds.follow_links)
         if len(images) == 0:
             raise DatasetNotFoundError(f"Found {self.nothing_found} in {folder} (domain {domain}, split {split}) "
                                        f"for dataset {ds.name!r}. {LAYOUTS_HELP}")

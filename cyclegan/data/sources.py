@@ -108,9 +108,9 @@ class FileImageList(ImageList):
         self.folder = folder
 
     @classmethod
-    def from_folder(cls, folder: str | os.PathLike) -> FileImageList:
+    def from_folder(cls, folder: str | os.PathLike, follow_links: bool = False) -> FileImageList:
         folder = str(folder)
-        paths = scan_images(folder)
+        paths = scan_images(folder, follow_links=follow_links)
         keys = [os.path.relpath(p, folder).replace(os.sep, "/") for p in paths]
         return cls(paths, keys, folder=folder)
 
@@ -182,9 +182,10 @@ class TFRecordImageList(ImageList):
 
 
 # ----------------------------------------------------------------------------- scanning
-def scan_images(folder: str | os.PathLike) -> list[str]:
-    """All image files under ``folder`` (:func:`cyclegan.imaging.walk_images`: recursive, symlinks
-    followed, each real folder once, hidden files and ``__MACOSX`` skipped), sorted.
+def scan_images(folder: str | os.PathLike, follow_links: bool = False) -> list[str]:
+    """All image files under ``folder`` (:func:`cyclegan.imaging.walk_images`: recursive, each real
+    folder once, links to folders outside ``folder`` left out unless ``follow_links``
+    (``data.follow_links``), hidden files and ``__MACOSX`` skipped), sorted.
 
     No file is opened: empty (0-byte) files and broken links are dropped here from one ``stat``
     each, with a warning per file (the first ``MAX_LISTED_SKIPS``) and a count; files that fail to
@@ -192,7 +193,8 @@ def scan_images(folder: str | os.PathLike) -> list[str]:
     """
     out: list[str] = []
     skipped = 0
-    for path in walk_images(folder):
+    for path in walk_images(folder, follow_links=follow_links,
+                            how_to_follow="data.follow_links=true includes them"):
         try:
             empty = os.stat(path).st_size == 0
             reason = "empty file (0 bytes)"

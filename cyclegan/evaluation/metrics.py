@@ -33,7 +33,9 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
+    "FEW_IMAGES",
     "MIFID_EPS",
+    "few_images_note",
     "feature_statistics",
     "fid_from_features",
     "frechet_distance",
@@ -48,6 +50,9 @@ __all__ = [
 ]
 
 MIFID_EPS = 0.1
+# Below this many images in either set, FID/KID say more about which images were drawn than about the
+# translation (FID's bias grows as the count falls; 2048-d covariances need far more images).
+FEW_IMAGES = 100
 
 
 def _f64(x: Any) -> torch.Tensor:
@@ -245,3 +250,15 @@ def generative_metrics(
         out.update(mifid=mi["mifid"], memorization_distance=mi["memorization_distance"],
                    memorization_distance_thr=mi["memorization_distance_thr"], n_train_ref=len(train_ref_features))
     return out
+
+
+def few_images_note(counts: dict[str, tuple[int, int]], threshold: int = FEW_IMAGES) -> Optional[str]:
+    """One sentence when FID/KID of some direction rest on fewer than ``threshold`` images:
+    ``counts`` = {direction: (n_fake, n_real)}; None when every set is large enough."""
+    few = {d: c for d, c in counts.items() if min(c) < threshold}
+    if not few:
+        return None
+    listed = ", ".join(f"{d}: {fake} translated vs {real} real images" for d, (fake, real) in few.items())
+    return (f"FID/KID on few images ({listed}): below {threshold} images they depend on which images were drawn "
+            "and FID is biased upward, so they mean little; compare such numbers only at equal counts, "
+            "and judge a model on a full test split")

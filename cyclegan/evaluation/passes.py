@@ -1,7 +1,7 @@
 """The translation pass of ``evaluate.py``: the data it reads, and what it collects per domain.
 
 Each domain's test images are read once (the datamodule's test pipeline): translated, cycled back,
-judged by both discriminators and turned into Inception features of the translations. Real reference
+judged by the discriminators the checkpoint has and turned into Inception features of the translations. Real reference
 features (the target domains, for FID/KID/MiFID) are computed here too, with their on-disk cache.
 The scores are computed from what this collects (:func:`cyclegan.evaluation.run.score_direction`).
 """
@@ -21,8 +21,10 @@ import torch
 from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader, Subset
 
+from cyclegan.directions import DOMAINS_OF
 from cyclegan.evaluation.discriminator import discriminator_decisions
 from cyclegan.evaluation.features import compute_features
+from cyclegan.evaluation.networks import DirectionNetworks
 from cyclegan.evaluation.paired import PairedMetrics
 from cyclegan.evaluation.progress import Progress
 from cyclegan.models.compile import eager_fallback
@@ -109,60 +111,50 @@ def evenly_spaced(dataset, max_images: Optional[int]):
 
 
 @torch.no_grad()
-def _translate_domain(
+def _domain_pass(
     loader: Iterable[dict],
-    G: nn.Module,
-    G_back: nn.Module,
-    D_source: nn.Module,
-    D_target: nn.Module,
+    out: Optional[DirectionNetworks],
+    judge: Optional[DirectionNetworks],
     extractor: nn.Module,
-    gan_mode: str,
     device: torch.device,
     batch_size: int,
     bf16: bool,
     num_examples: int,
     pad_to: int = 0,
 ) -> DomainPass:
-    out = DomainPass()
+    """One read of a domain X's images: translated by ``out`` (the direction from X: its generator, its
+    discriminator on the translations, its reverse for the cycle), and judged as real X images by the
+    discriminator of ``judge`` (the direction into X). Either may be None; so may their parts."""
+    result = DomainPass()
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+    D_real = judge.discriminator if judge is not None else None
     kept = 0
     for batch in loader:
         x = batch["image"].to(device, non_blocking=True)
         n = x.shape[0]
         x = _pad_batch(x, pad_to)
         with autocast:
-            fake = G(x)
-            rec = G_back(fake)
-            if D_source is not None:  # None: the identity baseline has no discriminators
-                out.real_judged_real.append(discriminator_decisions(D_source, x, gan_mode)[:n])
-                out.fake_judged_real.append(discriminator_decisions(D_target, fake, gan_mode)[:n])
+            if D_real is not None:
+                result.real_judged_real.append(discriminator_decisions(D_real, x, judge.gan_mode)[:n])
+            if out is None:
+                continue
+            fake = out.generator(x)
+            rec = out.reverse(fake) if out.reverse is not None else None
+            if out.discriminator is not None:
+                result.fake_judged_real.append(discriminator_decisions(out.discriminator, fake, out.gan_mode)[:n])
         x = x[:n]
-        fake, rec = fake[:n].float().clamp(-1, 1), rec[:n].float().clamp(-1, 1)  # tanh outputs; clamp bf16 rounding
-        out.paired.update(x, fake, rec)
-        out.fake_features.append(
-            compute_features(fake, extractor, batch_size=batch_size, device=device, value_range=(-1.0, 1.0))
-        )
+        fake = fake[:n].float().clamp(-1, 1)  # tanh outputs; clamp bf16 rounding
+        rec = rec[:n].float().clamp(-1, 1) if rec is not None else None
+        result.paired.update(x, fake, rec)
+        result.fake_features.append(
+            compute_features(fake, extractor, batch_size=batch_size, device=device, value_range=(-1.0, 1.0)))
         if kept < num_examples:
-            take = min(num_examples - kept, x.shape[0])
+            take = min(num_examples - kept, n)
             for name, t in (("real", x), ("fake", fake), ("rec", rec)):
-                out.examples[name].append(t[:take].float().cpu())
+                if t is not None:
+                    result.examples[name].append(t[:take].float().cpu())
             kept += take
-    return out
-
-
-@torch.no_grad()
-def _judge_real(loader: Iterable[dict], D: nn.Module, gan_mode: str, device: torch.device, bf16: bool,
-                pad_to: int = 0) -> DomainPass:
-    """A domain that is only a target: its discriminator's decisions on its real test images."""
-    out = DomainPass()
-    if D is None:  # the identity baseline: nothing to judge with
-        return out
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
-    for batch in loader:
-        x = _pad_batch(batch["image"].to(device), pad_to)
-        with autocast:
-            out.real_judged_real.append(discriminator_decisions(D, x, gan_mode)[: len(batch["image"])])
-    return out
+    return result
 
 
 def _pad_batch(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -184,9 +176,8 @@ def cat_flags(tensors: list[torch.Tensor]) -> torch.Tensor:
 
 
 def translation_pass(
-    nets: Mapping[str, tuple[nn.Module, nn.Module, nn.Module, nn.Module]],
+    nets: Mapping[str, DirectionNetworks],
     datasets: Mapping[str, Any],
-    sources: Sequence[str],
     extractor: nn.Module,
     *,
     num_workers: int,
@@ -194,26 +185,23 @@ def translation_pass(
     split: str,
     **settings: Any,
 ) -> dict[str, DomainPass]:
-    """One pass over each domain's images: a source domain (in ``sources``) is translated, cycled back
-    and judged; a domain that is only a target has its real images judged by its discriminator.
+    """One pass over each domain's images (``datasets``: domain -> dataset): a domain that is the source
+    of an evaluated direction (a key of ``nets``) is translated, cycled back and judged; a domain that is
+    only a target has its real images judged by that direction's discriminator (none: no pass).
 
-    ``nets[domain]`` = (G to the other domain, G back, D of this domain, D of the other domain);
-    ``settings``: gan_mode, device, batch_size, bf16, num_examples, pad_to (as :func:`_translate_domain`).
+    ``settings``: device, batch_size, bf16, num_examples, pad_to (as :func:`_domain_pass`).
     """
     passes: dict[str, DomainPass] = {}
-    for domain, (G, G_back, D_source, D_target) in nets.items():
-        dataset = datasets[domain]
-        judge_only = domain not in sources  # only the target of the evaluated direction: its D on real images
-        what = f"{'judging real' if judge_only else 'translating'} {split} images of domain {domain}"
+    for domain, dataset in datasets.items():
+        out = next((nets[d] for d, (src, _) in DOMAINS_OF.items() if src == domain and d in nets), None)
+        judge = next((nets[d] for d, (_, tgt) in DOMAINS_OF.items() if tgt == domain and d in nets), None)
+        if out is None and (judge is None or judge.discriminator is None):
+            continue  # nothing to translate, nothing to judge with
+        what = f"{'translating' if out is not None else 'judging real'} {split} images of domain {domain}"
         progress = Progress(what, len(dataset), log)
         loader = progress.track(make_loader(dataset, settings["batch_size"], num_workers),
                                 count=lambda batch: len(batch["image"]))
         with eager_fallback():
-            if judge_only:
-                passes[domain] = _judge_real(loader, D_source, settings["gan_mode"], settings["device"],
-                                             settings["bf16"], settings["pad_to"])
-            else:
-                passes[domain] = _translate_domain(loader, G, G_back, D_source, D_target, extractor, **settings)
-        progress.finish(" (compiled networks; the first batch compiles them)" if compiled and not judge_only else "")
-
+            passes[domain] = _domain_pass(loader, out, judge, extractor, **settings)
+        progress.finish(" (compiled networks; the first batch compiles them)" if compiled and out is not None else "")
     return passes

@@ -7,7 +7,8 @@
      "checkpoint": "epoch=199.ckpt", "inception": "fid_helper:default_1.pt:..."}
 
 Dict values become table columns (one per direction, one row per metric); other top-level values are
-listed above the table as run information.
+listed above the table as run information. A direction's ``not_applicable`` entry (metric -> reason)
+shows as "n/a" in the table, with the reasons below it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
 from cyclegan.directions import LABELS, as_direction
+from cyclegan.files import atomic_write_text
 
 # known metrics, in table order: key -> (label, what it means)
 METRIC_INFO = {
@@ -33,6 +35,11 @@ METRIC_INFO = {
     "ssim": ("SSIM(x, G(x)) ↑", "structure kept by the translation"),
     "cycle_l1": ("cycle L1 ↓", "mean |x − F(G(x))| on [0, 1]"),
     "d_accuracy": ("D accuracy", "target discriminator's real/fake accuracy; 0.5 = indistinguishable"),
+    "target_rate": ("target-domain rate ↑", "share of translations a domain classifier (logistic regression on "
+                    "Inception features, fitted on the training images) takes for the target domain"),
+    "target_rate_floor": ("… untranslated inputs", "the same share for the inputs before translation (the floor)"),
+    "target_rate_ceiling": ("… real target images", "the same share for the real test images of the target "
+                            "domain (the ceiling)"),
     "n_real": ("n_real", "real target-domain images (FID/KID reference)"),
     "n_fake": ("n_fake", "generated images"),
     "n_train_ref": ("n_train_ref", "training images used for the memorization distance"),
@@ -74,23 +81,41 @@ def _fmt(value: Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
+NOT_APPLICABLE = "not_applicable"  # a direction's {metric: why it is null}
+
+
+def _cell(scores: Mapping[str, Any], key: str) -> str:
+    return "n/a" if key in (scores.get(NOT_APPLICABLE) or {}) else _fmt(scores.get(key))
+
+
 def _markdown(metrics: Mapping[str, Any], grid_rel: Optional[str]) -> str:
     directions = [k for k, v in metrics.items() if isinstance(v, Mapping)]
-    info = {k: v for k, v in metrics.items() if not isinstance(v, Mapping)}
-    lines = ["# CycleGAN evaluation report", ""]
+    info = {k: v for k, v in metrics.items() if not isinstance(v, Mapping) and k != "note"}
+    lines = ["# Evaluation report", ""]
+    if metrics.get("note"):
+        lines += [f"> **Note:** {metrics['note']}", ""]
     if info:
         lines += [f"- **{k}**: {_fmt(v)}" for k, v in info.items()] + [""]
     if directions:
         keys: list[str] = [k for k in METRIC_INFO if any(k in metrics[d] for d in directions)]
-        extra = sorted({k for d in directions for k in metrics[d]} - set(keys))
+        extra = sorted({k for d in directions for k in metrics[d]} - set(keys) - {NOT_APPLICABLE})
         keys += extra
         header = ["metric"] + [LABELS.get(as_direction(d), d) for d in directions]
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|" + "|".join(["---"] + ["---:"] * len(directions)) + "|")
         for k in keys:
             label = METRIC_INFO.get(k, (k, ""))[0]
-            lines.append("| " + " | ".join([label] + [_fmt(metrics[d].get(k)) for d in directions]) + " |")
+            lines.append("| " + " | ".join([label] + [_cell(metrics[d], k) for d in directions]) + " |")
         lines.append("")
+        for d in directions:
+            reasons = metrics[d].get(NOT_APPLICABLE) or {}
+            by_reason: dict[str, list[str]] = {}
+            for k, why in reasons.items():
+                by_reason.setdefault(str(why), []).append(k)
+            lines += [f"- n/a for {LABELS.get(as_direction(d), d)}: {', '.join(ks)}: {why}"
+                      for why, ks in by_reason.items()]
+        if any(metrics[d].get(NOT_APPLICABLE) for d in directions):
+            lines.append("")
         used = [k for k in keys if k in METRIC_INFO]
         if used:
             lines += ["<details><summary>What the metrics mean</summary>", ""]
@@ -110,8 +135,7 @@ def write_report(
     a grid outside ``out_dir`` is copied into it). Returns ``{"json": path, "markdown": path}``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    json_path = out / "metrics.json"
-    json_path.write_text(json.dumps(_jsonable(metrics), indent=2, allow_nan=False) + "\n")
+    json_path = atomic_write_text(out / "metrics.json", json.dumps(_jsonable(metrics), indent=2, allow_nan=False) + "\n")
 
     grid_rel = None
     if grid_png_path is not None:
@@ -123,6 +147,5 @@ def write_report(
         except ValueError:  # outside out_dir: copy it in so the report folder is self-contained
             shutil.copy2(grid, out / grid.name)
             grid_rel = grid.name
-    md_path = out / "report.md"
-    md_path.write_text(_markdown(metrics, grid_rel))
+    md_path = atomic_write_text(out / "report.md", _markdown(metrics, grid_rel))
     return {"json": json_path, "markdown": md_path}

@@ -1,17 +1,28 @@
-"""What `evaluate.py` does: translate the test split both ways and measure the translations.
+"""What `evaluate.py` does: translate the test split the ways the checkpoint translates and measure it.
+
+It scores what the file provides (:func:`cyclegan.evaluation.networks.load_for_evaluation`): per
+direction a generator, and when the file has them the discriminator that judges its output and the
+generator that translates back. A CycleGAN checkpoint gives both directions with everything; a bundled
+painter (``pretrained:NAME``), an exported generator or a state dict gives one direction and no
+discriminator: the metrics that need a missing network are null, with the reason beside them
+(``not_applicable`` in metrics.json, a footnote in report.md).
 
 Per direction (``AB``: A test images through G_AB, ``BA``: B test images through G_BA):
 
 - FID / KID of the translations against real images of the target domain (``metrics.real_ref``:
   its test split by default, or ``train+test``), MiFID (Kaggle's definition) when
   ``metrics.train_ref=true`` against the target domain's TRAINING images;
-- SSIM(x, G(x)) and the cycle reconstruction L1 |x - F(G(x))| (on [0, 1]);
+- SSIM(x, G(x)) and the cycle reconstruction L1 |x - F(G(x))| (on [0, 1]; needs the reverse generator);
 - the target discriminator's balanced accuracy: mean of its accuracy on real target test images and on
-  the translations (D_B judges AB, D_A judges BA; 0.5 = it cannot tell them apart);
+  the translations (D_B judges AB, D_A judges BA; 0.5 = it cannot tell them apart; needs the discriminator);
+- the target-domain rate (:mod:`cyclegan.evaluation.domain_rate`): the share of translations a domain
+  classifier fitted on the training images takes for the target domain, beside its floor (the
+  untranslated inputs) and ceiling (the real target test images);
 - the image count behind every figure (n_real, n_fake, n_train_ref, n_pairs, d_n_real, d_n_fake).
 
 ``metrics.directions=[BA]`` (or ``[AB]``) evaluates one direction only: the other domain is not
-translated, its real test images only go through its discriminator.
+translated, its real test images only go through its discriminator. Directions the file cannot
+translate are skipped with a log line.
 
 Every image goes through the datamodule's test pipeline (resize to ``data.image_size``), real reference
 images included, so real and translated images reach the Inception at the same resolution. Real-image
@@ -20,8 +31,8 @@ and the Inception, so a second evaluation against the same data only runs the In
 
 Library use::
 
-    model, info = load_cyclegan("last.ckpt")
-    results, examples = evaluate_model(model, datamodule, load_inception("auto"))
+    nets, info = load_for_evaluation("last.ckpt")        # or "pretrained:photo2monet_cpu", an export + direction=
+    results, examples = evaluate_model(nets, datamodule, load_inception("auto"))
 """
 
 from __future__ import annotations
@@ -38,19 +49,17 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from cyclegan.devices import resolve_device
-from cyclegan.directions import DOMAINS_OF, as_direction
-from cyclegan.errors import UserError, first_line
+from cyclegan.directions import DOMAINS_OF, LABELS
+from cyclegan.evaluation.domain_rate import DomainClassifier, domain_classifier_for
 from cyclegan.evaluation.inception import load_inception
-from cyclegan.evaluation.metrics import MIFID_EPS, generative_metrics
+from cyclegan.evaluation.metrics import MIFID_EPS, few_images_note, generative_metrics
+from cyclegan.evaluation.networks import (DirectionNetworks, EvaluationError, load_for_evaluation, missing_reasons,
+                                          parse_directions, select_directions)
 from cyclegan.evaluation.passes import DomainPass, cat, cat_flags, evenly_spaced, real_features, translation_pass
 from cyclegan.evaluation.report import write_report
-from cyclegan.inference.pretrained import is_pretrained
+from cyclegan.devices import resolve_device
 from cyclegan.loggers import instantiate_group, log_image
-from cyclegan.serialization import CheckpointError, safe_load
 from cyclegan.models.compile import auto_compile, compile_for_inference, compile_options
-from cyclegan.models import ImageGenerator
-from cyclegan.models.spec import NETWORKS, CycleGANNetworks
 from cyclegan.visualize import image_grid, save_image_grid
 
 log = logging.getLogger(__name__)
@@ -60,20 +69,13 @@ __all__ = [
     "EvaluationError",
     "evaluate",
     "evaluate_model",
-    "load_cyclegan",
+    "load_for_evaluation",
     "real_features",
 ]
 
 # direction key -> (source domain, target domain)
 DIRECTIONS = DOMAINS_OF
 REAL_REF_SPLITS = ("test", "train", "val")
-
-
-IDENTITY = "identity"  # ckpt_path value of the untranslated baseline
-
-
-class EvaluationError(UserError, ValueError):
-    """A user-fixable problem with the evaluation request (one line naming the key and the fix)."""
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -95,92 +97,16 @@ def resolve_compile(spec: Any, device: torch.device, n_images: int) -> Any:
     return spec
 
 
-class IdentityGenerator(ImageGenerator):
-    """Returns its input: the 'translation' of the untranslated-images baseline."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x
-
-
-class IdentityCycleGAN(nn.Module):
-    """``ckpt_path=identity``: both generators return their input, so the metrics are those of the
-    untranslated test images against the target domain (the floor a translation should beat). There
-    are no discriminators: the D accuracy is null."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.G_AB, self.G_BA = IdentityGenerator(), IdentityGenerator()
-        self.D_A = self.D_B = None
-        self.hparams = {"gan_mode": "lsgan"}
-
-
-def load_cyclegan(ckpt_path: str | os.PathLike, map_location: Any = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """Both generators and discriminators of a training checkpoint (:class:`CycleGANNetworks`).
-
-    Read with ``torch.load(weights_only=True)`` (:func:`cyclegan.serialization.safe_load`); the networks
-    are rebuilt from ``hyper_parameters`` and loaded strictly from ``state_dict``. Returns ``(model, info)``
-    with info = ``{"checkpoint", "epoch", "global_step", "hparams"}``. ``ckpt_path="identity"`` gives
-    :class:`IdentityCycleGAN` (the untranslated baseline).
-    """
-    if ckpt_path in (None, "", "null"):
-        raise EvaluationError(
-            "ckpt_path is required: python evaluate.py ckpt_path=outputs/train/<run>/checkpoints/last.ckpt "
-            "(or ckpt_path=identity for the untranslated images)"
-        )
-    if str(ckpt_path) == IDENTITY:
-        return IdentityCycleGAN(), {"checkpoint": IDENTITY, "epoch": None, "global_step": None, "hparams": {}}
-    if is_pretrained(ckpt_path):  # a bundled generator is one network: no G_AB, no discriminators
-        raise EvaluationError(
-            f"ckpt_path={ckpt_path}: evaluate needs a training checkpoint (both generators and discriminators); "
-            "a bundled generator's metrics are in its model card (python -m cyclegan.translate --list-pretrained)")
-    path = Path(str(ckpt_path)).expanduser()
-    if not path.is_file():
-        raise EvaluationError(f"ckpt_path={ckpt_path}: no such file")
-    ckpt = safe_load(path, map_location)
-    if not isinstance(ckpt, Mapping) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
-        raise CheckpointError(
-            f"{path}: evaluate needs a Lightning training checkpoint from train.py (hyper_parameters + state_dict "
-            "with both generators and discriminators); exported generators lack the discriminators"
-        )
-    hparams = dict(ckpt["hyper_parameters"])
-    try:
-        model = CycleGANNetworks(hparams, init=False)  # the weights come from the checkpoint
-        model.load_state_dict(ckpt["state_dict"], strict=True)
-    except (RuntimeError, ValueError, TypeError, KeyError) as exc:
-        first = first_line(exc)
-        raise CheckpointError(f"{path}: weights do not fit the CycleGAN in its hyper_parameters ({first})") from None
-    model.eval().requires_grad_(False)
-    info = {"checkpoint": str(path), "epoch": ckpt.get("epoch"), "global_step": ckpt.get("global_step"),
-            "hparams": hparams}
-    return model, info
-
-
-def _check_image_size(model: nn.Module, image_size: int) -> None:
+def _check_image_size(nets: Mapping[str, DirectionNetworks], image_size: int) -> None:
     probe = torch.empty(1, 3, image_size, image_size, device="meta")
-    for name in ("G_AB", "G_BA"):
-        check = getattr(getattr(model, name), "check_input_size", None)
+    for net in nets.values():
+        check = getattr(net.generator, "check_input_size", None)
         if check is None:
             continue
         try:
             check(probe)
         except ValueError as exc:
             raise EvaluationError(f"data.image_size={image_size} does not fit the checkpoint's generator: {exc}") from None
-
-
-def parse_directions(directions: str | Sequence[str] | None) -> list[str]:
-    """``metrics.directions`` -> the direction keys to evaluate, in DIRECTIONS order (``both`` = all)."""
-    if directions is None:
-        return list(DIRECTIONS)
-    items = [directions] if isinstance(directions, str) else [str(d) for d in directions]
-    items = [d.strip() for item in items for d in item.split(",") if d.strip()]
-    if items in (["both"], ["all"]):
-        return list(DIRECTIONS)
-    keys = [as_direction(d) for d in items]  # A2B/B2A (the older spelling) are read as AB/BA
-    if not items or None in keys:
-        raise EvaluationError(
-            f"metrics.directions={directions!r}: use [AB,BA] (both, the default), AB or BA "
-            "(BA: domain B's test images through G_BA, e.g. photos to paintings; A2B/B2A also read)")
-    return [d for d in DIRECTIONS if d in keys]
 
 
 def _parse_real_ref(real_ref: str | Sequence[str]) -> list[str]:
@@ -192,7 +118,7 @@ def _parse_real_ref(real_ref: str | Sequence[str]) -> list[str]:
 
 
 def evaluate_model(
-    model: nn.Module,
+    nets: Mapping[str, DirectionNetworks],
     datamodule,
     extractor: nn.Module,
     *,
@@ -213,94 +139,133 @@ def evaluate_model(
     mifid_eps: float = MIFID_EPS,
     num_examples: int = 8,
     seed: int = 0,
+    target_rate: bool = True,
+    target_rate_train_images: Optional[int] = 1000,
+    source: str = "the checkpoint",
 ) -> tuple[dict[str, dict[str, Any]], dict[str, torch.Tensor]]:
-    """Translate ``split`` both ways (or the ``directions`` given: ``"BA"``, ...) and measure it
-    (see the module docstring).
+    """Translate ``split`` the ways ``nets`` (:func:`load_for_evaluation`) translate, or those of them
+    in ``directions``, and measure it (see the module docstring). ``source`` names the file in the
+    reasons of not-applicable metrics.
 
     Returns ``(results, examples)``: results = ``{"AB": {...}, "BA": {...}}``; examples = the first
-    ``num_examples`` images per domain as [-1, 1] tensors, keys ``real_A, fake_B, rec_A, real_B, fake_A, rec_B``.
+    ``num_examples`` images per domain as [-1, 1] tensors, keys ``real_A, fake_B, rec_A, real_B, fake_A, rec_B``
+    (``rec_*`` only with a reverse generator).
     """
     device = torch.device(device)
     splits = _parse_real_ref(real_ref)
+    wanted = select_directions(nets, directions, source)
+    nets = {d: nets[d] for d in wanted}
     datamodule.setup("test")
-    _check_image_size(model, int(datamodule.image_size))
-    model = model.to(device).eval()
+    _check_image_size(nets, int(datamodule.image_size))
     extractor = extractor.to(device)
-    gan_mode = str(model.hparams.get("gan_mode", "lsgan")) if hasattr(model, "hparams") else "lsgan"
-    nets = {"A": (model.G_AB, model.G_BA, model.D_A, model.D_B), "B": (model.G_BA, model.G_AB, model.D_B, model.D_A)}
-    wanted = parse_directions(directions)
-    sources = [DIRECTIONS[key][0] for key in wanted]
-    datasets = {domain: evenly_spaced(datamodule.domain_dataset(split, domain), max_images) for domain in nets}
+    modules = list({id(m): m for net in nets.values() for m in net.modules()}.values())
+    for module in modules:
+        module.to(device).eval()
+    datasets = {domain: evenly_spaced(datamodule.domain_dataset(split, domain), max_images) for domain in ("A", "B")}
     empty = [domain for domain, dataset in datasets.items() if len(dataset) == 0]
     if empty:  # e.g. a hold-out of data.val_size=0 images: nothing to measure (and no features to compare)
         raise EvaluationError(
             f"the {split} split of domain {' and '.join(empty)} has no images: give test folders "
             "(data.test_dir_a / data.test_dir_b) or, for layouts without a test split, data.val_size >= 1 "
             "(the hold-out used as the test split)")
+    sources = [DOMAINS_OF[key][0] for key in wanted]
     compiled = compile_for_inference(  # networks without weights (the identity baseline's) have nothing to compile
-        (net for net in (getattr(model, n) for n in NETWORKS) if net is not None and any(True for _ in net.parameters())),
+        (m for m in modules if any(True for _ in m.parameters())),
         resolve_compile(compile, device, sum(len(datasets[d]) for d in sources)))
     pad_to = batch_size if compiled else 0
 
-    passes = translation_pass(nets, datasets, sources, extractor, gan_mode=gan_mode, device=device,
-                              batch_size=batch_size, bf16=bf16, num_examples=num_examples, pad_to=pad_to,
-                              num_workers=num_workers, compiled=compiled, split=split)
+    passes = translation_pass(nets, datasets, extractor, device=device, batch_size=batch_size, bf16=bf16,
+                              num_examples=num_examples, pad_to=pad_to, num_workers=num_workers,
+                              compiled=compiled, split=split)
+    common = dict(batch_size=batch_size, device=device, cache_dir=cache_dir, num_workers=num_workers)
+    classifier, no_classifier = None, "off (metrics.target_rate=false)"
+    if target_rate:
+        try:
+            classifier = domain_classifier_for(datamodule, extractor, max_train_images=target_rate_train_images,
+                                               **common)
+        except ValueError as exc:  # a domain without training images: nothing to fit the classifier on
+            no_classifier = str(exc)
     results: dict[str, dict[str, Any]] = {}
     for key in wanted:
         results[key] = score_direction(
-            key, passes, datamodule, extractor, real_splits=splits, train_ref=train_ref, batch_size=batch_size,
-            device=device, cache_dir=cache_dir, num_workers=num_workers, max_real_images=max_real_images,
-            kid_subset_size=kid_subset_size,
-            kid_subsets=kid_subsets, mifid_eps=mifid_eps, seed=seed)
+            key, nets[key], passes, datamodule, extractor, real_splits=splits, train_ref=train_ref, split=split,
+            max_images=max_images, max_real_images=max_real_images, kid_subset_size=kid_subset_size,
+            kid_subsets=kid_subsets, mifid_eps=mifid_eps, seed=seed, classifier=classifier,
+            no_classifier=no_classifier, source=source, **common)
 
     examples = {}
-    for src, tgt in (DIRECTIONS[key] for key in wanted):
+    for src, tgt in (DOMAINS_OF[key] for key in wanted):
         ex = passes[src].examples
-        examples[f"real_{src}"], examples[f"fake_{tgt}"], examples[f"rec_{src}"] = (
-            cat(ex["real"]), cat(ex["fake"]), cat(ex["rec"]))
+        examples[f"real_{src}"], examples[f"fake_{tgt}"] = cat(ex["real"]), cat(ex["fake"])
+        if ex["rec"]:
+            examples[f"rec_{src}"] = cat(ex["rec"])
     return results, examples
 
 
 def score_direction(
     key: str,
+    nets: DirectionNetworks,
     passes: Mapping[str, DomainPass],
     datamodule,
     extractor: nn.Module,
     *,
     real_splits: Sequence[str],
     train_ref: bool,
+    split: str,
     batch_size: int,
     device: torch.device,
     cache_dir: Optional[str | os.PathLike],
     num_workers: int,
+    max_images: Optional[int],
     max_real_images: Optional[int],
     kid_subset_size: int,
     kid_subsets: int,
     mifid_eps: float,
     seed: int,
+    classifier: Optional[DomainClassifier] = None,
+    no_classifier: str = "",
+    source: str = "the checkpoint",
 ) -> dict[str, Any]:
     """The scores of one direction (``AB`` or ``BA``) from the translation pass: FID/KID/MiFID against
-    the target domain's real images, SSIM and cycle L1, the target discriminator's accuracy."""
-    src, tgt = DIRECTIONS[key]
-    common = dict(batch_size=batch_size, device=device, cache_dir=cache_dir, num_workers=num_workers,
-                  max_images=max_real_images)
-    real = real_features(datamodule, real_splits, tgt, extractor, **common)
-    train = real_features(datamodule, ["train"], tgt, extractor, **common) if train_ref else None
+    the target domain's real images, SSIM and cycle L1, the target discriminator's accuracy, the
+    target-domain rate; ``not_applicable``: metric -> why it is null."""
+    src, tgt = DOMAINS_OF[key]
+    common = dict(batch_size=batch_size, device=device, cache_dir=cache_dir, num_workers=num_workers)
+    real = real_features(datamodule, real_splits, tgt, extractor, max_images=max_real_images, **common)
+    train = real_features(datamodule, ["train"], tgt, extractor, max_images=max_real_images, **common) if train_ref else None
     fake = cat(passes[src].fake_features)
     scores = generative_metrics(real, fake, train_ref_features=train, kid_subset_size_max=kid_subset_size,
                                 kid_subsets=kid_subsets, mifid_eps=mifid_eps, seed=seed)
     scores.update(passes[src].paired.compute())
-    # The target discriminator: its real images come from the pass over the target domain.
-    real_ok, fake_fooled = cat_flags(passes[tgt].real_judged_real), cat_flags(passes[src].fake_judged_real)
-    acc_real, acc_fake = _fraction(real_ok), _fraction(~fake_fooled)
-    scores.update(
-        d_accuracy=(acc_real + acc_fake) / 2,  # balanced: 0.5 means chance whatever the two counts are
-        d_accuracy_real=acc_real, d_accuracy_fake=acc_fake,
-        d_n_real=int(real_ok.numel()), d_n_fake=int(fake_fooled.numel()),
-    )
-    log.info("%s: FID %.3f, KID %.5f (n_real %d, n_fake %d), SSIM %.3f, D acc %.3f", key, scores["fid"],
-             scores["kid_mean"], scores["n_real"], scores["n_fake"], scores["ssim"], scores["d_accuracy"])
+    reasons = missing_reasons(nets, source)
+    if nets.discriminator is not None:  # its real images come from the pass over the target domain
+        real_ok, fake_fooled = cat_flags(passes[tgt].real_judged_real), cat_flags(passes[src].fake_judged_real)
+        acc_real, acc_fake = _fraction(real_ok), _fraction(~fake_fooled)
+        scores.update(
+            d_accuracy=(acc_real + acc_fake) / 2,  # balanced: 0.5 means chance whatever the two counts are
+            d_accuracy_real=acc_real, d_accuracy_fake=acc_fake,
+            d_n_real=int(real_ok.numel()), d_n_fake=int(fake_fooled.numel()))
+    else:
+        scores.update(d_n_real=0, d_n_fake=0)
+    if classifier is not None:
+        inputs = real_features(datamodule, [split], src, extractor, max_images=max_images, **common)
+        target_test = real_features(datamodule, [split], tgt, extractor, max_images=max_real_images, **common)
+        scores.update(target_rate=classifier.rate(fake, tgt), target_rate_floor=classifier.rate(inputs, tgt),
+                      target_rate_ceiling=classifier.rate(target_test, tgt))
+    else:
+        reasons.update(target_rate=no_classifier, target_rate_floor=no_classifier, target_rate_ceiling=no_classifier)
+    for metric in reasons:
+        scores[metric] = None
+    scores["not_applicable"] = reasons
+    log.info("%s: FID %.3f, KID %.5f (n_real %d, n_fake %d), SSIM %.3f, D acc %s, target-domain rate %s "
+             "(untranslated %s, real %s)", key, scores["fid"], scores["kid_mean"], scores["n_real"],
+             scores["n_fake"], scores["ssim"], _show(scores.get("d_accuracy")), _show(scores.get("target_rate")),
+             _show(scores.get("target_rate_floor")), _show(scores.get("target_rate_ceiling")))
     return scores
+
+
+def _show(value: Optional[float]) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _fraction(flags: torch.Tensor) -> float:
@@ -359,7 +324,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     parse_directions(m.get("directions"))
     # The Inception first: its failure is the most likely one and costs nothing to detect.
     extractor = load_inception(m.inception, device=device)
-    model, info = load_cyclegan(cfg.get("ckpt_path"), map_location="cpu")
+    nets, info = load_for_evaluation(cfg.get("ckpt_path"), direction=cfg.get("direction"), map_location="cpu")
+    log.info("%s (%s): %s", info["checkpoint"], info["kind"], "; ".join(
+        f"{LABELS[d]}: generator{', discriminator' if n.discriminator is not None else ''}"
+        f"{', reverse generator' if n.reverse is not None else ''}" for d, n in nets.items()))
     cache_dir = m.get("cache_dir")
     log.info("real-image feature cache: %s", f"{Path(str(cache_dir)).expanduser().resolve()} (metrics.cache_dir; "
              "default <paths.cache_dir>/features)" if cache_dir else "off (metrics.cache_dir=null)")
@@ -367,7 +335,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     datamodule.prepare_data()
 
     results, examples = evaluate_model(
-        model, datamodule, extractor,
+        nets, datamodule, extractor,
         split=str(m.get("split", "test")), real_ref=m.real_ref, train_ref=bool(m.train_ref),
         batch_size=int(m.batch_size), max_images=m.get("max_images"), max_real_images=m.get("max_real_images"),
         device=device, bf16=bool(cfg.get("bf16", False)),
@@ -375,7 +343,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         cache_dir=m.get("cache_dir"), num_workers=int(m.get("num_workers", 0) or 0),
         kid_subset_size=int(m.kid_subset_size), kid_subsets=int(m.kid_subsets), mifid_eps=float(m.mifid_eps),
         num_examples=int(cfg.get("num_examples", 8)), seed=int(cfg.get("seed", 0) or 0),
+        target_rate=bool(m.get("target_rate", True)), target_rate_train_images=m.get("target_rate_train_images"),
+        source=info["checkpoint"],
     )
+    few = few_images_note({d: (r["n_fake"], r["n_real"]) for d, r in results.items()})
+    if few:
+        log.warning(few)
 
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -391,6 +364,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "inception": getattr(extractor, "extractor_id", str(m.inception)),
         "device": str(device) + (" bf16" if cfg.get("bf16", False) else ""),
         "compile": str(cfg.get("compile", "auto")),
+        **({"note": few} if few else {}),
         **results,
     }
     report["seconds"] = round(time.perf_counter() - t_start, 1)

@@ -6,7 +6,12 @@ split, test pipeline) and compares their Inception features with those of the re
 target domain in that subset. It logs
 
 - ``val/kid_AB``: KID(G_AB(val A), val B), ``val/kid_BA``: KID(G_BA(val B), val A),
-- ``val/kid``: their mean (``callbacks.model_checkpoint.monitor=val/kid``; the sweep objective).
+- ``val/kid``: their mean (``callbacks.model_checkpoint.monitor=val/kid``; the sweep objective);
+- with ``target_rate=true``: ``val/target_rate_AB``, ``val/target_rate_BA`` and their mean
+  ``val/target_rate``, the share of translated val images that the domain classifier of
+  :mod:`cyclegan.evaluation.domain_rate` (fitted once per fit on at most ``target_rate_train_images``
+  training images per domain, cached in ``cache_dir``) takes for the target domain: whether the
+  painter paints, which KID alone does not show.
 
 The real features are computed once per fit. The KID subsets are drawn with a fixed seed, so epochs
 are comparable; with tens of images the absolute value is noisy and biased upwards compared with the
@@ -34,6 +39,7 @@ import torch
 from pytorch_lightning.utilities import rank_zero_warn
 from torch import nn
 
+from cyclegan.evaluation.domain_rate import DomainClassifier, domain_classifier_for
 from cyclegan.evaluation.features import as_items, compute_features
 from cyclegan.evaluation.inception import load_inception
 from cyclegan.evaluation.metrics import kid_from_features, kid_subset_size
@@ -117,6 +123,9 @@ class ValidationKIDCallback(pl.Callback):
         kid_subsets: int = 50,
         batch_size: int = 16,
         seed: int = 0,
+        target_rate: bool = False,
+        target_rate_train_images: Optional[int] = 200,
+        cache_dir: Optional[Union[str, PathLike]] = None,
     ):
         if int(every_n_epochs) < 1:
             raise ValueError(f"callbacks.val_kid.every_n_epochs must be >= 1, got {every_n_epochs}")
@@ -129,11 +138,16 @@ class ValidationKIDCallback(pl.Callback):
         self.kid_subsets = int(kid_subsets)
         self.batch_size = int(batch_size)
         self.seed = int(seed)
+        self.target_rate = bool(target_rate)
+        self.target_rate_train_images = target_rate_train_images
+        self.cache_dir = cache_dir
+        self._classifier: Optional[DomainClassifier] = None
         self.disabled = False
         self._extractor: Optional[nn.Module] = None
         self._images: Optional[dict[str, torch.Tensor]] = None  # the fixed val subset, [-1, 1], CPU
         self._scorers: Optional[dict[str, ValidationKID]] = None  # per target domain, real features inside
         self._computed_this_fit = False
+        self._smoke_signal_said = False  # the caveat is said once per run, not on every validation line
 
     # ------------------------------------------------------------------ state
     def _disable(self, reason: str) -> None:
@@ -144,6 +158,7 @@ class ValidationKIDCallback(pl.Callback):
         # The val images and their real features are computed once per fit (the data may differ between fits).
         self._images = None
         self._scorers = None
+        self._classifier = None
         self._computed_this_fit = False
 
     # ------------------------------------------------------------------ data
@@ -176,7 +191,7 @@ class ValidationKIDCallback(pl.Callback):
             try:
                 self._extractor = load_inception(self.inception)
             except Exception as exc:  # no network, bad path, offline download: never fail the training
-                # The full message: it lists what was tried and the three ways to get a network.
+                # The full message: it lists what was tried and how to get the standard network.
                 self._disable(f"no Inception network for callbacks.val_kid.inception={self.inception} "
                               f"({type(exc).__name__}: {exc})")
                 return False
@@ -194,13 +209,32 @@ class ValidationKIDCallback(pl.Callback):
             )
             for domain in ("A", "B")
         }
+        if self.target_rate:
+            self._classifier = self._fit_classifier(trainer, extractor, device)
         return True
+
+    def _fit_classifier(self, trainer: pl.Trainer, extractor: nn.Module, device: torch.device) -> Optional[DomainClassifier]:
+        """The domain classifier on the datamodule's training images; None (one warning) when there is none."""
+        dm = trainer.datamodule
+        if dm is None or not hasattr(dm, "files"):
+            rank_zero_warn("callbacks.val_kid.target_rate: needs the framework's datamodule (its training images); "
+                           "val/target_rate will not be logged")
+            return None
+        try:
+            return domain_classifier_for(dm, extractor, max_train_images=self.target_rate_train_images,
+                                         cache_dir=self.cache_dir, batch_size=self.batch_size, device=device)
+        except ValueError as exc:
+            rank_zero_warn(f"callbacks.val_kid.target_rate: {exc}; val/target_rate will not be logged")
+            return None
 
     # ------------------------------------------------------------------ hooks
     def _due(self, trainer: pl.Trainer) -> bool:
         epoch = trainer.current_epoch
         last = trainer.max_epochs is not None and trainer.max_epochs > 0 and epoch + 1 >= trainer.max_epochs
         return not self._computed_this_fit or (epoch + 1) % self.every_n_epochs == 0 or last
+
+    def _features(self, images: torch.Tensor, device: torch.device) -> torch.Tensor:
+        return compute_features(images, self._extractor, self.batch_size, device, value_range=(-1.0, 1.0))
 
     @torch.no_grad()
     def _translate(self, G: nn.Module, images: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -219,19 +253,29 @@ class ValidationKIDCallback(pl.Callback):
         was_training = pl_module.training
         pl_module.eval()
         try:
-            kid = {
-                "AB": self._scorers["B"].score(self._translate(pl_module.G_AB, self._images["A"], device))["kid_mean"],
-                "BA": self._scorers["A"].score(self._translate(pl_module.G_BA, self._images["B"], device))["kid_mean"],
+            fakes = {  # direction -> features of the translated val images
+                "AB": self._features(self._translate(pl_module.G_AB, self._images["A"], device), device),
+                "BA": self._features(self._translate(pl_module.G_BA, self._images["B"], device), device),
             }
         finally:
             pl_module.train(was_training)
+        kid = {"AB": self._scorers["B"].score_features(fakes["AB"])["kid_mean"],
+               "BA": self._scorers["A"].score_features(fakes["BA"])["kid_mean"]}
         self._computed_this_fit = True
         n = min(len(v) for v in self._images.values())
-        smoke = (f"; a smoke signal only: under {SMOKE_SIGNAL_BELOW} images per domain KID says that training runs, "
-                 "not how good it is (evaluate.py on a test split measures that)") if n < SMOKE_SIGNAL_BELOW else ""
+        smoke = ""
+        if n < SMOKE_SIGNAL_BELOW and not self._smoke_signal_said:
+            smoke = (f"; a smoke signal only: under {SMOKE_SIGNAL_BELOW} images per domain KID says that training "
+                     "runs, not how good it is (evaluate.py on a test split measures that)")
+            self._smoke_signal_said = True
         log.info("val KID on %d + %d images: AB %.4f, BA %.4f (%.1f s)%s", len(self._images["A"]),
                  len(self._images["B"]), kid["AB"], kid["BA"], time.perf_counter() - t0, smoke)
         # Identical on every rank (same images, same weights), so no sync is needed.
-        for name, value in (("val/kid_AB", kid["AB"]), ("val/kid_BA", kid["BA"]),
-                            ("val/kid", (kid["AB"] + kid["BA"]) / 2)):
+        logged = [("val/kid_AB", kid["AB"]), ("val/kid_BA", kid["BA"]), ("val/kid", (kid["AB"] + kid["BA"]) / 2)]
+        if self._classifier is not None:
+            rate = {"AB": self._classifier.rate(fakes["AB"], "B"), "BA": self._classifier.rate(fakes["BA"], "A")}
+            log.info("val target-domain rate: AB %.3f, BA %.3f", rate["AB"], rate["BA"])
+            logged += [("val/target_rate_AB", rate["AB"]), ("val/target_rate_BA", rate["BA"]),
+                       ("val/target_rate", (rate["AB"] + rate["BA"]) / 2)]
+        for name, value in logged:
             pl_module.log(name, float(value), on_epoch=True, on_step=False, prog_bar=name == "val/kid", batch_size=n)

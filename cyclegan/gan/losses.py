@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-GAN_MODES = ("lsgan", "vanilla", "hinge", "wgangp")
+from cyclegan.models.gan_modes import GAN_MODES  # the one list of modes (evaluation reads it too)
 
 
 class GANLoss(nn.Module):

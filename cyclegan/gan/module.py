@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from cyclegan.gan.diffaugment import DiffAugment, parse_policy
 from cyclegan.gan.losses import GANLoss, gradient_penalty
 from cyclegan.models import build_discriminator, build_generator
-from cyclegan.models.spec import discriminator_args, generator_args
+from cyclegan.models.spec import discriminator_args, generator_args, network_keys
 from cyclegan.gan.pool import ImagePool
 from cyclegan.gan.schedulers import build_scheduler, time_budget_fraction, time_decay_factor
 from cyclegan.gan.speed import adam_kwargs, apply_speedups, channels_last_input
@@ -56,6 +56,7 @@ class CycleGAN(pl.LightningModule):
         init_gain: float = 0.02,
         upsample: str = "deconv",
         residual_output: bool = False,
+        init_from: str | None = None,  # recorded only: cyclegan.training.init_from loads the weights before fit
         # losses
         gan_mode: str = "lsgan",
         lambda_cycle: float = 10.0,
@@ -82,8 +83,14 @@ class CycleGAN(pl.LightningModule):
         channels_last: bool = False,
         compile: bool | str | dict = False,  # stored as hparams.compile; never assign self.compile (nn.Module.compile)
         fused_adam: bool | None = None,
+        # any other option of the chosen networks (models/registry.py), e.g. antialias=True
+        **network_options: Any,
     ):
         super().__init__()
+        unknown = sorted(set(network_options) - set(network_keys()))
+        if unknown:
+            raise TypeError(f"CycleGAN got {', '.join(unknown)}, which no registered network takes "
+                            f"(network options: {', '.join(network_keys())})")
         if isinstance(compile, Mapping):  # a Hydra DictConfig would make the checkpoint unloadable with
             compile = dict(compile)       # weights_only=True (evaluate, translate, resume refuse it)
         self.save_hyperparameters()

@@ -43,6 +43,9 @@ def parse_spec(spec: str, default_direction: str = "AB") -> tuple[Path, str]:
     direction = as_direction(tail) if sep and head else None
     if direction:
         return Path(head), direction
+    if sep and head and Path(head).is_file() and not Path(spec).exists():  # "run.ckpt:XY": a typo, not a file
+        raise TranslateError(f"{spec}: unknown direction {tail!r} after {head}; use {head}:AB or {head}:BA "
+                             "(A2B/B2A are read too)")
     return Path(spec), normalize_direction(default_direction)
 
 
@@ -50,7 +53,7 @@ def load_chain(specs: Sequence[str] | str, map_location: Any = "cpu", default_di
                *, allow_torchscript: bool = False, **gen_kwargs: Any) -> Chain:
     """A :class:`Chain` from specs like ``["monet2photo.ckpt:AB", "vangogh2photo.ckpt:BA"]``.
 
-    ``allow_torchscript``: load TorchScript files whatever their name (see :func:`load_generator`)."""
+    ``allow_torchscript`` and ``state_dict_gen`` (``--gen``) apply to every member (see :func:`load_generator`)."""
     if isinstance(specs, (str, os.PathLike)):
         specs = [str(specs)]
     gens = []

@@ -13,17 +13,19 @@ A file that cannot be read with ``weights_only=True`` (a pickle holding arbitrar
 objects) is refused: unpickling it could run arbitrary code.
 
 TorchScript archives (``--export ts``) are programs: loading one runs its code. They are loaded
-only when the user asks for it, never because of what a file contains: ``allow_torchscript=True``
-(``--allow-torchscript`` on the command line), or a file whose name says it is TorchScript
-(``*.torchscript.pt``, ``*.ts``, as ``--export ts`` writes them). Any other TorchScript file, e.g.
-one called ``model.ckpt``, is refused in one line.
+only when the user asks for it explicitly, ``allow_torchscript=True`` (``--allow-torchscript`` on
+the command line), and a warning then says that the file's code will run. Neither a file's name
+(``*.ts``) nor its content counts as consent: without the flag every TorchScript file is refused
+in one line.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -32,30 +34,34 @@ from torch import nn
 
 from cyclegan.directions import DIRECTIONS, as_direction
 from cyclegan.errors import first_line
-from cyclegan.inference.pretrained import resolve as resolve_pretrained
-from cyclegan.models import build_generator, load_reference_weights
-from cyclegan.models.spec import generator_args
-from cyclegan.serialization import CheckpointError, is_torchscript, safe_load, torchscript_refusal
+from cyclegan.inference.pretrained import card_direction, resolve as resolve_pretrained
+from cyclegan.models import build_discriminator, build_generator, load_reference_weights
+from cyclegan.models.spec import discriminator_args, generator_args
+from cyclegan.serialization import (
+    CheckpointError, is_torchscript, safe_load, state_dict_mismatch, torchscript_refusal,
+)
 
 __all__ = [
     "CheckpointError",
     "EXPORT_FORMAT",
     "EXPORT_VERSION",
     "safe_load",
-    "TORCHSCRIPT_SUFFIXES",
     "load_generator",
     "load_generators",
+    "load_networks",
+    "LoadedNetworks",
     "load_exported",
     "load_torchscript",
     "build_from_spec",
     "generator_spec",
+    "is_training_checkpoint",
 ]
+
+log = logging.getLogger(__name__)
 
 EXPORT_FORMAT = "cyclegan-generator"
 EXPORT_VERSION = 1
-# A file the user names like this is TorchScript by the user's own account (``--export ts`` writes .ts).
-TORCHSCRIPT_SUFFIXES = (".torchscript.pt", ".torchscript", ".ts")
-ALLOW_TORCHSCRIPT_HINT = "pass --allow-torchscript (allow_torchscript=True), or name it *.torchscript.pt"
+ALLOW_TORCHSCRIPT_HINT = "pass --allow-torchscript (allow_torchscript=True)"
 TS_META = "cyclegan.json"  # the metadata entry that export_torchscript writes into the archive
 
 def _strip_prefix(state_dict: Mapping[str, Any], prefix: str) -> dict[str, Any]:
@@ -84,6 +90,11 @@ def _kind(obj: Any) -> str:
     return "unknown"
 
 
+def is_training_checkpoint(obj: Any) -> bool:
+    """Whether a loaded file is a Lightning training checkpoint (both generators, discriminators, ...)."""
+    return _kind(obj) == "lightning"
+
+
 def generator_spec(hparams: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     """(name, build_generator kwargs) from a LightningModule's ``hyper_parameters``."""
     name, kwargs = generator_args(hparams, default=None)
@@ -107,9 +118,8 @@ def build_from_spec(name: str, gen_kwargs: Mapping[str, Any], state_dict: Mappin
         else:
             net.load_state_dict(state_dict)
     except (RuntimeError, KeyError, ValueError) as exc:
-        first = first_line(exc)
         raise CheckpointError(
-            f"{where}weights do not fit generator {name!r} {dict(gen_kwargs)} ({first})"
+            f"{where}weights do not fit generator {name!r} {dict(gen_kwargs)} ({state_dict_mismatch(exc)})"
         ) from None
     net.eval()
     net.requires_grad_(False)
@@ -133,39 +143,40 @@ def _from_export(obj: Mapping[str, Any], path: Path) -> nn.Module:
     return build_from_spec(obj["gen"], obj.get("gen_kwargs") or {}, obj["state_dict"], source=str(path))
 
 
-def named_torchscript(path: str | os.PathLike) -> bool:
-    """Whether the file's name says it is TorchScript (see :data:`TORCHSCRIPT_SUFFIXES`)."""
-    return str(path).lower().endswith(TORCHSCRIPT_SUFFIXES)
-
-
 def load_torchscript(path: str | os.PathLike, map_location: Any = "cpu") -> nn.Module:
     """Load a TorchScript generator (its code runs: call this only for files the user trusts).
 
     Returns an eval-mode module with an int ``size_multiple`` (from the archive's metadata).
     """
     extra = {TS_META: ""}
-    module = torch.jit.load(str(path), map_location=map_location, _extra_files=extra)
-    meta = json.loads(extra[TS_META] or "{}")
+    try:
+        module = torch.jit.load(str(path), map_location=map_location, _extra_files=extra)
+        meta = json.loads(extra[TS_META] or "{}")
+    except (RuntimeError, ValueError) as exc:  # a damaged archive, or one torch cannot read
+        raise CheckpointError(f"cannot load {path} as TorchScript ({first_line(exc)})") from None
     module.eval()
     module.size_multiple = int(meta.get("size_multiple", 1))
     return module
 
 
 def load_generator(path: str | os.PathLike, direction: str = "AB", map_location: Any = "cpu",
-                   gen: str | None = None, *, allow_torchscript: bool = False, **gen_kwargs: Any) -> nn.Module:
+                   gen: str | None = None, *, allow_torchscript: bool = False, state_dict_gen: str | None = None,
+                   **gen_kwargs: Any) -> nn.Module:
     """Load one generator (eval mode, no grad) from a .ckpt, an exported file or a reference .pth.
 
     ``direction`` ("AB" or "BA") picks G_AB / G_BA of a training checkpoint (ignored for
     single-generator files). ``gen`` / ``gen_kwargs`` give the architecture of a bare state
     dict (default ``resnet_9blocks``); for a .ckpt they override the stored hyper-parameters.
-    TorchScript files are loaded only with ``allow_torchscript=True`` or when named
-    ``*.torchscript.pt`` / ``*.ts``; any other is refused (its code would run).
+    ``state_dict_gen``: the architecture of a bare state dict only (``--gen``: a checkpoint in the
+    same chain keeps its own). TorchScript files are loaded only with ``allow_torchscript=True``
+    (whatever their name; a warning says that their code runs); without it they are refused.
     """
     path = resolve_pretrained(path)  # ``pretrained:<name>``: a generator bundled with the package
     direction = _normalize_direction(direction)
     if is_torchscript(path):
-        if not (allow_torchscript or named_torchscript(path)):
+        if not allow_torchscript:
             raise CheckpointError(torchscript_refusal(path, ALLOW_TORCHSCRIPT_HINT))
+        log.warning("loading TorchScript %s: the code in this file runs (--allow-torchscript)", path)
         return load_torchscript(path, map_location=map_location)
     obj = safe_load(path, map_location)
     kind = _kind(obj)
@@ -182,7 +193,8 @@ def load_generator(path: str | os.PathLike, direction: str = "AB", map_location:
         return _from_export(obj, path)
     if kind in ("state_dict", "wrapped_state_dict"):
         sd = obj if kind == "state_dict" else obj["state_dict"]
-        return build_from_spec(gen or "resnet_9blocks", gen_kwargs, sd, reference=True, source=str(path))
+        arch = gen or state_dict_gen or "resnet_9blocks"
+        return build_from_spec(arch, gen_kwargs, sd, reference=True, source=str(path))
     raise CheckpointError(
         f"{path}: not a Lightning checkpoint, an exported generator or a generator state dict"
     )
@@ -223,3 +235,89 @@ def size_multiple_of(generator: nn.Module) -> int:
     if members is not None and getattr(generator, "size_multiple", None) is None:
         return lcm_multiple(members)
     return int(getattr(generator, "size_multiple", 1) or 1)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# every network of a file, by direction (evaluation reads checkpoints through this)
+# ----------------------------------------------------------------------------------------------------------
+
+# CycleGAN's discriminators by the direction whose OUTPUT each one judges: D_B sees A -> B translations.
+CYCLEGAN_DISCRIMINATORS = {"AB": "D_B.", "BA": "D_A."}
+
+
+@dataclass
+class LoadedNetworks:
+    """What one file holds, by translation direction (:func:`load_networks`)."""
+
+    generators: dict[str, nn.Module]  # direction -> the generator that translates that way
+    discriminators: dict[str, nn.Module] = field(default_factory=dict)  # direction -> D judging its output
+    hparams: dict[str, Any] = field(default_factory=dict)
+    epoch: int | None = None
+    global_step: int | None = None
+    kind: str = "lightning"  # lightning | export | state_dict | torchscript
+
+
+def lightning_directions(ckpt: Mapping[str, Any]) -> list[str]:
+    """The directions a training checkpoint translates: its ``generators`` entry (every model family
+    writes one), else CycleGAN's two."""
+    entry = ckpt.get("generators")
+    return [d for d in DIRECTIONS if d in entry] if isinstance(entry, Mapping) else list(DIRECTIONS)
+
+
+def _lightning_discriminators(ckpt: Mapping[str, Any], path: Path) -> dict[str, nn.Module]:
+    """``{direction: D}`` of a training checkpoint: a ``discriminators`` entry ({direction: {"prefix"}})
+    when the family writes one, else CycleGAN's D_B / D_A; built from ``hyper_parameters``. A direction
+    without weights under its prefix has no discriminator (its D accuracy is then not applicable)."""
+    entry = ckpt.get("discriminators")
+    prefixes = ({d: e["prefix"] for d, e in entry.items() if isinstance(e, Mapping) and "prefix" in e}
+                if isinstance(entry, Mapping) else CYCLEGAN_DISCRIMINATORS)
+    name, kwargs = discriminator_args(ckpt.get("hyper_parameters") or {})
+    out = {}
+    for direction, prefix in prefixes.items():
+        sd = _strip_prefix(ckpt["state_dict"], prefix)
+        if not sd:
+            continue
+        try:
+            net = build_discriminator(name, **kwargs)
+            net.load_state_dict(sd)
+        except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+            raise CheckpointError(f"{path}: the '{prefix}*' weights do not fit discriminator {name!r} {kwargs} "
+                                  f"({first_line(exc)})") from None
+        out[direction] = net.eval().requires_grad_(False)
+    return out
+
+
+def load_networks(path: str | os.PathLike, direction: str | None = None, map_location: Any = "cpu", *,
+                  allow_torchscript: bool = False) -> LoadedNetworks:
+    """Every network a file holds, read once: a training checkpoint gives its generators and
+    discriminators by direction; a lone generator (``pretrained:NAME``, an export, a bare state dict,
+    named TorchScript) gives ``{direction: G}``, the direction being ``direction`` when given, else what
+    the file (an export's ``direction`` entry) or the bundled generator's model card says. A lone
+    generator whose direction nothing names is refused in one line asking for it.
+    """
+    spec = path
+    path = resolve_pretrained(path)
+    if is_torchscript(path):
+        kind, own = "torchscript", None
+        G = load_generator(path, map_location=map_location, allow_torchscript=allow_torchscript)
+    else:
+        obj = safe_load(path, map_location)
+        kind = _kind(obj)
+        if kind == "lightning":
+            return LoadedNetworks(
+                generators={d: _from_lightning(obj, d, path) for d in lightning_directions(obj)},
+                discriminators=_lightning_discriminators(obj, path),
+                hparams=dict(obj.get("hyper_parameters") or {}),
+                epoch=obj.get("epoch"), global_step=obj.get("global_step"))
+        if kind == "export":
+            G, own = _from_export(obj, path), obj.get("direction")
+        elif kind in ("state_dict", "wrapped_state_dict"):
+            sd = obj if kind == "state_dict" else obj["state_dict"]
+            G, own = build_from_spec("resnet_9blocks", {}, sd, reference=True, source=str(path)), None
+        else:
+            raise CheckpointError(f"{path}: not a Lightning checkpoint, an exported generator or a generator state dict")
+    chosen = direction or own or card_direction(spec)
+    if chosen is None:
+        raise CheckpointError(f"{spec}: one generator, and nothing says which way it translates: "
+                              "pass direction=AB (domain A -> B of the data) or direction=BA")
+    return LoadedNetworks(generators={_normalize_direction(chosen): G}, kind=kind)

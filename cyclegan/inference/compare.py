@@ -27,12 +27,13 @@ from PIL import Image
 from cyclegan.devices import resolve_device
 from cyclegan.directions import direction_argument
 from cyclegan.errors import UserError, first_line
-from cyclegan.files import blocking_file
+from cyclegan.files import atomic_write, blocking_file
 from cyclegan.imaging import PIL_FORMATS
 from cyclegan.inference.batching import TranslateError, list_images, read_rgb
 from cyclegan.inference.chain import load_chain, parse_spec
 from cyclegan.inference.pretrained import is_pretrained
 from cyclegan.inference.tiling import translate_tensor
+from cyclegan.inference.write_errors import reporting_write_errors
 from cyclegan.pixels import from_uint8
 from cyclegan.subsets import evenly_spaced
 from cyclegan.visualize import image_grid, label_grid
@@ -91,10 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--direction", default="AB", type=direction_argument, metavar="{AB,BA}",
                    help="direction of specs without :AB/:BA (default AB; A2B/B2A also read)")
     p.add_argument("--allow-torchscript", action="store_true",
-                   help="load TorchScript --ckpt files whatever their name (their code runs: trusted files only)")
+                   help="load TorchScript --ckpt files (their code runs: trusted files only); never implied by a name")
     p.add_argument("--device", default=None, metavar="DEV", help="cuda, cpu (default: cuda when available)")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
-    p.add_argument("--quality", type=int, default=85, metavar="Q", help="JPEG quality (default 85)")
+    p.add_argument("--quality", type=int, default=85, metavar="Q", help="JPEG quality, 1-100 (default 85)")
     p.add_argument("--label", action="append", default=None, metavar="TEXT",
                    help="row label of the matching --ckpt (repeat in the same order; default: run/file:direction)")
     p.add_argument("--no-labels", action="store_true", help="no row and column labels around the grid")
@@ -106,6 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.count < 1 or args.size < 1:
         print(f"{parser.prog}: error: --count and --size must be positive", file=sys.stderr)
+        return 2
+    if not 1 <= args.quality <= 100:
+        print(f"{parser.prog}: error: --quality {args.quality}: JPEG quality is 1 to 100 (default 85)", file=sys.stderr)
         return 2
     if args.label is not None and len(args.label) != len(args.ckpt):
         print(f"{parser.prog}: error: {len(args.label)} --label for {len(args.ckpt)} --ckpt: give one per --ckpt",
@@ -126,15 +130,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         root, rel = list_images(args.input)
         files = [root / r for r in pick_evenly(rel, args.count)]
         grid = comparison_grid(models, files, size=args.size, device=device, bf16=args.bf16)
+        if not args.no_labels:
+            rows = ["input"] + (args.label or [checkpoint_label(spec, args.direction) for spec in args.ckpt])
+            grid = label_grid(grid, rows, [f.name for f in files], cell=args.size, pad=PAD)
+        options = {"quality": args.quality} if out.suffix.lower() in (".jpg", ".jpeg") else {}
+        with reporting_write_errors(out), atomic_write(out) as tmp:  # never half a grid
+            Image.fromarray(grid).save(tmp, format=PIL_FORMATS[out.suffix.lower()], **options)
     except (OSError, UserError) as exc:  # OSError: missing or unreadable files (named)
         print(f"{parser.prog}: error: {first_line(exc)}", file=sys.stderr)
         return 2
-    if not args.no_labels:
-        rows = ["input"] + (args.label or [checkpoint_label(spec, args.direction) for spec in args.ckpt])
-        grid = label_grid(grid, rows, [f.name for f in files], cell=args.size, pad=PAD)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    options = {"quality": args.quality} if out.suffix.lower() in (".jpg", ".jpeg") else {}
-    Image.fromarray(grid).save(out, **options)
     print(f"wrote {out} ({len(files)} inputs x {len(models)} model(s))")
     return 0
 

@@ -8,7 +8,7 @@ Formats:
   :func:`cyclegan.inference.checkpoint.load_generator`;
 * ``ts`` (TorchScript, ``.ts``): traced on CPU, dynamic batch/height/width, metadata in the
   archive's ``extra/cyclegan.json``. A TorchScript file is a program: the loader runs it only when
-  its name says what it is (``.ts``, ``.torchscript.pt``) or the user passes ``--allow-torchscript``;
+  the user passes ``--allow-torchscript`` (``allow_torchscript=True``), whatever the file's name;
 * ``onnx`` (``.onnx``): ``torch.onnx.export`` (dynamo exporter, legacy exporter as fallback),
   input ``image`` / output ``translated``, dynamic axes batch/height/width; metadata in the
   model's ``metadata_props``.
@@ -34,6 +34,8 @@ from torch import nn
 from cyclegan.errors import first_line
 from cyclegan.files import atomic_write
 from cyclegan.inference.checkpoint import EXPORT_FORMAT, EXPORT_VERSION, TS_META, CheckpointError, size_multiple_of
+from cyclegan.inference.write_errors import reporting_write_errors, without_temp_names
+from cyclegan.models import network_spec
 
 __all__ = [
     "FORMATS",
@@ -51,11 +53,13 @@ _FORMAT_ALIASES = {
     "onnx": "onnx",
 }
 
+_SUFFIXES = {"state_dict": ".pt", "half": ".pt", "ts": ".ts", "onnx": ".onnx"}
+
 
 def _spec(generator: nn.Module, gen: str | None, gen_kwargs: dict | None) -> tuple[str, dict]:
-    spec = getattr(generator, "_cyclegan_spec", None)
-    name = gen or (spec[0] if spec else None)
-    kwargs = dict(gen_kwargs) if gen_kwargs is not None else (dict(spec[1]) if spec else None)
+    spec = network_spec(generator)  # how the registry built it
+    name = gen or (spec["name"] if spec else None)
+    kwargs = dict(gen_kwargs) if gen_kwargs is not None else (spec["options"] if spec else None)
     if name is None or kwargs is None:
         raise CheckpointError(
             "cannot export this module as a state dict: its architecture is unknown "
@@ -68,9 +72,9 @@ def _spec(generator: nn.Module, gen: str | None, gen_kwargs: dict | None) -> tup
 def _meta(generator: nn.Module) -> dict[str, Any]:
     meta: dict[str, Any] = {"format": EXPORT_FORMAT, "version": EXPORT_VERSION,
                             "size_multiple": size_multiple_of(generator)}
-    spec = getattr(generator, "_cyclegan_spec", None)
+    spec = network_spec(generator)
     if spec:
-        meta["gen"], meta["gen_kwargs"] = spec[0], dict(spec[1])
+        meta["gen"], meta["gen_kwargs"] = spec["name"], spec["options"]
     return meta
 
 
@@ -80,7 +84,7 @@ def export_state_dict(generator: nn.Module, path: str | os.PathLike, *, gen: str
     weights in float16 (half the file; loading copies them into a float32 network)."""
     name, kwargs = _spec(generator, gen, gen_kwargs)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_parent(path)
     obj = {
         "format": EXPORT_FORMAT,
         "version": EXPORT_VERSION,
@@ -89,9 +93,15 @@ def export_state_dict(generator: nn.Module, path: str | os.PathLike, *, gen: str
         "size_multiple": size_multiple_of(generator),
         "state_dict": {k: _stored(v, half) for k, v in generator.state_dict().items()},
     }
-    with atomic_write(path) as tmp:
+    with reporting_write_errors(path, torch_writer=True), atomic_write(path) as tmp:
         torch.save(obj, tmp)
     return path
+
+
+def _make_parent(path: Path) -> None:
+    """Create the output's folder first, so that a path that cannot be written fails before any work."""
+    with reporting_write_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
 
 
 def _stored(tensor: torch.Tensor, half: bool) -> torch.Tensor:
@@ -149,7 +159,7 @@ def _cpu_eval_copy(generator: nn.Module):
 def export_torchscript(generator: nn.Module, path: str | os.PathLike) -> Path:
     """Trace (falling back to scripting) with dynamic batch/height/width and save."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_parent(path)
     (h1, w1), (h2, w2) = _example_shapes(generator)
     with _cpu_eval_copy(generator) as g, torch.no_grad():
         x1 = torch.rand(1, 3, h1, w1) * 2 - 1
@@ -172,7 +182,7 @@ def export_torchscript(generator: nn.Module, path: str | os.PathLike) -> Path:
                 errors.append(f"{how}: {first_line(exc)}")
         if module is None:
             raise CheckpointError("TorchScript export failed (" + "; ".join(errors) + ")")
-        with atomic_write(path) as tmp:
+        with reporting_write_errors(path, torch_writer=True), atomic_write(path) as tmp:
             torch.jit.save(module, str(tmp), _extra_files={TS_META: json.dumps(_meta(g))})
     return path
 
@@ -185,11 +195,11 @@ def export_onnx(generator: nn.Module, path: str | os.PathLike, *, opset: int | N
     TorchScript-based exporter; True/False forces one.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_parent(path)
     (h1, w1), _ = _example_shapes(generator)
     lo = _min_size(generator)
     meta = _meta(generator)
-    with atomic_write(path, suffix=".onnx") as tmp:  # the exporters pick the format by extension
+    with reporting_write_errors(path), atomic_write(path, suffix=".onnx") as tmp:  # the exporters pick the format by extension
         errors = []
         with _cpu_eval_copy(generator) as g, torch.no_grad():
             x = torch.rand(1, 3, h1, w1) * 2 - 1
@@ -215,8 +225,10 @@ def export_onnx(generator: nn.Module, path: str | os.PathLike, *, opset: int | N
                     done = True
                     meta["exporter"] = "dynamo" if use_dynamo else "legacy"
                     break
+                except OSError:  # the file cannot be written: the other exporter would fail the same way
+                    raise
                 except Exception as exc:  # noqa: BLE001
-                    errors.append(f"{'dynamo' if use_dynamo else 'legacy'}: {first_line(exc)}")
+                    errors.append(f"{'dynamo' if use_dynamo else 'legacy'}: {without_temp_names(first_line(exc))}")
                     with contextlib.suppress(OSError):
                         tmp.unlink()
             if not done:
@@ -239,6 +251,9 @@ def export_generator(generator: nn.Module, path: str | os.PathLike, format: str 
     fmt = _FORMAT_ALIASES.get(str(format).lower())
     if fmt is None:
         raise CheckpointError(f"unknown export format {format!r}; choose one of {', '.join(FORMATS)}")
+    if Path(path).is_dir():
+        raise CheckpointError(f"cannot export to {path}: it is a folder; give the file to write, e.g. "
+                              f"{Path(path) / ('generator' + _SUFFIXES[fmt])}")
     if fmt == "half":
         return export_state_dict(generator, path, half=True, **kwargs)
     fn = {"state_dict": export_state_dict, "ts": export_torchscript, "onnx": export_onnx}[fmt]

@@ -21,6 +21,7 @@ from cyclegan.devices import resolve_device
 from cyclegan.files import atomic_write, blocking_file
 from cyclegan.inference import batching
 from cyclegan.inference.batching import TranslateError
+from cyclegan.inference.write_errors import reporting_write_errors
 from cyclegan.models.compile import auto_compile, compile_for_inference
 
 __all__ = ["KAGGLE_MIN_IMAGES", "KAGGLE_MAX_IMAGES", "KAGGLE_SIZE", "KaggleZipError", "kaggle_zip_summary",
@@ -131,7 +132,7 @@ def make_kaggle_zip(generator_or_chain: nn.Module, photo_dir: str | os.PathLike,
     loader = batching.make_loader(batching.ImageDataset(sources, size=size), batches, workers, pin=dev.type == "cuda")
     count = 0
     skipped: list[str] = []
-    with atomic_write(zip_path) as tmp:
+    with reporting_write_errors(zip_path), atomic_write(zip_path) as tmp:
         with batching.encoder_pool(n) as pool, \
                 zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf, \
                 tqdm(total=n, unit="img", desc="kaggle zip", disable=not progress) as bar:

@@ -15,6 +15,7 @@ Bundling a new one (from a training checkpoint), then writing its card::
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from cyclegan.serialization import CheckpointError
@@ -47,6 +48,21 @@ def resolve(spec: str | os.PathLike) -> Path:
 def card(name: str) -> str:
     """The model card of a bundled generator (markdown)."""
     return (FOLDER / f"{name}.md").read_text(encoding="utf-8")
+
+
+# The card's machine-readable line saying which way the generator translates, e.g. "- Direction: `BA` ..."
+_DIRECTION_LINE = re.compile(r"^\s*[-*]?\s*\**direction\**\s*:\s*\**`?(AB|BA)\b", re.IGNORECASE | re.MULTILINE)
+
+
+def card_direction(spec: str | os.PathLike) -> str | None:
+    """``"AB"`` / ``"BA"``: the direction the model card of ``pretrained:<name>`` gives (its ``Direction:``
+    line, in the domains of the data it was trained on); None for other specs or a card without one."""
+    if not is_pretrained(spec):
+        return None
+    path = resolve(spec)
+    card_path = path.with_suffix(".md")
+    match = _DIRECTION_LINE.search(card_path.read_text(encoding="utf-8")) if card_path.is_file() else None
+    return match.group(1).upper() if match else None
 
 
 def pretrained_listing() -> str:

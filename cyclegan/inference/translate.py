@@ -62,6 +62,7 @@ from cyclegan.inference.kaggle import (
 )
 from cyclegan.inference.pretrained import pretrained_listing
 from cyclegan.inference.tiling import to_uint8_nhwc, translate_tensor
+from cyclegan.inference.write_errors import reporting_write_errors
 from cyclegan.models.compile import auto_compile, compile_for_inference
 from cyclegan.pixels import from_uint8
 
@@ -86,7 +87,7 @@ def translate_image(generator: nn.Module, image: Image.Image | str | os.PathLike
 # --------------------------------------------------------------------------------------
 def _save(arr: np.ndarray, path: Path, fmt: str, quality: int) -> Path:
     kwargs: dict[str, Any] = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
-    with atomic_write(path) as tmp:
+    with reporting_write_errors(path), atomic_write(path) as tmp:
         Image.fromarray(arr, "RGB").save(tmp, format=fmt, **kwargs)
     return path
 
@@ -217,9 +218,8 @@ examples:
 --ckpt accepts Lightning .ckpt files (SPEC = path[:AB|:BA]), generators exported with --export
 state_dict, half or ts, bare generator state dicts, and pretrained:NAME (bundled with the package).
 Files are read with torch.load(weights_only=True): pickles that would need arbitrary code execution
-are refused. TorchScript files are programs (their
-code runs when loaded): they are loaded only when named *.ts / *.torchscript.pt or with
---allow-torchscript.
+are refused. TorchScript files (--export ts) are programs whose code runs when they are loaded:
+they are loaded only with --allow-torchscript, whatever their name.
 """
 
 
@@ -238,9 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--direction", default="AB", type=direction_argument, metavar="{AB,BA}",
                    help="direction for --ckpt specs without :AB/:BA (default: AB = domain A -> B; A2B/B2A also read)")
     p.add_argument("--allow-torchscript", action="store_true",
-                   help="load TorchScript --ckpt files whatever their name (their code runs: trusted files only)")
+                   help="load TorchScript --ckpt files (their code runs: trusted files only); never implied by a name")
     p.add_argument("--gen", default=None, metavar="NAME",
-                   help="architecture of bare state dicts, e.g. resnet_9blocks, unet_256 (default resnet_9blocks)")
+                   help="architecture of bare state dicts, e.g. resnet_9blocks, unet_256 (default resnet_9blocks); "
+                        "checkpoints and exported generators keep their own")
     p.add_argument("--input", metavar="PATH", help="image file or folder (searched recursively)")
     p.add_argument("--output", metavar="PATH", help="output folder (or file for one input image / --export)")
     p.add_argument("--batch-size", type=int, default=None, metavar="N", help="images per batch (default 16; 64 with --kaggle-zip)")
@@ -254,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tile", type=int, default=None, metavar="N",
                    help="translate images larger than N x N in overlapping tiles (bounds memory)")
     p.add_argument("--ext", default=None, metavar="EXT", help="force the output format: jpg, png, webp, bmp (default: keep)")
-    p.add_argument("--quality", type=int, default=95, metavar="Q", help="JPEG/WebP quality (default 95)")
+    p.add_argument("--quality", type=int, default=95, metavar="Q", help="JPEG/WebP quality, 1-100 (default 95)")
     p.add_argument("--num-workers", type=int, default=None, metavar="N", help="decoding worker processes (default: auto)")
     p.add_argument("--kaggle-zip", metavar="ZIP", default=None,
                    help="write a Kaggle submission zip of 256x256 JPEGs from the --input photos")
@@ -298,21 +299,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         v = getattr(args, name)
         if v is not None and v < (0 if name == "num_workers" else 1):
             return _fail(parser, f"--{name.replace('_', '-')} must be positive")
+    if not 1 <= args.quality <= 100:
+        return _fail(parser, f"--quality {args.quality}: JPEG/WebP quality is 1 to 100 (default 95)")
     if args.kaggle_zip is not None and args.size not in (None, KAGGLE_SIZE):
         return _fail(parser, f"--size {args.size}: Kaggle's submission takes {KAGGLE_SIZE}x{KAGGLE_SIZE} images only, "
                              "and would reject this zip; leave --size out")
     if args.kaggle_zip is None and args.size is not None:
         print(f"{parser.prog}: warning: --size only applies to --kaggle-zip; ignored", file=sys.stderr)
-    gen_kwargs = {"gen": args.gen} if args.gen else {}
     try:
         chain = load_chain(args.ckpt, default_direction=args.direction, allow_torchscript=args.allow_torchscript,
-                           **gen_kwargs)
+                           state_dict_gen=args.gen)
         model: nn.Module = chain.generators[0] if len(chain.generators) == 1 else chain
         progress = not args.quiet
         compile_spec = "auto" if args.compile is None else args.compile  # neither flag: auto
         if args.export is not None:
             path = export_generator(model, args.output, args.export)
-            print(f"exported {args.export} -> {path}")
+            note = " (a TorchScript program: loading it back needs --allow-torchscript)" if args.export == "ts" else ""
+            print(f"exported {args.export} -> {path}{note}")
         elif args.kaggle_zip is not None:
             path = make_kaggle_zip(model, args.input, args.kaggle_zip, min_count=args.min_count,
                                    max_count=args.max_count, size=KAGGLE_SIZE, batch_size=args.batch_size or 64,

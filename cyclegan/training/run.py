@@ -34,9 +34,10 @@ from cyclegan.config.checks import validate_config
 from cyclegan.config.hydra_run import hydra_job, in_multirun
 from cyclegan.errors import MissingFileError, UserError, find_cause, one_line
 from cyclegan.loggers import instantiate_group
-from cyclegan.training.preflight import DiskFullError, preflight_run
 from cyclegan.training.atomic_checkpoint import AtomicCheckpointIO, PublishCheckpoints, disk_full_cause
+from cyclegan.training.init_from import build_model
 from cyclegan.training.metrics_history import carry_over_metrics
+from cyclegan.training.preflight import DiskFullError, preflight_run
 from cyclegan.training.resume import wandb_run_id
 from cyclegan.training.resume_checkpoint import (
     NothingTrained,
@@ -46,7 +47,8 @@ from cyclegan.training.resume_checkpoint import (
     newest_checkpoint,
 )
 from cyclegan.training.run_folder import FolderBefore, take_record, undo_refused_run
-from cyclegan.training.safety import TrainingInterrupted, interruption_of
+from cyclegan.training.shutdown import TrainingInterrupted, interruption_of
+from cyclegan.training.summary import summarize
 from cyclegan.training.sweep import (
     job_overrides,
     wandb_sweep_settings,
@@ -190,7 +192,7 @@ def fit(cfg: DictConfig, progress: RunProgress | None = None) -> dict[str, float
     configure_wandb(cfg, ckpt_path)
 
     datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data)
-    model: pl.LightningModule = hydra.utils.instantiate(cfg.model)
+    model: pl.LightningModule = build_model(cfg.model, resuming=ckpt_path is not None)  # + model.init_from
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
     # a crash while saving must not leave a truncated last.ckpt (a user-given trainer.plugins replaces this)
@@ -239,7 +241,7 @@ def fit(cfg: DictConfig, progress: RunProgress | None = None) -> dict[str, float
         )
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-    log.info("finished; run directory: %s", cfg.paths.output_dir)
+    log.info("%s", summarize(cfg, trainer, datamodule))  # the files written and the next two commands
     return metrics
 
 

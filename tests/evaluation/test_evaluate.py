@@ -14,13 +14,14 @@ from PIL import Image
 from torch import nn
 
 import cyclegan.evaluation.inception as inception
-from conftest import compose_config
+from conftest import TINY_MODEL, compose_config
 from cyclegan.data import UnpairedDataModule
+from cyclegan.evaluation.networks import networks_of
 from cyclegan.evaluation.run import (
     EvaluationError,
     evaluate,
     evaluate_model,
-    load_cyclegan,
+    load_for_evaluation,
     resolve_compile,
 )
 from cyclegan.evaluation.inception import InceptionNotAvailableError, TinyFeatureExtractor
@@ -45,7 +46,7 @@ def sample_datamodule(**kw):
 def tiny_ckpt(tmp_path_factory):
     """A real Lightning checkpoint: one training step of a tiny CycleGAN on the sample."""
     pl.seed_everything(0)
-    model = CycleGAN(ngf=4, ndf=4, n_blocks=1, d_layers=2)
+    model = CycleGAN(**TINY_MODEL)
     trainer = pl.Trainer(max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)
     trainer.fit(model, datamodule=sample_datamodule())
@@ -72,8 +73,11 @@ def test_evaluate_writes_metrics_report_grid_and_logs(tiny_ckpt, tmp_path):
         m = metrics[direction]
         assert KEYS <= set(m), KEYS - set(m)
         assert m["n_real"] == m["n_fake"] == m["n_pairs"] == m["d_n_real"] == m["d_n_fake"] == N_TEST
-        assert m["n_train_ref"] == N_TRAIN and m["mifid"] is not None and m["mifid"] >= 0
-        assert m["fid"] >= 0 and m["kid_mean"] is not None
+        assert m["n_train_ref"] == N_TRAIN and m["fid"] > 0  # one training step: noise, far from the paintings
+        d = m["memorization_distance"]
+        assert m["memorization_distance_thr"] == (d if d < 0.1 else 1.0)  # Kaggle's threshold, eps 0.1
+        assert m["mifid"] == pytest.approx(m["fid"] / m["memorization_distance_thr"])
+        assert m["kid_mean"] is not None and m["not_applicable"] == {}
         assert -1 <= m["ssim"] <= 1 and 0 <= m["cycle_l1"] <= 1
         assert 0 <= m["d_accuracy"] <= 1 and 0 <= m["d_accuracy_real"] <= 1
     assert report["AB"]["fid"] == pytest.approx(metrics["AB"]["fid"])
@@ -87,7 +91,8 @@ def test_evaluate_writes_metrics_report_grid_and_logs(tiny_ckpt, tmp_path):
 
 def test_real_features_are_cached_and_max_images_limits_the_translations(tiny_ckpt, tmp_path):
     cache = tmp_path / "cache"
-    first = evaluate(eval_cfg(tmp_path / "run1", tiny_ckpt, cache=cache))
+    off = "metrics.target_rate=false"  # its classifier's training features are cached too (test_target_rate.py)
+    first = evaluate(eval_cfg(tmp_path / "run1", tiny_ckpt, off, cache=cache))
     cached = sorted(cache.iterdir())
     assert len(cached) == 2  # real test A and real test B
 
@@ -96,7 +101,7 @@ def test_real_features_are_cached_and_max_images_limits_the_translations(tiny_ck
     TinyFeatureExtractor.forward = lambda self, x: calls.append(len(x)) or original(self, x)
     try:
         second = evaluate(eval_cfg(tmp_path / "run2", tiny_ckpt, "metrics.max_images=2",
-                                   "metrics.max_real_images=null", cache=cache))
+                                   "metrics.max_real_images=null", off, cache=cache))
     finally:
         TinyFeatureExtractor.forward = original
     assert sorted(cache.iterdir()) == cached
@@ -104,7 +109,7 @@ def test_real_features_are_cached_and_max_images_limits_the_translations(tiny_ck
     for d in ("AB", "BA"):
         assert (second[d]["n_fake"], second[d]["n_real"], second[d]["n_pairs"]) == (2, N_TEST, 2)
     # train+test as the real reference: more real images, a separate cache entry
-    third = evaluate(eval_cfg(tmp_path / "run3", tiny_ckpt, "metrics.real_ref=train+test", cache=cache))
+    third = evaluate(eval_cfg(tmp_path / "run3", tiny_ckpt, "metrics.real_ref=train+test", off, cache=cache))
     assert third["AB"]["n_real"] == N_TRAIN + N_TEST and len(list(cache.iterdir())) == 4
     assert first["AB"]["n_real"] == N_TEST
 
@@ -114,7 +119,8 @@ def test_max_images_alone_makes_the_real_references_small_too(tiny_ckpt, tmp_pat
     original = TinyFeatureExtractor.forward
     TinyFeatureExtractor.forward = lambda self, x: calls.append(len(x)) or original(self, x)
     try:
-        tiny = evaluate(eval_cfg(tmp_path / "run", tiny_ckpt, "metrics.max_images=2", "metrics.train_ref=true"))
+        tiny = evaluate(eval_cfg(tmp_path / "run", tiny_ckpt, "metrics.max_images=2", "metrics.train_ref=true",
+                                 "metrics.target_rate=false"))
     finally:
         TinyFeatureExtractor.forward = original
     for d in ("AB", "BA"):
@@ -154,11 +160,10 @@ class ConstantD(nn.Module):
 
 
 def test_identity_translation_and_discriminator_wiring(tiny_ckpt):
-    model, _ = load_cyclegan(tiny_ckpt)
-    model.G_AB, model.G_BA = nn.Identity(), nn.Identity()
-    model.D_B = ConstantD(1.0)  # calls everything real: right on real B, wrong on A -> B translations
-    model.D_A = ConstantD(0.0)  # calls everything fake
-    results, examples = evaluate_model(model, sample_datamodule(), TinyFeatureExtractor(), num_examples=3)
+    # D_B (judges A -> B) calls everything real: right on real B, wrong on A -> B translations;
+    # D_A (judges B -> A) calls everything fake
+    nets = networks_of({"AB": nn.Identity(), "BA": nn.Identity()}, {"AB": ConstantD(1.0), "BA": ConstantD(0.0)})
+    results, examples = evaluate_model(nets, sample_datamodule(), TinyFeatureExtractor(), num_examples=3)
     for d in ("AB", "BA"):
         assert results[d]["ssim"] == pytest.approx(1.0, abs=1e-4)
         assert results[d]["cycle_l1"] == pytest.approx(0.0, abs=1e-6)
@@ -170,14 +175,15 @@ def test_identity_translation_and_discriminator_wiring(tiny_ckpt):
 
 
 def test_compiled_networks_pad_the_last_batch_and_give_the_eager_numbers(tiny_ckpt):
-    eager, _ = evaluate_model(load_cyclegan(tiny_ckpt)[0], sample_datamodule(), TinyFeatureExtractor(), batch_size=3)
-    model, _ = load_cyclegan(tiny_ckpt)
+    eager, _ = evaluate_model(load_for_evaluation(tiny_ckpt)[0], sample_datamodule(), TinyFeatureExtractor(),
+                              batch_size=3)
+    nets, _ = load_for_evaluation(tiny_ckpt)
     seen = []
-    model.G_AB.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape[0]))
+    nets["AB"].generator.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape[0]))
     # aot_eager: the compile path (one batch shape, padding) without inductor's C++ build time
-    fast, _ = evaluate_model(model, sample_datamodule(), TinyFeatureExtractor(), batch_size=3,
+    fast, _ = evaluate_model(nets, sample_datamodule(), TinyFeatureExtractor(), batch_size=3,
                              compile={"backend": "aot_eager"})
-    assert is_compiled(model.G_AB) and is_compiled(model.D_B)
+    assert is_compiled(nets["AB"].generator) and is_compiled(nets["AB"].discriminator)
     assert set(seen) == {3}  # 4 test images per domain: batches of 3 and 1, the 1 padded to 3
     for d in ("AB", "BA"):
         for key in ("fid", "kid_mean", "ssim", "cycle_l1", "d_accuracy"):
@@ -186,12 +192,12 @@ def test_compiled_networks_pad_the_last_batch_and_give_the_eager_numbers(tiny_ck
 
 
 def test_one_direction_translates_only_its_source_and_still_judges_the_real_targets(tiny_ckpt, tmp_path):
-    model, _ = load_cyclegan(tiny_ckpt)
+    nets, _ = load_for_evaluation(tiny_ckpt)
     translated = []
-    model.G_AB.register_forward_pre_hook(lambda module, args: translated.append(("G_AB", args[0].shape[0])))
-    model.G_BA.register_forward_pre_hook(lambda module, args: translated.append(("G_BA", args[0].shape[0])))
-    both, _ = evaluate_model(load_cyclegan(tiny_ckpt)[0], sample_datamodule(), TinyFeatureExtractor())
-    results, examples = evaluate_model(model, sample_datamodule(), TinyFeatureExtractor(), directions=["BA"])
+    nets["AB"].generator.register_forward_pre_hook(lambda module, args: translated.append(("G_AB", args[0].shape[0])))
+    nets["BA"].generator.register_forward_pre_hook(lambda module, args: translated.append(("G_BA", args[0].shape[0])))
+    both, _ = evaluate_model(load_for_evaluation(tiny_ckpt)[0], sample_datamodule(), TinyFeatureExtractor())
+    results, examples = evaluate_model(nets, sample_datamodule(), TinyFeatureExtractor(), directions=["BA"])
     assert list(results) == ["BA"] and set(examples) == {"real_B", "fake_A", "rec_B"}
     assert translated == [("G_BA", N_TEST), ("G_AB", N_TEST)]  # B -> A, then the cycle back; no A -> B pass
     for key in ("fid", "kid_mean", "ssim", "cycle_l1", "d_accuracy", "d_accuracy_real", "d_n_real"):
@@ -214,14 +220,14 @@ def test_compile_auto_is_on_for_large_cpu_runs_only_and_bad_values_fail_in_one_l
     assert "\n" not in str(e.value)
 
 
-def test_no_inception_fails_first_with_the_three_ways(tiny_ckpt, tmp_path, monkeypatch):
+def test_no_inception_fails_first_saying_how_to_get_the_standard_one(tiny_ckpt, tmp_path, monkeypatch):
     def unavailable():
         raise FileNotFoundError("not installed")
 
     monkeypatch.setitem(inception._LOADERS, "fid_helper", unavailable)
     monkeypatch.setitem(inception._LOADERS, "torchmetrics", unavailable)
     cfg = eval_cfg(tmp_path / "run", tiny_ckpt, "metrics.inception=fid_helper")
-    with pytest.raises(InceptionNotAvailableError, match="three ways"):
+    with pytest.raises(InceptionNotAvailableError, match="standard FID network"):
         evaluate(cfg)
     assert not (tmp_path / "run" / "metrics.json").exists()
 
@@ -261,7 +267,8 @@ def test_val_kid_is_logged_and_drives_checkpointing_and_the_objective(tiny_cfg, 
     with caplog.at_level("INFO"):
         metrics = train(cfg)
     kid_lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("val KID on 2 + 2 images")]
-    assert len(kid_lines) == 2 and all("a smoke signal only" in line for line in kid_lines)  # 2 val images
+    # 2 val images: the caveat is said on the first line only
+    assert len(kid_lines) == 2 and ["a smoke signal only" in line for line in kid_lines] == [True, False]
     assert {"val/kid", "val/kid_AB", "val/kid_BA"} <= set(metrics)
     assert metrics["val/kid"] == pytest.approx((metrics["val/kid_AB"] + metrics["val/kid_BA"]) / 2)
     assert metrics["objective"] == metrics["val/kid"]

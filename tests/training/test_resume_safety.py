@@ -23,8 +23,9 @@ from conftest import TINY, compose_config, run_cli
 from cyclegan.config.checks import ConfigError
 from cyclegan.errors import exit_on_user_error
 from cyclegan.training.preflight import check_resume_checkpoint, preflight_run
+from cyclegan.training.nan_guard import TrainingDiverged
 from cyclegan.training.resume_checkpoint import find_last_checkpoint
-from cyclegan.training.safety import TrainingDiverged, TrainingInterrupted
+from cyclegan.training.shutdown import TrainingInterrupted
 from cyclegan.training.run import resolve_ckpt_path, train
 
 # 3 epochs of 4 steps, an end-of-epoch checkpoint after each, no validation KID (not under test)
@@ -177,7 +178,7 @@ def test_the_metrics_history_of_a_resumed_run_has_every_step_once(tmp_path, wher
 def test_the_emergency_checkpoint_holds_the_last_good_state_and_a_resume_may_lower_the_rate(tmp_path, caplog):
     # lr=1e30: the first update (from finite gradients) blows the weights up, the next step is NaN
     run = tmp_path / "run"
-    exploding = [*QUICK, "model.lr_policy=constant", "model.lr=1e30", "model.n_epochs=1"]
+    exploding = [*QUICK, "model.lr_policy=constant", "model.lr=1e30", "model.n_epochs=1", "callbacks.nan_guard.keep_last_good=true"]
     with pytest.raises(TrainingDiverged) as e:
         train(compose_config(run, *exploding, *RECORD_START))
     initial = INITIAL[str(run)]

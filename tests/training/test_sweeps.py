@@ -17,7 +17,7 @@ import torch
 import yaml
 
 from conftest import TINY_CLI, run_cli, wandb_run_records
-from cyclegan.training.safety import TrainingInterrupted
+from cyclegan.training.shutdown import TrainingInterrupted
 from cyclegan.training.run import train
 
 
