@@ -55,18 +55,19 @@ README.md and docs/EXPERIMENTS.md have the rest.
     "evaluate": """\
 python evaluate.py ckpt_path=PATH [data=NAME] [key=value ...]
 Scores a trained checkpoint on a dataset's test split (FID, KID, MiFID, SSIM to the input, cycle L1,
-discriminator accuracy) and writes metrics.json, report.md and samples.png into outputs/evaluate/<date>_<time>/.
-ckpt_path is required: a checkpoint written by train.py (<run>/checkpoints/last.ckpt), pretrained:NAME or an
-exported generator (scored in its one direction). Give the same data options as the training (data=, paths.data_dir).
+discriminator accuracy, target-domain rate) and writes metrics.json, report.md and samples.png into
+outputs/evaluate/<date>_<time>/. ckpt_path is required: a checkpoint written by train.py
+(<run>/checkpoints/last.ckpt), a bundled painter (pretrained:NAME) or an exported generator. Give the same
+data options as the training (data=, paths.data_dir, data.image_size).
 
 == Groups (group=option) ==
 {groups}
 
 == Most used keys (key=value) ==
   ckpt_path=PATH                   required: the checkpoint (or lone generator) to score
-  direction=AB|BA                  the way a lone generator translates, when its file does not say
   data=NAME paths.data_dir=DIR     the dataset whose test split is translated
   metrics.directions=[BA]          score one direction only (default: [AB, BA])
+  direction=AB|BA                  which way a lone generator translates, when its file does not say
   metrics.max_images=N             a quick evaluation on N test images per direction
   metrics.real_ref=train+test      the real images FID/KID compare against (test, train+test, train)
   metrics.train_ref=true           MiFID: memorisation distance to the training images
