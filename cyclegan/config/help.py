@@ -64,7 +64,7 @@ data options as the training (data=, paths.data_dir, data.image_size).
 {groups}
 
 == Most used keys (key=value) ==
-  ckpt_path=PATH                   required: the checkpoint to score
+  ckpt_path=PATH                   required: the checkpoint (or lone generator) to score
   data=NAME paths.data_dir=DIR     the dataset whose test split is translated
   metrics.directions=[BA]          score one direction only (default: [AB, BA])
   direction=AB|BA                  which way a lone generator translates, when its file does not say

@@ -35,9 +35,10 @@ import torch
 from torch import nn
 
 from cyclegan.directions import DIRECTIONS, as_direction
-from cyclegan.errors import first_line
+from cyclegan.errors import MissingFileError, first_line
 from cyclegan.inference.pretrained import card_direction, resolve as resolve_pretrained
 from cyclegan.models import build_discriminator, build_generator, load_reference_weights
+from cyclegan.models.reference import OFFICIAL_WEIGHTS
 from cyclegan.models.spec import discriminator_args, generator_args
 from cyclegan.serialization import (
     CheckpointError, is_torchscript, safe_load, state_dict_mismatch, torchscript_refusal,
@@ -213,6 +214,8 @@ def load_generator(path: str | os.PathLike, direction: str = "AB", map_location:
     """
     path = resolve_pretrained(path)  # ``pretrained:<name>``: a generator bundled with the package
     direction = _normalize_direction(direction)
+    if path.suffix.lower() == ".pth" and not path.exists():  # the official code's name for its weights
+        raise MissingFileError(f"no such file: {path}; {OFFICIAL_WEIGHTS}")
     if is_torchscript(path):
         if not allow_torchscript:
             raise CheckpointError(torchscript_refusal(path, ALLOW_TORCHSCRIPT_HINT))
