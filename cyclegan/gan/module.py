@@ -32,7 +32,7 @@ from cyclegan.gan.losses import GANLoss, gradient_penalty
 from cyclegan.models import build_discriminator, build_generator
 from cyclegan.models.spec import discriminator_args, generator_args, network_keys
 from cyclegan.gan.pool import ImagePool
-from cyclegan.gan.schedulers import build_scheduler, time_budget_fraction, time_decay_factor
+from cyclegan.gan.schedulers import build_scheduler, plateau_metric, time_budget_fraction, time_decay_factor
 from cyclegan.gan.speed import adam_kwargs, apply_speedups, channels_last_input
 from cyclegan.models.compile import compile_options
 
@@ -235,12 +235,7 @@ class CycleGAN(pl.LightningModule):
     def on_train_epoch_end(self) -> None:
         for scheduler in self.lr_schedulers():
             if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                metric = self.trainer.callback_metrics.get(self.hparams.plateau_monitor)
-                if metric is None:
-                    raise KeyError(
-                        f"model.plateau_monitor '{self.hparams.plateau_monitor}' was not logged; "
-                        f"logged metrics: {sorted(self.trainer.callback_metrics)}"
-                    )
+                metric = plateau_metric(self.hparams.plateau_monitor, self.trainer.callback_metrics)
                 # Under DDP each rank logged its own mean: average them so every rank takes the same decision.
                 scheduler.step(self.trainer.strategy.reduce(metric.to(self.device), reduce_op="mean"))
             else:

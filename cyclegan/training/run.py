@@ -47,6 +47,7 @@ from cyclegan.training.sweep import (
     write_job_result,
     write_summary,
 )
+from cyclegan.training.trainer_setup import build_trainer, lightning_config_errors
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +184,7 @@ def fit(cfg: DictConfig) -> dict[str, float]:
         carry_over_metrics(loggers, ckpt_path)  # csv/metrics.csv keeps the steps before the checkpoint
     # a crash while saving must not leave a truncated last.ckpt (a user-given trainer.plugins replaces this)
     plugins = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
-    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **plugins)
+    trainer = build_trainer(cfg.trainer, callbacks=callbacks, logger=loggers or False, **plugins)  # refusals: one line
 
     hparams = OmegaConf.to_container(cfg, resolve=True)
     hparams["overrides"] = job_overrides()  # hydra.overrides.task: what this run (or sweep job) changed
@@ -192,7 +193,7 @@ def fit(cfg: DictConfig) -> dict[str, float]:
 
     start_step = checkpoint_step(ckpt_path) if ckpt_path else 0
     try:
-        with expected_lightning_warnings(cfg, ckpt_path):
+        with expected_lightning_warnings(cfg, ckpt_path), lightning_config_errors(cfg.trainer):
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)  # never unpickle code
     except SIGTERMException as exc:  # Lightning's own SIGTERM stop (a SystemExit with no exit code)
         _finish_wandb(trainer, exit_code=1)
