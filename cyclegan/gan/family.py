@@ -31,6 +31,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from cyclegan.errors import ArgumentsError
 from cyclegan.gan.losses import gradient_penalty
 from cyclegan.gan.schedulers import build_scheduler, plateau_metric, time_budget_fraction, time_decay_factor
 from cyclegan.gan.speed import adam_kwargs, apply_speedups, channels_last_input
@@ -72,8 +73,8 @@ class GANFamily(pl.LightningModule):
         """A family's ``**network_options`` take any option of a registered network (models/registry.py)."""
         unknown = sorted(set(options) - set(network_keys()))
         if unknown:
-            raise TypeError(f"{cls.__name__} got {', '.join(unknown)}, which no registered network takes "
-                            f"(network options: {', '.join(network_keys())})")
+            raise ArgumentsError(f"model: {cls.__name__} got {', '.join(unknown)}, which no registered network takes "
+                                 f"(network options: {', '.join(network_keys())})")  # a TypeError and a UserError
 
     # ------------------------------------------------------------------ the family interface
     def generators(self) -> dict[str, nn.Module]:
