@@ -165,14 +165,22 @@ def _lightning_generator(ckpt: Mapping[str, Any], direction: str, path: Path) ->
 def _from_lightning(ckpt: Mapping[str, Any], direction: str, path: Path, **overrides: Any) -> nn.Module:
     name, kwargs, sd = _lightning_generator(ckpt, direction, path)
     gen = overrides.pop("gen", None)
-    return build_from_spec(gen or name, {**kwargs, **overrides}, sd, source=str(path))
+    return _translating(build_from_spec(gen or name, {**kwargs, **overrides}, sd, source=str(path)), direction)
+
+
+def _translating(net: nn.Module, direction: str | None) -> nn.Module:
+    """Remember which way ``net`` translates: an export writes it, so evaluate.py needs no direction=."""
+    if direction is not None:
+        net.cyclegan_direction = direction
+    return net
 
 
 def _from_export(obj: Mapping[str, Any], path: Path) -> nn.Module:
     version = obj.get("version")
     if version != EXPORT_VERSION:
         raise CheckpointError(f"{path}: unsupported {EXPORT_FORMAT} version {version!r} (expected {EXPORT_VERSION})")
-    return build_from_spec(obj["gen"], obj.get("gen_kwargs") or {}, obj["state_dict"], source=str(path))
+    net = build_from_spec(obj["gen"], obj.get("gen_kwargs") or {}, obj["state_dict"], source=str(path))
+    return _translating(net, as_direction(obj.get("direction")) if obj.get("direction") else None)
 
 
 def load_torchscript(path: str | os.PathLike, map_location: Any = "cpu") -> nn.Module:
@@ -336,7 +344,8 @@ def load_networks(path: str | os.PathLike, direction: str | None = None, map_loc
                 hparams=dict(obj.get("hyper_parameters") or {}),
                 epoch=obj.get("epoch"), global_step=obj.get("global_step"))
         if kind == "export":
-            G, own = _from_export(obj, path), obj.get("direction")
+            G = _from_export(obj, path)
+            own = getattr(G, "cyclegan_direction", None)
         elif kind in ("state_dict", "wrapped_state_dict"):
             sd = obj if kind == "state_dict" else obj["state_dict"]
             G, own = build_from_spec("resnet_9blocks", {}, sd, reference=True, source=str(path)), None
