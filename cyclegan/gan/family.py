@@ -89,6 +89,7 @@ class GANFamily(pl.LightningModule):
         return {name: child for name, child in self.named_children() if id(child) in wanted}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["model_family"] = f"{type(self).__module__}.{type(self).__qualname__}"  # resume checks it
         checkpoint["generators"] = network_entries(self, self.generators())
         checkpoint["discriminators"] = network_entries(self, self.discriminators())
 
