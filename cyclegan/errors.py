@@ -86,7 +86,7 @@ def exit_on_user_error() -> Iterator[None]:
         yield
     except KeyboardInterrupt:
         # Ctrl-C outside training (start-up, evaluation): nothing to save; training itself
-        # is covered by cyclegan.training.safety.GracefulShutdown, which checkpoints first.
+        # is covered by cyclegan.training.shutdown.GracefulShutdown, which checkpoints first.
         log.error("interrupted (Ctrl-C)")
         sys.exit(130)
     except SystemExit as exc:

@@ -6,19 +6,22 @@ from __future__ import annotations
 import os
 import runpy
 import struct
+import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 from PIL import Image
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 import cyclegan.config.resolvers  # noqa: F401  (registers resolvers)
+from cyclegan.data import UnpairedDataModule
 from cyclegan.models import build_generator
 
 # Tiny CPU models run many times faster on one thread than on two competing ones (2-core CI).
@@ -96,13 +99,47 @@ def single_threaded_torch():
     torch.set_num_threads(threads)
 
 
-# conftest.TINY for the command line, without the validation KID unless a test needs it.
-TINY_CLI = [
-    "data=sample", "data.image_size=32", "data.load_size=36", "data.num_workers=0", "data.val_size=2",
-    "data.epoch_length=2", "model.ngf=4", "model.ndf=4", "model.n_blocks=1", "trainer=cpu",
-    "trainer.max_steps=2", "trainer.limit_val_batches=1", "trainer.enable_model_summary=false",
-    "callbacks.progress_bar.refresh_rate=0", "~callbacks.val_kid",
-]
+# TINY for the command line, without the validation KID unless a test needs it.
+TINY_CLI = [*(o for o in TINY if not o.startswith("callbacks.val_kid")), "data.epoch_length=2",
+            "callbacks.progress_bar.refresh_rate=0", "~callbacks.val_kid"]
+
+# The tiny CycleGAN the module-level tests build directly (CycleGAN(**TINY_MODEL)).
+TINY_MODEL = dict(ngf=4, ndf=4, n_blocks=1, d_layers=2)
+
+
+def tiny_with(*overrides: str) -> list[str]:
+    """TINY with ``overrides`` replacing TINY's entries for the same key or group."""
+    keys = {o.split("=")[0] for o in overrides}
+    return [o for o in TINY if o.split("=")[0] not in keys] + list(overrides)
+
+
+def tiny_fit(root: Path, model: pl.LightningModule, callbacks: list, max_steps: int, ckpt_path=None) -> pl.Trainer:
+    """Fit ``model`` on random pairs for ``max_steps`` on the CPU, without loggers or checkpoints."""
+    trainer = pl.Trainer(max_steps=max_steps, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+                         default_root_dir=str(root), callbacks=callbacks)
+    trainer.fit(model, DataLoader(RandomPairs(), batch_size=2), ckpt_path=ckpt_path, weights_only=True)
+    return trainer
+
+
+def write_image(path: Path, size=(40, 30), mode="RGB", fmt=None, color=(200, 100, 50), **kw) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, color).convert(mode).save(path, format=fmt, **kw)
+    return path
+
+
+def folders_dm(dir_a: Path, dir_b: Path, **kw):
+    """A tiny folders-source datamodule over ``dir_a`` / ``dir_b`` (main process, 16 px)."""
+    base = dict(name="f", source="folders", dir_a=str(dir_a), dir_b=str(dir_b), image_size=16, load_size=20,
+                batch_size=1, num_workers=0, pin_memory=False, persistent_workers=False, val_size=0)
+    base.update(kw)
+    return UnpairedDataModule(**base)
+
+
+def run_train_py(*args: str, timeout: int = 240) -> subprocess.CompletedProcess:
+    """`python train.py *args` in a child process (exit code, stdout and stderr as a user sees them)."""
+    return subprocess.run([sys.executable, "train.py", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def run_cli(*args: str) -> None:
@@ -131,6 +168,16 @@ def make_ckpt(path, name="resnet", kw=None, seed=0):
     torch.save({"state_dict": sd, "hyper_parameters": hp, "epoch": 1, "global_step": 10,
                 "pytorch-lightning_version": "2.6.0"}, path)
     return g_ab, g_ba
+
+
+def state_dict_listing(path) -> list[tuple[str, tuple[int, ...]]]:
+    """(key, shape) rows of a reference listing file (``key<TAB>(shape)``, ``#`` comments)."""
+    rows = []
+    for line in Path(path).read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, shape = line.split("\t")
+            rows.append((key, tuple(int(s) for s in shape.strip("()").split(",") if s.strip())))
+    return rows
 
 
 def rand_img(h, w, mode="RGB", seed=0):

@@ -8,6 +8,7 @@ import pkgutil
 import pytest
 
 import cyclegan
+from cyclegan.config.checks import ConfigError
 from cyclegan.errors import MissingFileError, UserError, exit_on_user_error, find_cause, first_line, one_line
 
 
@@ -94,3 +95,13 @@ def test_find_cause_stops_on_a_chain_that_loops():
     a, b = ValueError("a"), ValueError("b")
     a.__cause__, b.__cause__ = b, a
     assert find_cause(a, KeyError) is None
+
+
+def test_user_errors_exit_2_with_one_line_while_bugs_keep_their_traceback(caplog):
+    with pytest.raises(SystemExit) as e, caplog.at_level(logging.ERROR):
+        with exit_on_user_error():
+            raise ConfigError("model.gen='x' is not one of: a, b")
+    assert e.value.code == 2 and caplog.records[-1].getMessage() == "model.gen='x' is not one of: a, b"
+    with pytest.raises(ZeroDivisionError):
+        with exit_on_user_error():
+            1 / 0

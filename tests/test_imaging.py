@@ -16,7 +16,8 @@ from cyclegan.data.sources import FileImageList
 from cyclegan.devices import DeviceError, resolve_device
 from cyclegan.evaluation.features import compute_features
 from cyclegan.files import atomic_write
-from cyclegan.imaging import load_image, walk_images
+from conftest import write_image
+from cyclegan.imaging import ImageLoadError, load_image, walk_images
 from cyclegan.inference.translate import translate_folder
 
 
@@ -104,3 +105,22 @@ def test_resolve_device():
     if not torch.cuda.is_available():
         with pytest.raises(DeviceError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+def test_exif_rotation_is_honoured(tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    p = tmp_path / "r.jpg"
+    Image.new("RGB", (40, 20)).save(p, exif=exif)
+    assert load_image(p).size == (20, 40)
+
+
+def test_huge_images_are_reduced_on_read_and_bombs_refused(tmp_path, monkeypatch):
+    png = write_image(tmp_path / "huge.png", size=(2000, 1500))
+    im = load_image(png, draft_size=100)
+    assert im.size == (134, 100)  # box-reduced by 15 (ceil) right after decoding: both sides stay >= 100
+    jpg = write_image(tmp_path / "huge.jpg", size=(2000, 1500))
+    assert min(load_image(jpg, draft_size=100).size) >= 100 and load_image(jpg, draft_size=100).size[0] < 2000
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100_000)  # PIL refuses > 2x this: a decompression bomb
+    with pytest.raises(ImageLoadError, match="huge.png"):
+        load_image(png, draft_size=100)

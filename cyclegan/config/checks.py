@@ -27,15 +27,15 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from cyclegan.config.keys import non_boolean_keys, unresolvable_keys
+from cyclegan.config.keys import boolean_parameters, non_boolean_keys, unresolvable_keys
 from cyclegan.errors import UserError, one_line
 from cyclegan.data.layouts import LAYOUTS
 from cyclegan.gan.diffaugment import parse_policy
 from cyclegan.gan.losses import GAN_MODES
 from cyclegan.gan.schedulers import LR_POLICIES
-from cyclegan.models import DISCRIMINATOR_NAMES, GENERATOR_NAMES, INIT_TYPES, NORM_TYPES, build_discriminator, build_generator
-from cyclegan.models.generators import UPSAMPLE_MODES
-from cyclegan.models.spec import discriminator_args, generator_args
+from cyclegan.models.options import Option
+from cyclegan.models.registry import DISCRIMINATORS, GENERATORS, build_discriminator, build_generator, declared_options, owners
+from cyclegan.models.spec import discriminator_args, generator_args, network_keys
 
 __all__ = [
     "ConfigError",
@@ -138,16 +138,61 @@ def _check_missing(cfg: DictConfig, problems: _Problems) -> None:
         problems.add(f"{key} is required (it is ??? in the config): set it on the command line, e.g. {key}=...")
 
 
+def _check_option(problems: _Problems, name: str, value: Any, option: Option) -> None:
+    """A network option's value against what its constructor's signature declares (models/options.py)."""
+    if value is None and option.nullable:
+        return
+    if option.kind is bool:
+        if not isinstance(value, bool):
+            problems.add(f"{name}={value!r} is not a boolean: use true or false{' (or null)' if option.nullable else ''}")
+    elif option.choices is not None:
+        _choice(problems, name, value, option.choices)
+    elif option.kind is int:
+        _int(problems, name, value, -(2**63) if option.minimum is None else int(option.minimum),
+             nullable=option.nullable)
+    elif option.kind is float:
+        low = option.above if option.above is not None else option.minimum
+        _number(problems, name, value, low=-math.inf if low is None else low, low_open=option.above is not None,
+                nullable=option.nullable)
+
+
+def _check_network_keys(model: DictConfig, problems: _Problems, get: Any) -> None:
+    """gen / disc among the registered networks; every key that sets a network option (read from the
+    networks' signatures); a switch (bool or choice) turned on for a network that does not have it."""
+    gen_ok = "gen" not in model or _choice(problems, "model.gen", get("gen"), tuple(GENERATORS))
+    disc_ok = "disc" not in model or _choice(problems, "model.disc", get("disc"), tuple(DISCRIMINATORS))
+    # bools the module's own signature declares are checked by non_boolean_keys already
+    signature_bools = boolean_parameters(str(model.get("_target_"))) if "_target_" in model else {}
+    gen_name, gen_kwargs = generator_args(model) if gen_ok else (None, {})
+    disc_name, disc_kwargs = discriminator_args(model) if disc_ok else (None, {})
+    chosen = [(GENERATORS, "generator", "gen", gen_name, gen_kwargs),
+              (DISCRIMINATORS, "discriminator", "disc", disc_name, disc_kwargs)]
+    keys = network_keys()
+    for key, option in keys.items():
+        if key not in model or (option.kind is bool and key in signature_bools):
+            continue
+        _check_option(problems, f"model.{key}", get(key), option)
+    for table, what, key, name, kwargs in chosen:
+        if name not in table:
+            continue
+        declared, known = table[name].options, declared_options(table)
+        idle = {option: value for option, value in kwargs.items() if option not in declared
+                and known[option].is_switch and value != known[option].default}
+        for option, value in idle.items():
+            other = owners(table, option)
+            problems.add(f"model.{option}={value} is an option of the {', '.join(other)} {what}, not of "
+                         f"model.{key}={name}: remove it or use model.{key}={other[0]}")
+
+
 def _check_model(model: DictConfig, problems: _Problems) -> None:
     def get(key: str) -> Any:
         return _get(model, key, problems, "model")
 
-    for key, allowed in (("gen", GENERATOR_NAMES), ("disc", DISCRIMINATOR_NAMES), ("norm", NORM_TYPES),
-                         ("init_type", INIT_TYPES), ("gan_mode", GAN_MODES), ("lr_policy", LR_POLICIES)):
+    _check_network_keys(model, problems, get)
+    for key, allowed in (("gan_mode", GAN_MODES), ("lr_policy", LR_POLICIES)):
         if key in model:
             _choice(problems, f"model.{key}", get(key), allowed)
-    for key, minimum in (("ngf", 1), ("ndf", 1), ("n_blocks", 0), ("unet_depth", 2), ("d_layers", 1),
-                         ("pool_size", 0), ("n_epochs", 0), ("n_epochs_decay", 0), ("lr_step_epochs", 1)):
+    for key, minimum in (("pool_size", 0), ("n_epochs", 0), ("n_epochs_decay", 0), ("lr_step_epochs", 1)):
         if key in model:
             _int(problems, f"model.{key}", get(key), minimum)
     if "lr" in model:
@@ -163,18 +208,10 @@ def _check_model(model: DictConfig, problems: _Problems) -> None:
     for key in ("lambda_A", "lambda_B"):
         if key in model:
             _number(problems, f"model.{key}", get(key), low=0, nullable=True)
-    for key in ("init_gain", "lr_gamma"):
-        if key in model:
-            _number(problems, f"model.{key}", get(key), low=0, low_open=True)
+    if "lr_gamma" in model:
+        _number(problems, "model.lr_gamma", get("lr_gamma"), low=0, low_open=True)
     if "lr_decay_start" in model:
         _number(problems, "model.lr_decay_start", get("lr_decay_start"), low=0, high=1)
-    if "upsample" in model:
-        _choice(problems, "model.upsample", get("upsample"), UPSAMPLE_MODES)
-    resnet_only = [f"model.{k}={get(k)}" for k, off in (("upsample", "deconv"), ("residual_output", False))
-                   if k in model and get(k) not in (off, None)]
-    if resnet_only and "gen" in model and not str(get("gen")).startswith("resnet"):
-        problems.add(f"{', '.join(resnet_only)} {'is an option' if len(resnet_only) == 1 else 'are options'} of "
-                     f"the resnet generator, not of model.gen={get('gen')}: remove it or use model.gen=resnet")
     if "diffaugment" in model:
         try:
             parse_policy(get("diffaugment"))
@@ -245,7 +282,7 @@ def _check_sizes(model: DictConfig, data: DictConfig, problems: _Problems) -> No
             lower, upper = max(lo, size // m * m), max(lo, (size // m + 1) * m)
             fix = f"use data.image_size={lower}" + (f" or {upper}" if upper != lower else "")
             what = f"model.gen={gen}"
-            if gen == "unet":
+            if "depth" in GENERATORS[gen].options and "depth" not in GENERATORS[gen].fixed:
                 what += f" with model.unet_depth={depth}"
                 fix += f", or model.unet_depth={_largest_depth(size)}" if _largest_depth(size) >= 2 else ""
             problems.add(
@@ -389,6 +426,7 @@ def _check_callbacks(callbacks: DictConfig, problems: _Problems) -> None:
     if guard and "policy" in guard:
         _choice(problems, "callbacks.nan_guard.policy", guard.get("policy"), NAN_POLICIES)
         _int(problems, "callbacks.nan_guard.max_consecutive_skips", guard.get("max_consecutive_skips", 1), 0)
+        _int(problems, "callbacks.nan_guard.check_every_n_steps", guard.get("check_every_n_steps"), 1, nullable=True)
 
 
 # ----------------------------------------------------------------------------- entry point

@@ -35,6 +35,7 @@ from cyclegan.errors import first_line
 from cyclegan.files import atomic_write
 from cyclegan.inference.checkpoint import EXPORT_FORMAT, EXPORT_VERSION, TS_META, CheckpointError, size_multiple_of
 from cyclegan.inference.write_errors import reporting_write_errors, without_temp_names
+from cyclegan.models import network_spec
 
 __all__ = [
     "FORMATS",
@@ -56,9 +57,9 @@ _SUFFIXES = {"state_dict": ".pt", "half": ".pt", "ts": ".ts", "onnx": ".onnx"}
 
 
 def _spec(generator: nn.Module, gen: str | None, gen_kwargs: dict | None) -> tuple[str, dict]:
-    spec = getattr(generator, "_cyclegan_spec", None)
-    name = gen or (spec[0] if spec else None)
-    kwargs = dict(gen_kwargs) if gen_kwargs is not None else (dict(spec[1]) if spec else None)
+    spec = network_spec(generator)  # how the registry built it
+    name = gen or (spec["name"] if spec else None)
+    kwargs = dict(gen_kwargs) if gen_kwargs is not None else (spec["options"] if spec else None)
     if name is None or kwargs is None:
         raise CheckpointError(
             "cannot export this module as a state dict: its architecture is unknown "
@@ -71,9 +72,9 @@ def _spec(generator: nn.Module, gen: str | None, gen_kwargs: dict | None) -> tup
 def _meta(generator: nn.Module) -> dict[str, Any]:
     meta: dict[str, Any] = {"format": EXPORT_FORMAT, "version": EXPORT_VERSION,
                             "size_multiple": size_multiple_of(generator)}
-    spec = getattr(generator, "_cyclegan_spec", None)
+    spec = network_spec(generator)
     if spec:
-        meta["gen"], meta["gen_kwargs"] = spec[0], dict(spec[1])
+        meta["gen"], meta["gen_kwargs"] = spec["name"], spec["options"]
     return meta
 
 
@@ -92,6 +93,8 @@ def export_state_dict(generator: nn.Module, path: str | os.PathLike, *, gen: str
         "size_multiple": size_multiple_of(generator),
         "state_dict": {k: _stored(v, half) for k, v in generator.state_dict().items()},
     }
+    if getattr(generator, "cyclegan_direction", None):  # which way it translates (evaluate.py reads it)
+        obj["direction"] = generator.cyclegan_direction
     with reporting_write_errors(path, torch_writer=True), atomic_write(path) as tmp:
         torch.save(obj, tmp)
     return path

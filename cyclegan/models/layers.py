@@ -1,4 +1,4 @@
-"""Shared building blocks: argument checks, normalization factory, weight initialization.
+"""Shared building blocks: normalization factory, weight initialization.
 
 The conventions follow the official CycleGAN/pix2pix code (junyanz/pytorch-CycleGAN-and-pix2pix,
 ``models/networks.py``) so that checkpoints stay interchangeable with it.
@@ -7,33 +7,19 @@ The conventions follow the official CycleGAN/pix2pix code (junyanz/pytorch-Cycle
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
+import typing
+from collections.abc import Callable
+from typing import Annotated, Literal
 
 import torch
 from torch import nn
 
-NORM_TYPES = ("instance", "batch", "none")
-INIT_TYPES = ("normal", "xavier", "kaiming", "orthogonal")
+from .options import NORM_TYPES, Above, check_choice
+
+InitType = Literal["normal", "xavier", "kaiming", "orthogonal"]
+INIT_TYPES: tuple[str, ...] = typing.get_args(InitType)
 
 NormFactory = Callable[[int], nn.Module]
-
-
-# --------------------------------------------------------------------------------------------
-# argument checks (one-line ValueErrors that name the argument and what is allowed)
-# --------------------------------------------------------------------------------------------
-def check_choice(arg: str, value: object, allowed: Iterable[str]) -> str:
-    """Return ``value`` if it is one of ``allowed``, else raise a ValueError naming the options."""
-    allowed = tuple(allowed)
-    if value not in allowed:
-        raise ValueError(f"unknown {arg} {value!r}; choose one of: {', '.join(allowed)}")
-    return value  # type: ignore[return-value]
-
-
-def check_int(arg: str, value: object, minimum: int) -> int:
-    """Return ``value`` if it is an int >= ``minimum``, else raise a ValueError."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"invalid {arg}={value!r}; expected an integer >= {minimum}")
-    return value
 
 
 # --------------------------------------------------------------------------------------------
@@ -67,7 +53,8 @@ def conv_bias(norm: str) -> bool:
 # --------------------------------------------------------------------------------------------
 # weight initialization
 # --------------------------------------------------------------------------------------------
-def init_weights(net: nn.Module, init_type: str = "normal", init_gain: float = 0.02) -> nn.Module:
+def init_weights(net: nn.Module, init_type: InitType = "normal",
+                 init_gain: Annotated[float, Above(0)] = 0.02) -> nn.Module:
     """Initialize ``net`` in place the way the reference does, and return it.
 
     Conv / ConvTranspose / Linear weights: ``normal`` N(0, gain), ``xavier`` (normal, gain),

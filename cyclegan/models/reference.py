@@ -11,6 +11,7 @@ otherwise a one-line ValueError names the source, the first offending key and th
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Mapping
@@ -21,7 +22,14 @@ from torch import nn
 from cyclegan.errors import MissingFileError
 from cyclegan.serialization import safe_load
 
+from .registry import DISCRIMINATORS, GENERATORS
+
 _STALE_NORM_STATS = ("running_mean", "running_var", "num_batches_tracked")
+# Where such files come from, for the error that a missing one raises.
+OFFICIAL_WEIGHTS = ("the official CycleGAN code (github.com/junyanz/pytorch-CycleGAN-and-pix2pix) writes "
+                    "latest_net_G_A.pth and latest_net_G_B.pth into checkpoints/<name>/ as it trains, and its released "
+                    "generators (horse2zebra, style_monet, ...) download with its scripts/download_cyclegan_model.sh "
+                    "<name> from http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/<name>.pth")
 _Shapes = dict[str, tuple[int, ...]]
 
 
@@ -29,7 +37,7 @@ def _read_state_dict(source: str | os.PathLike | Mapping) -> tuple[Mapping, str]
     if isinstance(source, (str, os.PathLike)):
         label = os.fspath(source)
         if not os.path.isfile(label):
-            raise MissingFileError(f"reference weights not found: {label}")
+            raise MissingFileError(f"reference weights not found: {label}; {OFFICIAL_WEIGHTS}")
         obj = safe_load(label)  # weights_only=True; CheckpointError (a ValueError) names the file
     elif isinstance(source, Mapping):
         obj, label = source, "<state dict>"
@@ -60,21 +68,33 @@ def _clean(state: Mapping, net: nn.Module) -> dict[str, torch.Tensor]:
 # --------------------------------------------------------------------------------------------
 # diagnosis of mismatches
 # --------------------------------------------------------------------------------------------
+def _pattern(keys) -> set[str]:
+    return {re.sub(r"\d+", "#", k) for k in keys}
+
+
+@functools.lru_cache(maxsize=None)
+def _default_keys(cls: type) -> frozenset[str]:
+    with torch.device("meta"):  # shapes only: no memory, no init
+        return frozenset(cls().state_dict())
+
+
 def _family(keys) -> str:
-    keys = list(keys)
-    if any(".conv_block." in k for k in keys):
-        return "resnet generator"
-    if any(k.startswith("model.model.") for k in keys):
-        return "unet generator"
-    if any(k.startswith("down.") for k in keys):
-        return "unet_keras generator"
-    if any(k.startswith("net.") for k in keys):
-        return "pixel discriminator"
-    if "model.0.weight" in keys and "model.0.bias" not in keys:
-        return "keras discriminator"
-    if any(k.startswith("model.") for k in keys):
-        return "patch discriminator"
-    return "unknown network"
+    """The registered network whose default state-dict keys look most like ``keys`` ("resnet generator"):
+    the key patterns (indices as #) first, the exact keys to break ties (a PatchGAN and the Keras one
+    differ only in which convs carry a bias)."""
+    keys = set(keys)
+
+    def overlap(a: set, b: set) -> float:
+        return len(a & b) / max(1, len(a | b))
+
+    candidates = [(name, what, set(_default_keys(network.cls)))
+                  for table, what in ((GENERATORS, "generator"), (DISCRIMINATORS, "discriminator"))
+                  for name, network in table.items() if not network.fixed]
+    if not keys or not candidates:
+        return "unknown network"
+    score, name, what = max(((overlap(_pattern(keys), _pattern(k)), overlap(keys, k)), name, what)
+                            for name, what, k in candidates)
+    return f"{name} {what}" if score[0] > 0 else "unknown network"
 
 
 def _n_blocks(keys) -> int:

@@ -24,9 +24,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from cyclegan.errors import UserError, one_line
 from cyclegan.models import build_discriminator, build_generator
-from cyclegan.models.spec import discriminator_args, generator_args
+from cyclegan.models.spec import discriminator_args, generator_args, network_keys
 from cyclegan.serialization import CheckpointError, safe_load
-from cyclegan.training.resume import ResumeError, newest_checkpoint, remove_stale_temporaries
+from cyclegan.training.atomic_checkpoint import remove_stale_temporaries
+from cyclegan.training.resume_checkpoint import ResumeError, newest_checkpoint
 
 __all__ = [
     "OutputDirError",
@@ -35,6 +36,7 @@ __all__ = [
     "check_output_dir",
     "estimate_checkpoint_bytes",
     "check_resume_checkpoint",
+    "architecture_keys",
     "preflight_run",
     "OutputDirPreflight",
 ]
@@ -43,8 +45,13 @@ MB = 1024**2
 # Checkpoint files that can exist at once: best/epoch + last + the one being written + an emergency one.
 CHECKPOINT_COPIES = 3
 MARGIN_BYTES = 100 * MB  # logs, image grids, loss curves
-# hyper_parameters that fix the shapes of the saved weights: they must match to resume.
-ARCHITECTURE_KEYS = ("gen", "disc", "ngf", "ndf", "n_blocks", "unet_depth", "d_layers", "norm", "upsample")
+
+
+def architecture_keys() -> tuple[str, ...]:
+    """hyper_parameters that fix the saved weights' keys and shapes (they must match to resume): the network
+    names and every key that sets a network option, read from the registry (``dropout`` shifts a conv's key,
+    ``antialias`` adds blur filters, a new network's options count as soon as it is registered)."""
+    return ("gen", "disc", *(key for key in network_keys() if key not in ("init_type", "init_gain")))
 
 
 class OutputDirError(UserError, OSError):
@@ -132,7 +139,7 @@ def check_resume_checkpoint(path: str | os.PathLike, model_cfg: DictConfig | Non
     saved = obj.get("hyper_parameters") or {}
     if model_cfg is not None:
         diffs = [f"model.{k}={saved[k]!r} in the checkpoint but {model_cfg.get(k)!r} here"
-                 for k in ARCHITECTURE_KEYS if k in saved and k in model_cfg and saved[k] != model_cfg.get(k)]
+                 for k in architecture_keys() if k in saved and k in model_cfg and saved[k] != model_cfg.get(k)]
         if diffs:
             raise ResumeError(f"ckpt_path={ckpt} was trained with a different architecture ({'; '.join(diffs)}): "
                               "pass the same model settings to resume")

@@ -4,7 +4,7 @@
   :class:`SweepSummary` writes one for jobs that died before ``train()`` could.
 - :class:`SweepSummary` (a Hydra callback, conf/hydra/default.yaml) rebuilds
   ``<sweep dir>/summary.csv`` and ``summary.md`` from every job's result.json after each job and
-  at the end of the sweep. Reading files rather than in-memory returns keeps it right whatever
+  at the end of the sweep, then makes the process exit 1 when any job failed. Reading files rather than in-memory returns keeps it right whatever
   the launcher (jobs in other processes or on other machines) and after an interrupted sweep.
 - :func:`wandb_sweep_settings`: each job is one W&B run in a group named after the sweep
   directory, named after its overrides, so the dashboard compares them side by side.
@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,9 @@ from cyclegan.files import atomic_write_text  # jobs of a parallel launcher may 
 log = logging.getLogger(__name__)
 
 RESULT_FILE = "result.json"
+PREVIOUS_RESULT_FILE = ".result.json.previous"  # a re-run job's earlier result, while it runs again
 SUMMARY_NAME = "summary"  # summary.csv, summary.md
+SWEEP_FAILED_EXIT_CODE = 1  # a sweep with a failed job (its summary says which)
 
 
 # ----------------------------------------------------------------------------- the running job
@@ -111,6 +114,18 @@ def write_job_result(
     path = Path(output_dir) / RESULT_FILE
     atomic_write_text(path, json.dumps(record, indent=2) + "\n")
     return path
+
+
+def restore_previous_result(output_dir: str | os.PathLike) -> dict | None:
+    """Put back the result a re-run sweep job had before (it found nothing left to train); None if none."""
+    previous = Path(output_dir) / PREVIOUS_RESULT_FILE
+    if not previous.is_file():
+        return None
+    os.replace(previous, Path(output_dir) / RESULT_FILE)
+    try:
+        return json.loads((Path(output_dir) / RESULT_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
 
 
 def read_results(sweep_dir: str | os.PathLike) -> list[dict]:
@@ -231,9 +246,11 @@ class SweepSummary(Callback):
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         # a job re-run in an old sweep folder (resuming a sweep) must not be summarised by the
-        # result of its previous attempt
+        # result of its previous attempt; it is set aside for a job that finds nothing left to train
         if in_multirun(config.hydra):
-            (Path(config.hydra.runtime.output_dir) / RESULT_FILE).unlink(missing_ok=True)
+            output_dir = Path(config.hydra.runtime.output_dir)
+            if (output_dir / RESULT_FILE).is_file():
+                os.replace(output_dir / RESULT_FILE, output_dir / PREVIOUS_RESULT_FILE)
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         if not in_multirun(config.hydra):
@@ -246,6 +263,7 @@ class SweepSummary(Callback):
                 value, error = None, one_line(exc)
             write_job_result(output_dir, "failed" if error else "ok", objective=value, error=error,
                              overrides=list(config.hydra.overrides.task))
+        (output_dir / PREVIOUS_RESULT_FILE).unlink(missing_ok=True)
         write_summary(config.hydra.sweep.dir)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -255,5 +273,9 @@ class SweepSummary(Callback):
         results = read_results(config.hydra.sweep.dir)
         failed = [r for r in results if r.get("status") != "ok"]
         log.info("sweep summary: %s (%d of %d jobs failed)", paths[1], len(failed), len(results))
-        if failed and len(failed) == len(results):
-            raise RuntimeError(f"all {len(results)} jobs of the sweep failed; see {paths[1]}")
+        if failed:
+            # Hydra turns an exception raised here into a warning and exits 0: a script or a CI job
+            # running the sweep must see that jobs failed, so exit non-zero, the summary written
+            log.error("%d of %d jobs of the sweep failed (first: %s); see %s", len(failed), len(results),
+                      failed[0].get("error") or failed[0].get("status"), paths[1])
+            sys.exit(SWEEP_FAILED_EXIT_CODE)

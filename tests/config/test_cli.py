@@ -46,7 +46,7 @@ def test_valid_options_lists_and_sweeps_pass(caplog):
 
 
 def test_help_lists_the_groups_without_the_internal_files():
-    result = subprocess.run([sys.executable, "train.py", "--help"], cwd=ROOT, capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "train.py", "--help-all"], cwd=ROOT, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     groups = result.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
@@ -87,7 +87,8 @@ def test_submitit_local_with_the_default_devices_gets_integers(monkeypatch, plug
     check_overrides(["-m", "hydra/launcher=submitit_local"], "train")  # passes
 
 
-def test_submitit_slurm_follows_trainer_devices_or_says_to_set_it(caplog, plugin_installed):
+def test_submitit_slurm_follows_trainer_devices_or_says_to_set_it(caplog, plugin_installed, monkeypatch):
+    monkeypatch.setattr("shutil.which", lambda name: f"/usr/bin/{name}")  # on a cluster (off one: test_run_folders)
     assert launcher_resources("hydra/launcher=submitit_slurm", "trainer=ddp", "trainer.devices=4",
                               "trainer.num_nodes=2") == {"nodes": 2, "tasks_per_node": 4, "gpus_per_node": 4}
     check_overrides(["-m", "hydra/launcher=submitit_slurm", "trainer=ddp", "trainer.devices=4"], "train")

@@ -438,7 +438,7 @@ def test_corrupt_image_raises_naming_file(tmp_path):
     bad.replace(tmp_path / "A" / "zz_broken.jpg")
     dm = UnpairedDataModule(**dm_kwargs(name="f", source="folders", dir_a=str(tmp_path / "A"),
                                         dir_b=str(tmp_path / "B"), val_size=0,
-                                        bad_image_policy="raise"))  # default "skip": tests/training/test_robustness.py
+                                        bad_image_policy="raise"))  # default "skip": tests/data/test_datasets.py
     dm.setup("fit")
     with pytest.raises(ImageLoadError, match="zz_broken.jpg"):
         dm.data_train[2]

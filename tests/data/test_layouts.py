@@ -6,12 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hydra.errors import HydraException
 from PIL import Image
 
 from cyclegan.config.checks import validate_config
 from cyclegan.data import DatasetNotFoundError, UnpairedDataModule
 from cyclegan.data.layouts import LAYOUTS, NamedFoldersLayout
-from conftest import compose_config
+from conftest import compose_config, write_image
 
 
 def images(folder: Path, n: int) -> None:
@@ -51,3 +52,23 @@ def test_an_unknown_source_names_every_registered_one():
 def test_what_each_layout_requires_is_said_at_construction(source, needs):
     with pytest.raises(ValueError, match=f"data.source={source} needs {needs}"):
         UnpairedDataModule(source=source)
+
+
+def test_a_wrong_data_dir_lists_what_is_there_and_what_would_work(tmp_path):
+    data_dir = tmp_path / "data"
+    for split in ("trainA", "trainB"):
+        write_image(data_dir / "horse2zebra" / split / "x.jpg")
+    (data_dir / "notes.txt").write_text("hi")
+    dm = UnpairedDataModule(name="monet2photo", source="berkeley", root=str(data_dir / "monet2photo"),
+                            download=False, image_size=16, load_size=20, num_workers=0)
+    with pytest.raises(DatasetNotFoundError) as e:
+        dm.setup("fit")
+    msg = str(e.value)
+    assert "contains: horse2zebra/, notes.txt" in msg and "Dataset folders found there: horse2zebra" in msg
+    assert "\n" not in msg
+
+
+def test_a_misspelled_dataset_name_lists_the_options(tmp_path):
+    with pytest.raises(HydraException) as e:
+        compose_config(tmp_path, "data=monet2phot")
+    assert "monet2photo" in str(e.value) and "Available options" in str(e.value)

@@ -5,11 +5,10 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from conftest import RandomPairs
+from conftest import TINY_MODEL, RandomPairs
 from cyclegan.gan.diffaugment import DiffAugment, cutout, parse_policy, translation
 from cyclegan.gan.module import CycleGAN
 
-TINY = dict(ngf=4, ndf=4, n_blocks=1, d_layers=2)
 POLICY = "color,translation,cutout"
 
 
@@ -52,7 +51,7 @@ def test_policy_parsing_and_errors():
 
 def one_step(seed=0, **kw):
     pl.seed_everything(seed)
-    model = CycleGAN(**TINY, **kw)
+    model = CycleGAN(**TINY_MODEL, **kw)
     trainer = pl.Trainer(max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)
     trainer.fit(model, DataLoader(RandomPairs(n=4), batch_size=2))
@@ -61,7 +60,7 @@ def one_step(seed=0, **kw):
 
 def test_every_discriminator_call_sees_an_augmented_image_real_and_fake_alike():
     pl.seed_everything(0)
-    model = CycleGAN(**TINY, diffaugment=POLICY)
+    model = CycleGAN(**TINY_MODEL, diffaugment=POLICY)
     outputs, seen = [], []
     model.augment.register_forward_hook(lambda m, args, out: outputs.append(out))
     for name in ("D_A", "D_B"):

@@ -6,10 +6,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from conftest import RandomPairs
+from conftest import TINY_MODEL, RandomPairs
 from cyclegan.gan.module import CycleGAN
-
-TINY = dict(ngf=4, ndf=4, n_blocks=1, d_layers=2)
 
 
 def fit(model, max_epochs=1, max_steps=-1, data=None, batch_size=2, **trainer_kw):
@@ -43,7 +41,7 @@ class ConstantD(nn.Module):
 
 
 def test_generator_loss_composition_matches_the_paper():
-    model = CycleGAN(**TINY, lambda_cycle=10.0, lambda_identity=0.5)
+    model = CycleGAN(**TINY_MODEL, lambda_cycle=10.0, lambda_identity=0.5)
     model.G_AB, model.G_BA = Shift(0.1), Shift(0.3)
     model.D_A, model.D_B = ConstantD(0.25), ConstantD(0.5)
     real_A, real_B = torch.zeros(2, 3, 4, 4), torch.ones(2, 3, 4, 4)
@@ -60,7 +58,7 @@ def test_generator_loss_composition_matches_the_paper():
 
 
 def test_identity_zero_disables_the_term_and_lambdas_are_per_direction():
-    model = CycleGAN(**TINY, lambda_identity=0.0, lambda_A=2.0, lambda_B=5.0)
+    model = CycleGAN(**TINY_MODEL, lambda_identity=0.0, lambda_A=2.0, lambda_B=5.0)
     model.G_AB, model.G_BA = Shift(0.1), Shift(0.1)
     model.D_A, model.D_B = ConstantD(1.0), ConstantD(1.0)
     x = torch.zeros(1, 3, 4, 4)
@@ -71,14 +69,14 @@ def test_identity_zero_disables_the_term_and_lambdas_are_per_direction():
 
 
 def test_discriminator_loss_is_half_real_plus_fake():
-    model = CycleGAN(**TINY, gan_mode="lsgan")
+    model = CycleGAN(**TINY_MODEL, gan_mode="lsgan")
     d = ConstantD(0.25)
     loss = model.discriminator_loss(d, torch.zeros(2, 3, 4, 4), torch.zeros(2, 3, 4, 4))
     assert loss.item() == pytest.approx(0.5 * ((0.25 - 1) ** 2 + 0.25**2))
 
 
 def test_generator_step_runs_first_with_discriminators_frozen_then_discriminator_step():
-    model = CycleGAN(**TINY, pool_size=2)
+    model = CycleGAN(**TINY_MODEL, pool_size=2)
     events = []
     model.configure_optimizers_original = model.configure_optimizers
 
@@ -109,7 +107,7 @@ def test_global_step_advances_once_per_cyclegan_iteration():
     """Lightning counts each optimizer step under manual optimization (Lightning-AI/pytorch-lightning#17958);
     CycleGAN._step_without_counting patches its private LightningOptimizer._on_after_step so that one
     iteration (G step + D step) is one global step. A Lightning release that changes the hook fails here."""
-    model = CycleGAN(**TINY, pool_size=0)
+    model = CycleGAN(**TINY_MODEL, pool_size=0)
     iterations, steps = [], []
     original = model.training_step
     model.training_step = lambda batch, batch_idx: (iterations.append(batch_idx), original(batch, batch_idx))[1]
@@ -129,14 +127,14 @@ def test_global_step_advances_once_per_cyclegan_iteration():
 
 @pytest.mark.parametrize("gan_mode", ["lsgan", "vanilla", "hinge", "wgangp"])
 def test_every_gan_mode_trains_a_step(gan_mode):
-    model = CycleGAN(**TINY, gan_mode=gan_mode)
+    model = CycleGAN(**TINY_MODEL, gan_mode=gan_mode)
     before = [p.clone() for p in model.D_A.parameters()]
     fit(model, max_steps=1)
     assert any(not torch.equal(a, b) for a, b in zip(before, model.D_A.parameters()))
 
 
 def test_linear_schedule_is_stepped_once_per_epoch():
-    model = CycleGAN(**TINY, lr=1e-3, n_epochs=1, n_epochs_decay=3)
+    model = CycleGAN(**TINY_MODEL, lr=1e-3, n_epochs=1, n_epochs_decay=3)
     lrs = []
 
     class Record(pl.Callback):
@@ -149,11 +147,11 @@ def test_linear_schedule_is_stepped_once_per_epoch():
 
 
 def test_checkpoint_keeps_image_pools():
-    model = CycleGAN(**TINY, pool_size=3)
+    model = CycleGAN(**TINY_MODEL, pool_size=3)
     model.pool_A.query(torch.ones(2, 3, 8, 8))
     ckpt = {}
     model.on_save_checkpoint(ckpt)
-    other = CycleGAN(**TINY, pool_size=3)
+    other = CycleGAN(**TINY_MODEL, pool_size=3)
     other.on_load_checkpoint(ckpt)
     assert len(other.pool_A) == 2 and torch.equal(other.pool_A.images[0], torch.ones(1, 3, 8, 8))
 

@@ -4,7 +4,7 @@ import torch
 from pytorch_lightning.callbacks import Timer
 from torch.utils.data import DataLoader
 
-from conftest import RandomPairs, compose_config
+from conftest import TINY_MODEL, RandomPairs, compose_config
 from cyclegan.config.checks import ConfigError, validate_config
 from cyclegan.gan.module import CycleGAN
 from cyclegan.gan.schedulers import build_scheduler, linear_decay_factor, time_decay_factor
@@ -76,7 +76,7 @@ class RecordLR(pl.Callback):
 
 
 def test_linear_time_decays_over_the_time_budget_and_the_timer_stops_training(tmp_path):
-    model = CycleGAN(ngf=4, ndf=4, n_blocks=1, d_layers=2, lr=1e-3, lr_D=4e-3, lr_policy="linear_time",
+    model = CycleGAN(**TINY_MODEL, lr=1e-3, lr_D=4e-3, lr_policy="linear_time",
                      lr_decay_start=0.5)
     rates = RecordLR()
     trainer = pl.Trainer(max_epochs=-1, callbacks=[StepClock(duration={"seconds": 100}), rates], logger=False,
@@ -91,7 +91,7 @@ def test_linear_time_decays_over_the_time_budget_and_the_timer_stops_training(tm
 
 
 def test_linear_time_without_a_time_budget_fails_with_the_fix():
-    model = CycleGAN(ngf=4, ndf=4, n_blocks=1, d_layers=2, lr_policy="linear_time")
+    model = CycleGAN(**TINY_MODEL, lr_policy="linear_time")
     trainer = pl.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, accelerator="cpu", limit_val_batches=0)
     with pytest.raises(ValueError, match="trainer.max_time=00:00:09:00"):

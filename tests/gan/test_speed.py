@@ -11,13 +11,12 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from conftest import RandomPairs
+from conftest import TINY_MODEL, RandomPairs
 from cyclegan.gan.module import CycleGAN
-from cyclegan.models.generators import build_generator
+from cyclegan.models import build_generator
 from cyclegan.gan.speed import adam_kwargs, apply_speedups
 from cyclegan.models.compile import compile_for_inference, compile_options, eager_fallback, is_compiled
 
-TINY = dict(ngf=4, ndf=4, n_blocks=1, d_layers=2)
 AOT_EAGER = {"backend": "aot_eager"}  # AOTAutograd graphs without the C++ build of inductor: fast on CPU
 
 
@@ -40,8 +39,8 @@ def losses_and_grads(model: CycleGAN, real_A: torch.Tensor, real_B: torch.Tensor
 @pytest.mark.parametrize("channels_last,compile", [(True, False), (True, AOT_EAGER)])
 def test_fast_paths_match_the_plain_fp32_step(channels_last, compile):
     torch.manual_seed(0)
-    plain = CycleGAN(**TINY)
-    fast = CycleGAN(**TINY, channels_last=channels_last, compile=compile)
+    plain = CycleGAN(**TINY_MODEL)
+    fast = CycleGAN(**TINY_MODEL, channels_last=channels_last, compile=compile)
     fast.load_state_dict(plain.state_dict())
     fast.configure_model()  # what the Trainer calls before fitting
     assert is_compiled(fast.G_AB) == bool(compile)
@@ -66,7 +65,7 @@ def test_fast_paths_match_the_plain_fp32_step(channels_last, compile):
 def test_inductor_compiled_generator_matches_eager():
     """The default backend (inductor, C++ on CPU) on a generator forward: same numbers."""
     torch.manual_seed(0)
-    model = CycleGAN(**TINY)
+    model = CycleGAN(**TINY_MODEL)
     x = images(3, n=1, size=16)
     with torch.no_grad():
         ref = model.G_AB(x)
@@ -75,7 +74,7 @@ def test_inductor_compiled_generator_matches_eager():
 
 
 def test_compiled_channels_last_training_keeps_checkpoint_keys(tmp_path):
-    model = CycleGAN(**TINY, channels_last=True, compile=AOT_EAGER, pool_size=2)
+    model = CycleGAN(**TINY_MODEL, channels_last=True, compile=AOT_EAGER, pool_size=2)
     d_before = [p.clone() for p in model.D_A.parameters()]
     g_before = [p.clone() for p in model.G_AB.parameters()]
     trainer = pl.Trainer(max_steps=2, accelerator="cpu", logger=False, enable_progress_bar=False,
@@ -87,7 +86,7 @@ def test_compiled_channels_last_training_keeps_checkpoint_keys(tmp_path):
     assert all(not torch.equal(a, b) for a, b in zip(d_before, model.D_A.parameters()))
     assert all(not torch.equal(a, b) for a, b in zip(g_before, model.G_AB.parameters()))
     ckpt = torch.load(tmp_path / "last.ckpt", map_location="cpu", weights_only=False)
-    plain = CycleGAN(**TINY)
+    plain = CycleGAN(**TINY_MODEL)
     assert list(ckpt["state_dict"]) == list(plain.state_dict())  # no _orig_mod. prefixes
     plain.load_state_dict(ckpt["state_dict"])  # strict: a compiled run's checkpoint loads into a plain model
     assert ckpt["hyper_parameters"]["compile"] == AOT_EAGER
@@ -111,7 +110,7 @@ def test_fp16_mixed_steps_through_the_loss_scaler():
     """
     from pytorch_lightning.plugins.precision import MixedPrecision
 
-    model = CycleGAN(**TINY, pool_size=0)
+    model = CycleGAN(**TINY_MODEL, pool_size=0)
     before = [p.clone() for p in model.parameters()]
     scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10, growth_interval=1)
     plugin = MixedPrecision(precision="16-mixed", device="cpu", scaler=scaler)
@@ -127,19 +126,19 @@ def test_fp16_mixed_steps_through_the_loss_scaler():
 
 def test_option_validation_and_fused_adam_choice():
     with pytest.raises(ValueError, match="model.compile"):
-        CycleGAN(**TINY, compile="fastest")
+        CycleGAN(**TINY_MODEL, compile="fastest")
     assert compile_options("max-autotune-no-cudagraphs") == {"mode": "max-autotune-no-cudagraphs"}
     assert compile_options("false") is None and compile_options(True) == {}
     cpu_params = [torch.nn.Parameter(torch.zeros(2))]
     assert adam_kwargs(cpu_params, None) == {}  # auto: fused only on a GPU
     assert adam_kwargs(cpu_params, False) == {}
     assert adam_kwargs(cpu_params, True) == {"fused": True}  # torch has a fused CPU Adam too
-    optimizers, _ = CycleGAN(**TINY, fused_adam=True).configure_optimizers()
+    optimizers, _ = CycleGAN(**TINY_MODEL, fused_adam=True).configure_optimizers()
     assert all(o.defaults["fused"] for o in optimizers)
 
 
 def test_wgangp_keeps_discriminators_eager_under_compile():
-    model = CycleGAN(**TINY, gan_mode="wgangp", compile=AOT_EAGER)
+    model = CycleGAN(**TINY_MODEL, gan_mode="wgangp", compile=AOT_EAGER)
     model.configure_model()
     assert is_compiled(model.G_AB) and is_compiled(model.G_BA)
     assert not is_compiled(model.D_A) and not is_compiled(model.D_B)
@@ -220,7 +219,7 @@ def test_a_compile_mapping_from_hydra_is_stored_as_a_plain_dict(tmp_path):
     hyper_parameters would need omegaconf to unpickle and every weights_only load would refuse it."""
     from omegaconf import OmegaConf
 
-    model = CycleGAN(**TINY, compile=OmegaConf.create({"backend": "aot_eager"}))
+    model = CycleGAN(**TINY_MODEL, compile=OmegaConf.create({"backend": "aot_eager"}))
     assert type(model.hparams.compile) is dict and model.hparams.compile == {"backend": "aot_eager"}
     torch.save({"hyper_parameters": dict(model.hparams)}, tmp_path / "h.ckpt")
     assert torch.load(tmp_path / "h.ckpt", weights_only=True)["hyper_parameters"]["compile"] == {"backend": "aot_eager"}

@@ -6,7 +6,7 @@ from torch import nn
 
 from cyclegan.inference.checkpoint import load_generator
 from cyclegan.models import build_generator
-from cyclegan.models.generators import RESIDUAL_CLAMP, ResizeConv
+from cyclegan.models.networks.resnet import RESIDUAL_CLAMP, ResizeConv
 from cyclegan.gan.module import CycleGAN
 
 
@@ -65,7 +65,7 @@ def test_resize_convolution_paints_no_checkerboard_on_a_flat_image():
 
 
 def test_options_are_resnet_only_and_checked():
-    with pytest.raises(ValueError, match="options of the resnet generator, not of 'unet'"):
+    with pytest.raises(ValueError, match="residual_output=True is an option of the resnet generator, not of 'unet'"):
         build_generator("unet", ngf=2, depth=5, residual_output=True)
     with pytest.raises(ValueError, match="unknown upsample 'bilinear'; choose one of: deconv, resize"):
         build_generator("resnet", ngf=2, upsample="bilinear")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import state_dict_listing
 
 from cyclegan.models import (
     build_discriminator,
@@ -29,12 +30,7 @@ REFERENCE_NETS = {
 
 
 def _listing(name: str) -> list[tuple[str, tuple[int, ...]]]:
-    rows = []
-    for line in (REF / f"{name}.txt").read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            key, shape = line.split("\t")
-            rows.append((key, tuple(int(s) for s in shape.strip("()").split(",") if s.strip())))
-    return rows
+    return state_dict_listing(REF / f"{name}.txt")
 
 
 def _load_fixture(name: str) -> dict:

@@ -1,14 +1,9 @@
 """train.py end to end on the bundled sample: checkpoint, image grids, loss curves."""
 
-import subprocess
-import sys
-from pathlib import Path
-
 import torch
 
+from conftest import TINY_CLI, run_train_py
 from cyclegan.training.run import train
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_train_leaves_checkpoint_grids_and_curves(tiny_cfg, tmp_path):
@@ -25,10 +20,7 @@ def test_train_leaves_checkpoint_grids_and_curves(tiny_cfg, tmp_path):
 
 def test_train_py_command_line(tmp_path):
     run_dir = tmp_path / "run"
-    cmd = [sys.executable, "train.py", "data.image_size=32", "data.load_size=36", "data.val_size=2",
-           "model.ngf=4", "model.ndf=4", "model.n_blocks=1", "trainer=cpu", "trainer.max_steps=2",
-           f"hydra.run.dir={run_dir}"]
-    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = run_train_py(*TINY_CLI, f"hydra.run.dir={run_dir}", timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert (run_dir / "checkpoints" / "last.ckpt").exists()
 
