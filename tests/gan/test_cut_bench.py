@@ -22,5 +22,6 @@ def test_the_bench_times_one_row_per_family_and_config(tmp_path):
                  "--no-inference", "--data-workers", "--image-size", "32", "--ngf", "4", "--ndf", "4",
                  "--n-blocks", "1", "--warmup", "1", "--steps", "1", "--json", str(out)]) == 0
     rows = {row["config"]: row for row in json.loads(out.read_text())["results"]}
+    assert [name for name in rows if name.endswith("ref")] == ["cyclegan ref"]  # the reference step: CycleGAN's, once
     for name in ("cyclegan fp32+b1", "cut fp32+b1", "fastcut fp32+b1"):
         assert not rows[name]["error"] and rows[name]["pairs_per_s"] > 0, name
