@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import pytorch_lightning as pl
 import torch
@@ -29,14 +29,20 @@ import torch.nn.functional as F
 
 from cyclegan.gan.diffaugment import DiffAugment, parse_policy
 from cyclegan.gan.losses import GANLoss, gradient_penalty
+from cyclegan.models.gan_modes import GAN_MODES
 from cyclegan.models import build_discriminator, build_generator
+from cyclegan.models.options import Above, AtLeast, Below, OneOf
 from cyclegan.models.spec import discriminator_args, generator_args, network_keys
 from cyclegan.gan.pool import ImagePool
-from cyclegan.gan.schedulers import build_scheduler, time_budget_fraction, time_decay_factor
+from cyclegan.gan.schedulers import LR_POLICIES, build_scheduler, time_budget_fraction, time_decay_factor
 from cyclegan.gan.speed import adam_kwargs, apply_speedups, channels_last_input
 from cyclegan.models.compile import compile_options
 
 log = logging.getLogger(__name__)
+
+# The ranges config/checks.py reads from this signature (a wrong value is one line before anything is built).
+NonNegative = Annotated[float, AtLeast(0)]
+Positive = Annotated[float, Above(0)]
 
 
 class CycleGAN(pl.LightningModule):
@@ -57,26 +63,26 @@ class CycleGAN(pl.LightningModule):
         upsample: str = "deconv",
         residual_output: bool = False,
         # losses
-        gan_mode: str = "lsgan",
-        lambda_cycle: float = 10.0,
-        lambda_A: float | None = None,
-        lambda_B: float | None = None,
-        lambda_identity: float = 0.5,
-        lambda_gp: float = 10.0,
-        d_loss_weight: float = 0.5,
-        pool_size: int = 50,
+        gan_mode: Annotated[str, OneOf(GAN_MODES)] = "lsgan",
+        lambda_cycle: NonNegative = 10.0,
+        lambda_A: NonNegative | None = None,
+        lambda_B: NonNegative | None = None,
+        lambda_identity: NonNegative = 0.5,
+        lambda_gp: NonNegative = 10.0,
+        d_loss_weight: NonNegative = 0.5,
+        pool_size: Annotated[int, AtLeast(0)] = 50,
         diffaugment: str | None = None,
         # optimisation
-        lr: float = 2e-4,
-        lr_D: float | None = None,
-        beta1: float = 0.5,
-        beta2: float = 0.999,
-        lr_policy: str = "linear",
-        n_epochs: int = 100,
-        n_epochs_decay: int = 100,
-        lr_step_epochs: int = 50,
-        lr_gamma: float = 0.1,
-        lr_decay_start: float = 0.5,
+        lr: Positive = 2e-4,
+        lr_D: Positive | None = None,
+        beta1: Annotated[float, AtLeast(0), Below(1)] = 0.5,
+        beta2: Annotated[float, AtLeast(0), Below(1)] = 0.999,
+        lr_policy: Annotated[str, OneOf(LR_POLICIES)] = "linear",
+        n_epochs: Annotated[int, AtLeast(0)] = 100,
+        n_epochs_decay: Annotated[int, AtLeast(0)] = 100,
+        lr_step_epochs: Annotated[int, AtLeast(1)] = 50,
+        lr_gamma: Positive = 0.1,
+        lr_decay_start: Annotated[float, AtLeast(0), Below(1)] = 0.5,
         plateau_monitor: str = "train/G_loss_epoch",
         # speed (cyclegan/gan/speed.py; docs/SPEED.md): applied in configure_model / configure_optimizers
         channels_last: bool = False,

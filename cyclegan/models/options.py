@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-__all__ = ["AtLeast", "Above", "Width", "Norm", "NORM_TYPES", "Option", "options_of", "check_choice"]
+__all__ = ["AtLeast", "Above", "AtMost", "Below", "OneOf", "Width", "Norm", "NORM_TYPES", "Option", "options_of", "check_choice"]
 
 
 def check_choice(arg: str, value: object, allowed: Iterable) -> Any:
@@ -46,6 +46,27 @@ class Above:
     bound: float
 
 
+@dataclass(frozen=True)
+class AtMost:
+    """``Annotated[float, AtMost(1)]``: the option's largest allowed value."""
+
+    maximum: float
+
+
+@dataclass(frozen=True)
+class Below:
+    """``Annotated[float, Below(1)]``: the option must be smaller than this."""
+
+    bound: float
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """``Annotated[str, OneOf(GAN_MODES)]``: choices kept in a tuple elsewhere (``Literal`` needs them written out)."""
+
+    choices: tuple
+
+
 Width = Annotated[int, AtLeast(1)]  # channel counts: ngf, ndf, in_channels, out_channels
 Norm = Literal["instance", "batch", "none"]
 NORM_TYPES: tuple[str, ...] = typing.get_args(Norm)
@@ -61,7 +82,15 @@ class Option:
     choices: tuple | None = None
     minimum: float | None = None  # inclusive (AtLeast)
     above: float | None = None  # exclusive (Above)
+    maximum: float | None = None  # inclusive (AtMost)
+    below: float | None = None  # exclusive (Below)
     nullable: bool = False
+
+    @property
+    def constrained(self) -> bool:
+        """Whether the signature says more than the type: choices or a range."""
+        return self.choices is not None or any(b is not None for b in (self.minimum, self.above, self.maximum,
+                                                                          self.below))
 
     @property
     def is_switch(self) -> bool:
@@ -76,17 +105,22 @@ class Option:
             return bool(value)
         if self.choices is not None:
             return check_choice(self.name, value, self.choices)
-        if self.kind is int:
-            if isinstance(value, bool) or not isinstance(value, int) or (self.minimum is not None
-                                                                         and value < self.minimum):
-                raise ValueError(f"invalid {self.name}={value!r}; expected an integer >= {self.minimum:g}")
-        elif self.kind is float:
-            low_ok = ((self.minimum is None or value >= self.minimum) and (self.above is None or value > self.above)
-                      if isinstance(value, (int, float)) and not isinstance(value, bool) else False)
-            if not low_ok:
-                bound = f"> {self.above:g}" if self.above is not None else f">= {self.minimum:g}"
-                raise ValueError(f"invalid {self.name}={value!r}; expected a number {bound}")
+        if self.kind in (int, float):
+            number = isinstance(value, int if self.kind is int else (int, float)) and not isinstance(value, bool)
+            if not number or not self.in_range(value):
+                what = "an integer" if self.kind is int else "a number"
+                raise ValueError(f"invalid {self.name}={value!r}; expected {what} {self.range_text()}".rstrip())
         return value
+
+    def in_range(self, value: float) -> bool:
+        return ((self.minimum is None or value >= self.minimum) and (self.above is None or value > self.above)
+                and (self.maximum is None or value <= self.maximum) and (self.below is None or value < self.below))
+
+    def range_text(self) -> str:
+        """E.g. ``>= 1``, ``> 0 and < 1``."""
+        parts = [f"{sign} {bound:g}" for sign, bound in ((">=", self.minimum), (">", self.above),
+                                                         ("<=", self.maximum), ("<", self.below)) if bound is not None]
+        return " and ".join(parts)
 
 
 def _describe(name: str, default: Any, annotation: Any) -> Option:
@@ -95,17 +129,27 @@ def _describe(name: str, default: Any, annotation: Any) -> Option:
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
         nullable = len(args) < len(typing.get_args(annotation))
         annotation = args[0] if len(args) == 1 else Any
-    minimum = above = None
+    bounds: dict[str, float] = {}
+    choices = None
     if typing.get_origin(annotation) is Annotated:
         annotation, *metadata = typing.get_args(annotation)
         for meta in metadata:
-            minimum = meta.minimum if isinstance(meta, AtLeast) else minimum
-            above = meta.bound if isinstance(meta, Above) else above
+            if isinstance(meta, OneOf):
+                choices = tuple(meta.choices)
+            elif isinstance(meta, AtLeast):
+                bounds["minimum"] = meta.minimum
+            elif isinstance(meta, Above):
+                bounds["above"] = meta.bound
+            elif isinstance(meta, AtMost):
+                bounds["maximum"] = meta.maximum
+            elif isinstance(meta, Below):
+                bounds["below"] = meta.bound
     if typing.get_origin(annotation) is Literal:
         choices = typing.get_args(annotation)
+    if choices is not None:
         return Option(name, default, type(choices[0]), choices, nullable=nullable)
     kind = annotation if annotation in (bool, int, float, str) else type(default)
-    return Option(name, default, kind, minimum=minimum, above=above, nullable=nullable)
+    return Option(name, default, kind, nullable=nullable, **bounds)
 
 
 def options_of(target: Any) -> dict[str, Option]:
