@@ -7,6 +7,7 @@ from omegaconf import DictConfig
 
 import cyclegan.config.resolvers  # noqa: F401  (registers the config resolvers)
 from cyclegan.config.checks import validate_config
+from cyclegan.config.help import help_arguments
 from cyclegan.config.overrides import check_overrides
 from cyclegan.errors import exit_on_user_error
 from cyclegan.evaluation.run import evaluate
@@ -20,5 +21,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    sys.argv[1:] = help_arguments(sys.argv[1:])  # --help: a short page; --help-all: every key (cyclegan.config.help)
     check_overrides(sys.argv[1:], config_name="evaluate")  # a misspelled key: one line listing the real ones
     main()

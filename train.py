@@ -7,6 +7,7 @@ import hydra
 from omegaconf import DictConfig
 
 import cyclegan.config.resolvers  # noqa: F401  (registers the config resolvers)
+from cyclegan.config.help import help_arguments
 from cyclegan.config.overrides import check_overrides, reuse_stored_overrides
 from cyclegan.errors import exit_on_user_error
 from cyclegan.training.run import train
@@ -26,5 +27,6 @@ def main(cfg: DictConfig) -> float | None:
 if __name__ == "__main__":
     # `ckpt_path=... hydra.run.dir=<old run>`: continue with that run's stored overrides (Hydra is about to rewrite them)
     sys.argv[1:], RESUME_NOTE = reuse_stored_overrides(sys.argv[1:])
+    sys.argv[1:] = help_arguments(sys.argv[1:])  # --help: a short page; --help-all: every key (cyclegan.config.help)
     check_overrides(sys.argv[1:], config_name="train")  # a misspelled key: one line listing the real ones
     main()

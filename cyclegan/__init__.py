@@ -10,6 +10,7 @@ Packages, by stage (docs/ARCHITECTURE.md has the data flow):
 - ``evaluation``: what ``evaluate.py`` runs (metrics, Inception, validation KID, report);
 - ``inference``: the one generator loader, export, translation, comparison grids;
 - ``config``: resolvers, config validation, override checks, the Hydra job's run mode;
+- ``app``: the local web app (``python -m cyclegan.app``, Gradio): painters, uploads, the page;
 - ``tools``: around the stages, not part of a run: ``bench`` (the benchmark, ``python -m
   cyclegan.tools.bench``: training, inference, the Kaggle zip, the default callbacks' cost).
 
@@ -23,6 +24,7 @@ Import rule (tests/test_architecture.py checks it on every module's source):
 
 - ``inference`` imports only ``models`` and the shared layer;
 - ``evaluation`` may import ``inference``, ``models``, ``data`` and the shared layer;
+- ``app`` imports only ``inference``, ``models`` and the shared layer;
 - ``models`` and ``data`` import only the shared layer; the shared layer imports nothing above it;
 - nothing imports ``training``; there are no import cycles;
 - imports sit at the top of a module; inside a function only for heavy or optional third-party

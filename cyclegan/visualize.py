@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
 from cyclegan.pixels import to_uint8
@@ -42,10 +44,10 @@ def _fit(draw, text: str, font, width: float) -> str:
 
 
 def label_grid(grid: np.ndarray, row_labels: Sequence[str], column_labels: Sequence[str], cell: int,
-               pad: int = 2) -> np.ndarray:
+               pad: int = 2, font_size: int | None = None) -> np.ndarray:
     """``grid`` (from :func:`image_grid`, square cells of ``cell`` px) with a label left of each row and
     above each column (cut to the cell's width); the cells keep their size, the margins are added."""
-    font = _font(max(10, cell // 16))
+    font = _font(font_size or max(10, cell // 16))
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     ascent, descent = font.getmetrics()
     line = ascent + descent
@@ -64,11 +66,42 @@ def label_grid(grid: np.ndarray, row_labels: Sequence[str], column_labels: Seque
     return np.asarray(canvas)
 
 
-def save_image_grid(path: str | Path, rows: Sequence[torch.Tensor], max_columns: int = 8) -> Path:
+# The training grids: three columns per row, both directions, tiles of at least MIN_TILE px.
+CYCLE_COLUMNS = ("real", "translated", "reconstructed")
+MIN_TILE = 128
+
+
+def upscale(images: torch.Tensor, min_size: int = MIN_TILE) -> torch.Tensor:
+    """[N,3,H,W] enlarged by the smallest whole factor that makes the shorter side at least ``min_size``,
+    pixel for pixel (nearest): a 96 px training crop is shown at 192 px, its pixels as the network made them."""
+    factor = max(1, math.ceil(min_size / min(images.shape[-2:])))
+    return images if factor == 1 else F.interpolate(images.float(), scale_factor=factor, mode="nearest")
+
+
+def cycle_grid(visuals: Mapping[str, torch.Tensor], max_images: int = 4, min_tile: int = MIN_TILE) -> np.ndarray:
+    """The training grid of a CycleGAN step: per example a row ``A -> B`` (real A, translated to B,
+    reconstructed A) and a row ``B -> A``; columns and rows labelled, tiles of at least ``min_tile`` px."""
+    rows, labels = [], []
+    n = min(max_images, visuals["real_A"].size(0))
+    for i in range(n):
+        suffix = f"  #{i + 1}" if n > 1 else ""
+        for src, dst in (("A", "B"), ("B", "A")):
+            cells = torch.stack([visuals[f"real_{src}"][i], visuals[f"fake_{dst}"][i], visuals[f"rec_{src}"][i]])
+            rows.append(upscale(cells.detach().float(), min_tile))
+            labels.append(f"{src} -> {dst}{suffix}")
+    cell = rows[0].shape[-1]
+    return label_grid(image_grid(rows), labels, CYCLE_COLUMNS, cell=cell, font_size=max(12, cell // 12))
+
+
+def save_array(path: str | Path, array: np.ndarray) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image_grid(rows, max_columns)).save(path)
+    Image.fromarray(array).save(path)
     return path
+
+
+def save_image_grid(path: str | Path, rows: Sequence[torch.Tensor], max_columns: int = 8) -> Path:
+    return save_array(path, image_grid(rows, max_columns))
 
 
 def plot_loss_curves(history: Mapping[str, Sequence[tuple[int, float]]], path: str | Path, title: str = "") -> Path:

@@ -20,10 +20,12 @@ ALLOWED = {
     "cyclegan.data": set(),
     "cyclegan.inference": {"cyclegan.models"},
     "cyclegan.evaluation": {"cyclegan.inference", "cyclegan.models", "cyclegan.data"},
+    "cyclegan.app": {"cyclegan.inference", "cyclegan.models"},
 }
 # Third-party modules that may be imported inside a function, and why (everything else at the top).
 LAZY_OK = {
     "onnx": "optional (the [export] extra)",
+    "gradio": "optional (the [app] extra); imported after the app has set where it writes",
     "torch_fidelity": "optional Inception backend",
     "torchmetrics": "about a second to import; only FID and SSIM need it",
     "matplotlib": "slow to import; only the loss plot needs it",

@@ -7,7 +7,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from cyclegan.config.groups import help_groups
+from cyclegan.config.help import app_help
 from cyclegan.errors import UserError
 
 
@@ -69,9 +69,9 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("local_launcher_gpus", local_launcher_gpus)
     if not OmegaConf.has_resolver("slurm_launcher_devices"):
         OmegaConf.register_new_resolver("slurm_launcher_devices", slurm_launcher_devices)
-    # --help lists each group's options without the internal _*.yaml bases (hydra.help.template)
-    if not OmegaConf.has_resolver("cyclegan_groups"):
-        OmegaConf.register_new_resolver("cyclegan_groups", help_groups)
+    # --help: the curated page (cyclegan.config.help), each group's options without the internal _*.yaml bases
+    if not OmegaConf.has_resolver("cyclegan_help"):
+        OmegaConf.register_new_resolver("cyclegan_help", app_help)
 
 
 register_resolvers()

@@ -25,13 +25,12 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader
 
 from .datasets import DomainDataset, PairedByIndexDataset, UnpairedDataset
 from .layouts import DOMAINS, LAYOUTS, Dataset, layout_missing
 from .sources import ImageList, holdout, select_subset
 from .transforms import build_transforms
-from .workers import kill_leftover_workers_at_exit, worker_init
+from .workers import DataLoader, kill_leftover_workers_at_exit, warn_if_more_workers_than_cores, worker_init
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +245,7 @@ class UnpairedDataModule(pl.LightningDataModule):
         workers = self.num_workers
         if workers > 0:
             kill_leftover_workers_at_exit()
+            warn_if_more_workers_than_cores(workers)
         return DataLoader(
             dataset,
             batch_size=batch_size,

@@ -1,4 +1,8 @@
-"""DataLoader worker processes of the datamodule: their signals, their seeding, and their end.
+"""DataLoader worker processes of the datamodule: their number, their signals, their seeding, and their end.
+
+More workers than cores: :func:`warn_if_more_workers_than_cores` says so once per process, in one line that
+names the key; torch's own warning, which every loader repeats twice (once when it is built, once when it
+starts its workers), is left out (:class:`DataLoader`).
 
 Workers ignore SIGINT and SIGTERM (see :func:`worker_init`), so the one thing that would end them at
 interpreter exit, ``multiprocessing``'s SIGTERM to every daemonic child followed by an unbounded
@@ -10,13 +14,43 @@ last line instead of exiting. :func:`kill_leftover_workers_at_exit` escalates to
 from __future__ import annotations
 
 import atexit
+import logging
 import multiprocessing
 import multiprocessing.util  # registers multiprocessing's own exit hook before ours (atexit runs LIFO)
 import os
 import signal
 import time
 
+import torch.utils.data
+
+log = logging.getLogger(__name__)
 _reaper_registered = False
+_worker_count_said = False
+
+
+class DataLoader(torch.utils.data.DataLoader):
+    """torch's DataLoader without its worker-count warning, which :func:`warn_if_more_workers_than_cores`
+    replaces (torch says it twice per loader: when the loader is built and when it starts its workers)."""
+
+    def check_worker_number_rationality(self) -> None:
+        pass
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS tells it)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def warn_if_more_workers_than_cores(workers: int) -> None:
+    """One warning per process when ``data.num_workers`` exceeds the cores: the workers then compete with
+    training (and with each other) for them."""
+    global _worker_count_said
+    cores = available_cores()
+    if workers > cores and not _worker_count_said:
+        _worker_count_said = True
+        log.warning("data.num_workers=%d but this machine has %d cores: the workers compete with training for "
+                    "them; use at most %d (0 decodes in the training process, enough for small images)",
+                    workers, cores, cores)
 
 
 def worker_init(worker_id: int) -> None:

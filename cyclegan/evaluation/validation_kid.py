@@ -147,6 +147,7 @@ class ValidationKIDCallback(pl.Callback):
         self._images: Optional[dict[str, torch.Tensor]] = None  # the fixed val subset, [-1, 1], CPU
         self._scorers: Optional[dict[str, ValidationKID]] = None  # per target domain, real features inside
         self._computed_this_fit = False
+        self._smoke_signal_said = False  # the caveat is said once per run, not on every validation line
 
     # ------------------------------------------------------------------ state
     def _disable(self, reason: str) -> None:
@@ -262,8 +263,11 @@ class ValidationKIDCallback(pl.Callback):
                "BA": self._scorers["A"].score_features(fakes["BA"])["kid_mean"]}
         self._computed_this_fit = True
         n = min(len(v) for v in self._images.values())
-        smoke = (f"; a smoke signal only: under {SMOKE_SIGNAL_BELOW} images per domain KID says that training runs, "
-                 "not how good it is (evaluate.py on a test split measures that)") if n < SMOKE_SIGNAL_BELOW else ""
+        smoke = ""
+        if n < SMOKE_SIGNAL_BELOW and not self._smoke_signal_said:
+            smoke = (f"; a smoke signal only: under {SMOKE_SIGNAL_BELOW} images per domain KID says that training "
+                     "runs, not how good it is (evaluate.py on a test split measures that)")
+            self._smoke_signal_said = True
         log.info("val KID on %d + %d images: AB %.4f, BA %.4f (%.1f s)%s", len(self._images["A"]),
                  len(self._images["B"]), kid["AB"], kid["BA"], time.perf_counter() - t0, smoke)
         # Identical on every rank (same images, same weights), so no sync is needed.

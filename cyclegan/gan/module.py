@@ -62,6 +62,7 @@ class CycleGAN(pl.LightningModule):
         init_gain: float = 0.02,
         upsample: str = "deconv",
         residual_output: bool = False,
+        init_from: str | None = None,  # recorded only: cyclegan.training.init_from loads the weights before fit
         # losses
         gan_mode: Annotated[str, OneOf(GAN_MODES)] = "lsgan",
         lambda_cycle: NonNegative = 10.0,

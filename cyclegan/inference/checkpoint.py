@@ -54,6 +54,7 @@ __all__ = [
     "load_torchscript",
     "build_from_spec",
     "generator_spec",
+    "is_training_checkpoint",
 ]
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,11 @@ def _kind(obj: Any) -> str:
         if "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
             return "wrapped_state_dict"
     return "unknown"
+
+
+def is_training_checkpoint(obj: Any) -> bool:
+    """Whether a loaded file is a Lightning training checkpoint (both generators, discriminators, ...)."""
+    return _kind(obj) == "lightning"
 
 
 def generator_spec(hparams: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -6,43 +6,36 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytorch_lightning as pl
-import torch
 
 from cyclegan.loggers import log_image
-from cyclegan.visualize import image_grid, plot_loss_curves, save_image_grid
-
-
-def cycle_rows(visuals: dict, max_images: int) -> list:
-    """Two rows per example: [real A, fake B, rec A] and [real B, fake A, rec B]."""
-    rows = []
-    for i in range(min(max_images, visuals["real_A"].size(0))):
-        rows.append(torch.stack([visuals["real_A"][i], visuals["fake_B"][i], visuals["rec_A"][i]]))
-        rows.append(torch.stack([visuals["real_B"][i], visuals["fake_A"][i], visuals["rec_B"][i]]))
-    return rows
+from cyclegan.visualize import MIN_TILE, cycle_grid, plot_loss_curves, save_array
 
 
 class ImageGridLogger(pl.Callback):
-    """Every `every_n_steps` steps, and once at the end of training: per example, rows
-    [real A, fake B, rec A] and [real B, fake A, rec B].
+    """Every `every_n_steps` steps, and once at the end of training: per example, a row "A -> B" (real A,
+    translated, reconstructed) and a row "B -> A", labelled, tiles of at least `min_tile` px
+    (cyclegan.visualize.cycle_grid).
 
     Saved as `<output_dir>/images/step_XXXXXXX.png` and sent to W&B / TensorBoard. The grid at the end
     means a run shorter than `every_n_steps` still shows what it learned.
     """
 
-    def __init__(self, output_dir: str, every_n_steps: int = 500, max_images: int = 4):
+    def __init__(self, output_dir: str, every_n_steps: int = 500, max_images: int = 4, min_tile: int = MIN_TILE):
         self.output_dir = Path(output_dir)
         self.every_n_steps = every_n_steps
         self.max_images = max_images
+        self.min_tile = min_tile
         self.last_step: int | None = None  # the step of the newest grid
+        self.last_path: Path | None = None  # its file (the closing summary names it)
 
     def _write(self, trainer, pl_module) -> None:
         visuals = getattr(pl_module, "last_visuals", None)
         if not visuals or not trainer.is_global_zero:
             return
         step = trainer.global_step
-        rows = cycle_rows(visuals, self.max_images)
-        save_image_grid(self.output_dir / "images" / f"step_{step:07d}.png", rows)
-        log_image(trainer.loggers, "train/images", image_grid(rows), step,
+        grid = cycle_grid(visuals, self.max_images, self.min_tile)
+        self.last_path = save_array(self.output_dir / "images" / f"step_{step:07d}.png", grid)
+        log_image(trainer.loggers, "train/images", grid, step,
                   caption="columns: real, translated, reconstructed; rows alternate A -> B and B -> A")
         self.last_step = step
 

@@ -30,6 +30,7 @@ from cyclegan.config.checks import validate_config
 from cyclegan.config.hydra_run import hydra_job, in_multirun
 from cyclegan.errors import MissingFileError, UserError, find_cause, one_line
 from cyclegan.loggers import instantiate_group
+from cyclegan.training.init_from import build_model
 from cyclegan.training.preflight import DiskFullError, check_resume_checkpoint, preflight_run
 from cyclegan.training.resume import (
     AtomicCheckpointIO,
@@ -41,6 +42,7 @@ from cyclegan.training.resume import (
     wandb_run_id,
 )
 from cyclegan.training.shutdown import TrainingInterrupted, interruption_of
+from cyclegan.training.summary import summarize
 from cyclegan.training.sweep import (
     job_overrides,
     wandb_sweep_settings,
@@ -176,7 +178,7 @@ def fit(cfg: DictConfig) -> dict[str, float]:
     configure_wandb(cfg, ckpt_path)
 
     datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data)
-    model: pl.LightningModule = hydra.utils.instantiate(cfg.model)
+    model: pl.LightningModule = build_model(cfg.model, resuming=ckpt_path is not None)  # + model.init_from
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
     if ckpt_path:
@@ -217,7 +219,7 @@ def fit(cfg: DictConfig) -> dict[str, float]:
         )
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-    log.info("finished; run directory: %s", cfg.paths.output_dir)
+    log.info("%s", summarize(cfg, trainer, datamodule))  # the files written and the next two commands
     return metrics
 
 

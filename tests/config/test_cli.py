@@ -46,7 +46,7 @@ def test_valid_options_lists_and_sweeps_pass(caplog):
 
 
 def test_help_lists_the_groups_without_the_internal_files():
-    result = subprocess.run([sys.executable, "train.py", "--help"], cwd=ROOT, capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "train.py", "--help-all"], cwd=ROOT, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     groups = result.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]

@@ -77,7 +77,8 @@ def test_painter_options_are_checked_in_one_line(tmp_path):
 
     for overrides, fragment in (
         (["model.upsample=bilinear"], "model.upsample='bilinear' is not one of: deconv, resize"),
-        (["model.gen=unet", "model.residual_output=true"], "model.residual_output=True is an option of the resnet"),
+        (["data=sample", "model.gen=unet", "model.residual_output=true"],
+         "model.residual_output=True is an option of the resnet"),
         (["model.diffaugment=colour"], "model.diffaugment: unknown transform 'colour'"),
         (["cpu_threads=0"], "cpu_threads=0 must be an integer >= 1 or null"),
     ):
