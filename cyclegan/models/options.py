@@ -5,21 +5,22 @@ A network class declares each option as a keyword argument with a default and an
     def __init__(self, ngf: Width = 64, norm: Norm = "instance", n_blocks: Annotated[int, AtLeast(0)] = 9,
                  upsample: Literal["deconv", "resize"] = "deconv", antialias: bool = False): ...
 
-``Literal[...]`` gives the choices, ``Annotated[int, AtLeast(n)]`` / ``Annotated[float, Above(x)]``
-the range, ``bool`` a switch, ``X | None`` that null is allowed. :func:`options_of` turns that into
-:class:`Option` records, which the builders (``models/registry.py``), the config checks
-(``config/checks.py``) and the resume comparison (``training/preflight.py``) read; none of them keeps a
-list of its own.
+``Literal[...]`` (or ``Annotated[str, OneOf(names)]``) gives the choices, ``Annotated[int, AtLeast(n)]``
+(``Above``, ``AtMost``, ``Below``) the range, ``bool`` a switch, ``X | None`` that null is allowed.
+:func:`options_of` turns that into :class:`Option` records, which the builders (``models/registry.py``),
+the config checks (``config/model_checks.py``, which reads the LightningModule's signature the same way)
+and the resume comparison (``training/preflight.py``) read; none of them keeps a list of its own.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import types
 import typing
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 __all__ = ["AtLeast", "Above", "AtMost", "Below", "OneOf", "Width", "Norm", "NORM_TYPES", "Option", "options_of", "check_choice"]
 
@@ -33,31 +34,35 @@ def check_choice(arg: str, value: object, allowed: Iterable) -> Any:
 
 
 @dataclass(frozen=True)
-class AtLeast:
-    """``Annotated[int, AtLeast(1)]``: the option's smallest allowed value."""
+class Bound:
+    """A range limit in an option's ``Annotated`` metadata, e.g. ``Annotated[int, AtLeast(1)]``."""
 
-    minimum: float
-
-
-@dataclass(frozen=True)
-class Above:
-    """``Annotated[float, Above(0)]``: the option must be greater than this."""
-
-    bound: float
+    value: float
+    field: ClassVar[str]  # the Option attribute it sets
 
 
-@dataclass(frozen=True)
-class AtMost:
-    """``Annotated[float, AtMost(1)]``: the option's largest allowed value."""
+class AtLeast(Bound):
+    """The smallest allowed value."""
 
-    maximum: float
+    field = "minimum"
 
 
-@dataclass(frozen=True)
-class Below:
-    """``Annotated[float, Below(1)]``: the option must be smaller than this."""
+class Above(Bound):
+    """The value must be greater than this."""
 
-    bound: float
+    field = "above"
+
+
+class AtMost(Bound):
+    """The largest allowed value."""
+
+    field = "maximum"
+
+
+class Below(Bound):
+    """The value must be smaller than this."""
+
+    field = "below"
 
 
 @dataclass(frozen=True)
@@ -136,14 +141,8 @@ def _describe(name: str, default: Any, annotation: Any) -> Option:
         for meta in metadata:
             if isinstance(meta, OneOf):
                 choices = tuple(meta.choices)
-            elif isinstance(meta, AtLeast):
-                bounds["minimum"] = meta.minimum
-            elif isinstance(meta, Above):
-                bounds["above"] = meta.bound
-            elif isinstance(meta, AtMost):
-                bounds["maximum"] = meta.maximum
-            elif isinstance(meta, Below):
-                bounds["below"] = meta.bound
+            elif isinstance(meta, Bound):
+                bounds[meta.field] = meta.value
     if typing.get_origin(annotation) is Literal:
         choices = typing.get_args(annotation)
     if choices is not None:
@@ -154,11 +153,16 @@ def _describe(name: str, default: Any, annotation: Any) -> Option:
 
 def options_of(target: Any) -> dict[str, Option]:
     """``{name: Option}`` for the keyword arguments with defaults of a class's ``__init__`` or a function."""
+    return dict(_options(target))
+
+
+@functools.lru_cache(maxsize=None)
+def _options(target: Any) -> tuple[tuple[str, Option], ...]:
     func = target.__init__ if inspect.isclass(target) else target
     hints = typing.get_type_hints(func, include_extras=True)
-    out = {}
+    out = []
     for name, param in inspect.signature(func).parameters.items():
         if param.default is inspect.Parameter.empty or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
-        out[name] = _describe(name, param.default, hints.get(name, Any))
-    return out
+        out.append((name, _describe(name, param.default, hints.get(name, Any))))
+    return tuple(out)
