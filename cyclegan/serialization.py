@@ -194,8 +194,11 @@ def _folder_given(path: Path) -> str:
     return f"{path} is a folder, not a checkpoint file; {hint}"
 
 
-def safe_load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
+def safe_load(path: str | os.PathLike, map_location: Any = "cpu", *, mmap: bool = False) -> Any:
     """``torch.load(path, weights_only=True)`` with user-facing errors.
+
+    ``mmap=True`` maps the file instead of reading it: a caller that reads a few entries of a large
+    checkpoint (its global step) then costs milliseconds.
 
     Raises MissingFileError (naming the path) or CheckpointError (one line) when the file is a
     folder, a TorchScript archive or not a plain tensors/containers pickle.
@@ -210,7 +213,7 @@ def safe_load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
     try:
         with warnings.catch_warnings():  # torch's note on protocol-4 pickles: the refusal below says more
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            return torch.load(path, map_location=map_location, weights_only=True)
+            return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as exc:  # noqa: BLE001 - classify below
         msg = str(exc)
         if "weights_only" in msg or "GLOBAL" in msg or "Unsupported global" in msg:

@@ -78,19 +78,26 @@ def upscale(images: torch.Tensor, min_size: int = MIN_TILE) -> torch.Tensor:
     return images if factor == 1 else F.interpolate(images.float(), scale_factor=factor, mode="nearest")
 
 
-def cycle_grid(visuals: Mapping[str, torch.Tensor], max_images: int = 4, min_tile: int = MIN_TILE) -> np.ndarray:
-    """The training grid of a CycleGAN step: per example a row ``A -> B`` (real A, translated to B,
-    reconstructed A) and a row ``B -> A``; columns and rows labelled, tiles of at least ``min_tile`` px."""
-    rows, labels = [], []
-    n = min(max_images, visuals["real_A"].size(0))
+# The CycleGAN grid: one (label, visuals) row per direction; a model family declares its own (``visual_rows``)
+CYCLE_ROWS = (("A -> B", ("real_A", "fake_B", "rec_A")), ("B -> A", ("real_B", "fake_A", "rec_B")))
+
+
+def cycle_grid(visuals: Mapping[str, torch.Tensor], max_images: int = 4, min_tile: int = MIN_TILE,
+               rows: Sequence[tuple[str, Sequence[str]]] = CYCLE_ROWS,
+               columns: Sequence[str] = CYCLE_COLUMNS) -> np.ndarray:
+    """The training grid of a step: per example one row per ``(label, names)`` of ``rows`` (the images
+    ``visuals[name]``; CycleGAN's: ``A -> B`` real A, translated to B, reconstructed A, and ``B -> A``);
+    columns and rows labelled, tiles of at least ``min_tile`` px."""
+    tiles, labels = [], []
+    n = min(max_images, visuals[rows[0][1][0]].size(0))
     for i in range(n):
         suffix = f"  #{i + 1}" if n > 1 else ""
-        for src, dst in (("A", "B"), ("B", "A")):
-            cells = torch.stack([visuals[f"real_{src}"][i], visuals[f"fake_{dst}"][i], visuals[f"rec_{src}"][i]])
-            rows.append(upscale(cells.detach().float(), min_tile))
-            labels.append(f"{src} -> {dst}{suffix}")
-    cell = rows[0].shape[-1]
-    return label_grid(image_grid(rows), labels, CYCLE_COLUMNS, cell=cell, font_size=max(12, cell // 12))
+        for label, names in rows:
+            cells = torch.stack([visuals[name][i] for name in names])
+            tiles.append(upscale(cells.detach().float(), min_tile))
+            labels.append(f"{label}{suffix}")
+    cell = tiles[0].shape[-1]
+    return label_grid(image_grid(tiles), labels, columns, cell=cell, font_size=max(12, cell // 12))
 
 
 def save_array(path: str | Path, array: np.ndarray) -> Path:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import logging
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cyclegan.config.groups import CONF_DIR, config_groups, group_options, help_groups  # noqa: F401 (re-exported)
 from cyclegan.config.resolvers import LauncherDevicesError  # also registers the resolvers the configs use
+from cyclegan.errors import UserError
 from cyclegan.errors import find_cause
 
 log = logging.getLogger(__name__)
@@ -108,6 +110,16 @@ def launcher_message(cfg: DictConfig) -> str | None:
     return None
 
 
+def cluster_message(cfg: DictConfig) -> str | None:
+    """One line when hydra.launcher submits to Slurm from a machine without Slurm's `srun`
+    (submitit's own check, which otherwise ends a 29-line traceback)."""
+    target = str(OmegaConf.select(cfg, "hydra.launcher._target_", default="") or "")
+    if target.endswith("SlurmLauncher") and shutil.which("srun") is None:
+        return ("hydra/launcher=submitit_slurm submits the jobs to a Slurm cluster, but this machine has no `srun` "
+                "on its PATH: run the sweep from the cluster's login node, or drop hydra/launcher to run the jobs here")
+    return None
+
+
 def unknown_key_message(cfg: DictConfig, key: str) -> str | None:
     """A one-line explanation when `key` (dotted) is not in `cfg`; None when it is."""
     parent_key, _, leaf = key.rpartition(".")
@@ -153,7 +165,7 @@ def check_overrides(argv: Sequence[str], config_name: str) -> None:
                 _exit_with(message)
     if any(k == "hydra/launcher" for k, _ in pairs):
         cfg = _compose(config_name, [f"{k}={v}" for k, v in pairs], hydra_config=True)
-        message = launcher_message(cfg) if cfg is not None else None
+        message = (launcher_message(cfg) or cluster_message(cfg)) if cfg is not None else None
         if message:
             _exit_with(message)
 
@@ -172,31 +184,69 @@ def _value_of(argv: Sequence[str], key: str) -> str | None:
     return values[-1] if values else None
 
 
-def reuse_stored_overrides(argv: Sequence[str]) -> tuple[list[str], str | None]:
-    """(argv to run, a line saying which configuration was taken, or None when nothing was reused).
+class StoredOverrideRefused(UserError):
+    """A run folder's stored overrides hold one that could run code or add to the config."""
 
-    Applies to a single run (no -m) given both `ckpt_path` and a `hydra.run.dir` that holds
-    `.hydra/overrides.yaml`: the stored overrides go first, minus those whose key is given again.
-    A conflicting architecture is then refused by the resume check, as for any checkpoint.
+
+def _special_key(key: str) -> bool:
+    """`_target_`, `_args_`, `_partial_`, ...: keys that tell Hydra what to call and how."""
+    return any(part.startswith("_") and part.endswith("_") and len(part) > 2 for part in key.split("."))
+
+
+def check_stored_override(stored: str, given: Sequence[str], stored_file: Path) -> None:
+    """Refuse a stored override that adds to the config (`+key`, `++key`) or names a `_target_`-like key,
+    unless the command line repeats it. A run folder is as untrusted as a checkpoint: resuming one
+    must not run code that its `.hydra/overrides.yaml` names."""
+    if stored in given:
+        return  # the user repeats it: their choice
+    key = _override_key(stored) or stored
+    if stored.startswith("+"):
+        why = "adds a config entry"
+    elif _special_key(key):
+        why = "names what Hydra instantiates"
+    else:
+        return
+    raise StoredOverrideRefused(
+        f"refusing to resume with {stored_file}: its override '{stored}' {why} ({key}), which could run code, "
+        "and a run folder is not trusted; repeat it on the command line if you trust it, or remove it from that file"
+    )
+
+
+def reuse_stored_overrides(argv: Sequence[str]) -> tuple[list[str], str | None, int]:
+    """(argv to run, a line saying which configuration was taken or None, that line's logging level).
+
+    Applies to a single run (no -m) given both `ckpt_path` and a `hydra.run.dir`: the overrides
+    stored in `<run>/.hydra/overrides.yaml` go first, minus those whose key is given again; each
+    stored override may only set a key the config has (see :func:`check_stored_override`, which
+    raises StoredOverrideRefused). A conflicting architecture is then refused by the resume check,
+    as for any checkpoint. A run folder without its stored configuration is resumed with the
+    defaults and the command line, and said so as a warning.
     """
     argv = list(argv)
     if any(arg in ("-m", "--multirun") for arg in argv):
-        return argv, None
+        return argv, None, logging.INFO
     run_dir, ckpt_path = _value_of(argv, "hydra.run.dir"), _value_of(argv, "ckpt_path")
     if not run_dir or ckpt_path in (None, "", "null"):
-        return argv, None
+        return argv, None, logging.INFO
     stored_file = Path(run_dir) / ".hydra" / "overrides.yaml"
     if not stored_file.is_file():
-        return argv, None
+        if not Path(run_dir).is_dir():
+            return argv, None, logging.INFO  # no run there: ckpt_path=last says so in one line
+        return argv, (f"resuming {run_dir} without its stored configuration: {stored_file.parent} is missing, so the "
+                      "defaults and the command line are used; pass the run's overrides again if it had any"), \
+            logging.WARNING
     try:
         stored = [str(item) for item in OmegaConf.load(stored_file)]
     except Exception as exc:  # noqa: BLE001 - an unreadable file: say so and run with what was given
-        return argv, f"resuming {run_dir} without its stored configuration: {stored_file} is unreadable ({exc})"
+        return argv, (f"resuming {run_dir} without its stored configuration: {stored_file} is unreadable ({exc})"), \
+            logging.WARNING
     given = {_override_key(arg) for arg in argv}
     kept = [arg for arg in stored if _override_key(arg) not in given]
+    for arg in kept:
+        check_stored_override(arg, argv, stored_file)
     replaced = [arg for arg in stored if _override_key(arg) in given and _override_key(arg) != "ckpt_path"]
     note = (f"resuming {run_dir} in place with its stored configuration ({stored_file}): "
             f"{' '.join(kept) or '(no overrides: the defaults)'}")
     if replaced:
         note += f"; replaced by the command line: {' '.join(replaced)}"
-    return kept + argv, note
+    return kept + argv, note, logging.INFO

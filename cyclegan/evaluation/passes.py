@@ -71,9 +71,14 @@ def real_features(
     (at most ``max_images`` of them, evenly spaced).
 
     Cached under ``cache_dir`` (``compute_features``' cache) keyed by every file's path, size and mtime,
-    the image size and the extractor, so changing any of them recomputes.
+    the image size and the extractor, so changing any of them recomputes. Several whole splits are
+    cached split by split: ``train+test`` reuses the features of ``train`` (the domain classifier's,
+    MiFID's) and of ``test``.
     """
     files = [p for split in splits for p in datamodule.files(split, domain)]
+    if len(splits) > 1 and len(evenly_spaced_indices(len(files), max_images)) == len(files):
+        return torch.cat([real_features(datamodule, [split], domain, extractor, batch_size=batch_size, device=device,
+                                        cache_dir=cache_dir, num_workers=num_workers) for split in splits])
     keep = evenly_spaced_indices(len(files), max_images)
     files = [files[i] for i in keep]
     key = json.dumps([FEATURE_CACHE_VERSION, int(datamodule.image_size), [_file_identity(p) for p in files]])

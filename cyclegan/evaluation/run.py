@@ -272,10 +272,18 @@ def _fraction(flags: torch.Tensor) -> float:
     return float(flags.float().mean()) if flags.numel() else float("nan")
 
 
+# example key -> its row label in the sample grid, in row order
+GRID_ROWS = {"real_A": "real A", "fake_B": "A→B", "rec_A": "A→B→A", "real_B": "real B", "fake_A": "B→A",
+             "rec_B": "B→A→B"}
+
+
 def grid_rows(examples: Mapping[str, torch.Tensor]) -> list[torch.Tensor]:
-    """Rows of the sample grid: real A, A -> B, A -> B -> A, real B, B -> A, B -> A -> B."""
-    order = ("real_A", "fake_B", "rec_A", "real_B", "fake_A", "rec_B")
-    return [examples[k] for k in order if examples.get(k) is not None and len(examples[k])]
+    """Rows of the sample grid: real A, A -> B, A -> B -> A, real B, B -> A, B -> A -> B (those there are)."""
+    return [examples[k] for k in GRID_ROWS if examples.get(k) is not None and len(examples[k])]
+
+
+def grid_caption(examples: Mapping[str, torch.Tensor]) -> str:
+    return "rows: " + ", ".join(v for k, v in GRID_ROWS.items() if examples.get(k) is not None and len(examples[k]))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -293,12 +301,13 @@ def flat_scalars(results: Mapping[str, Mapping[str, Any]], prefix: str = "eval")
     return flat
 
 
-def _log_to_loggers(loggers: list, cfg: DictConfig, scalars: dict[str, float], grid: Optional[np.ndarray]) -> None:
+def _log_to_loggers(loggers: list, cfg: DictConfig, scalars: dict[str, float], grid: Optional[np.ndarray],
+                    caption: str) -> None:
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         logger.log_metrics(scalars, step=0)
         if grid is not None:
-            log_image([logger], "eval/samples", grid, 0, caption="rows: real A, A→B, A→B→A, real B, B→A, B→A→B")
+            log_image([logger], "eval/samples", grid, 0, caption=caption)
         logger.save()
         logger.finalize("success")
 
@@ -371,6 +380,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     write_report(out_dir, report, grid_path)
 
     loggers = instantiate_group(cfg.get("logger"))
-    _log_to_loggers(loggers, cfg, flat_scalars(results), image_grid(rows, max_columns=columns) if rows else None)
+    _log_to_loggers(loggers, cfg, flat_scalars(results), image_grid(rows, max_columns=columns) if rows else None,
+                    grid_caption(examples))
     log.info("evaluation written to %s (%.1f s)", out_dir, report["seconds"])
     return report

@@ -5,7 +5,8 @@ validation images of each domain (``num_images`` per domain, evenly spaced over 
 split, test pipeline) and compares their Inception features with those of the real images of the
 target domain in that subset. It logs
 
-- ``val/kid_AB``: KID(G_AB(val A), val B), ``val/kid_BA``: KID(G_BA(val B), val A),
+- ``val/kid_AB``: KID(G_AB(val A), val B), ``val/kid_BA``: KID(G_BA(val B), val A), for each direction the
+  model family trains (a CUT model has one of them),
 - ``val/kid``: their mean (``callbacks.model_checkpoint.monitor=val/kid``; the sweep objective);
 - with ``target_rate=true``: ``val/target_rate_AB``, ``val/target_rate_BA`` and their mean
   ``val/target_rate``, the share of translated val images that the domain classifier of
@@ -39,6 +40,7 @@ import torch
 from pytorch_lightning.utilities import rank_zero_warn
 from torch import nn
 
+from cyclegan.directions import DOMAINS_OF
 from cyclegan.evaluation.domain_rate import DomainClassifier, domain_classifier_for
 from cyclegan.evaluation.features import as_items, compute_features
 from cyclegan.evaluation.inception import load_inception
@@ -252,15 +254,14 @@ class ValidationKIDCallback(pl.Callback):
             return
         was_training = pl_module.training
         pl_module.eval()
-        try:
-            fakes = {  # direction -> features of the translated val images
-                "AB": self._features(self._translate(pl_module.G_AB, self._images["A"], device), device),
-                "BA": self._features(self._translate(pl_module.G_BA, self._images["B"], device), device),
+        try:  # every direction the model family trains (CycleGAN both, CUT its one)
+            fakes = {  # direction -> features of the translated val images of its source domain
+                direction: self._features(self._translate(G, self._images[DOMAINS_OF[direction][0]], device), device)
+                for direction, G in pl_module.generators().items()
             }
         finally:
             pl_module.train(was_training)
-        kid = {"AB": self._scorers["B"].score_features(fakes["AB"])["kid_mean"],
-               "BA": self._scorers["A"].score_features(fakes["BA"])["kid_mean"]}
+        kid = {d: self._scorers[DOMAINS_OF[d][1]].score_features(f)["kid_mean"] for d, f in fakes.items()}
         self._computed_this_fit = True
         n = min(len(v) for v in self._images.values())
         smoke = ""
@@ -268,14 +269,14 @@ class ValidationKIDCallback(pl.Callback):
             smoke = (f"; a smoke signal only: under {SMOKE_SIGNAL_BELOW} images per domain KID says that training "
                      "runs, not how good it is (evaluate.py on a test split measures that)")
             self._smoke_signal_said = True
-        log.info("val KID on %d + %d images: AB %.4f, BA %.4f (%.1f s)%s", len(self._images["A"]),
-                 len(self._images["B"]), kid["AB"], kid["BA"], time.perf_counter() - t0, smoke)
+        log.info("val KID on %d + %d images: %s (%.1f s)%s", len(self._images["A"]), len(self._images["B"]),
+                 ", ".join(f"{d} {v:.4f}" for d, v in kid.items()), time.perf_counter() - t0, smoke)
         # Identical on every rank (same images, same weights), so no sync is needed.
-        logged = [("val/kid_AB", kid["AB"]), ("val/kid_BA", kid["BA"]), ("val/kid", (kid["AB"] + kid["BA"]) / 2)]
+        logged = [*((f"val/kid_{d}", v) for d, v in kid.items()), ("val/kid", sum(kid.values()) / len(kid))]
         if self._classifier is not None:
-            rate = {"AB": self._classifier.rate(fakes["AB"], "B"), "BA": self._classifier.rate(fakes["BA"], "A")}
-            log.info("val target-domain rate: AB %.3f, BA %.3f", rate["AB"], rate["BA"])
-            logged += [("val/target_rate_AB", rate["AB"]), ("val/target_rate_BA", rate["BA"]),
-                       ("val/target_rate", (rate["AB"] + rate["BA"]) / 2)]
+            rate = {d: self._classifier.rate(f, DOMAINS_OF[d][1]) for d, f in fakes.items()}
+            log.info("val target-domain rate: %s", ", ".join(f"{d} {v:.3f}" for d, v in rate.items()))
+            logged += [*((f"val/target_rate_{d}", v) for d, v in rate.items()),
+                       ("val/target_rate", sum(rate.values()) / len(rate))]
         for name, value in logged:
             pl_module.log(name, float(value), on_epoch=True, on_step=False, prog_bar=name == "val/kid", batch_size=n)

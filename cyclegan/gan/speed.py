@@ -20,7 +20,7 @@ Two rules keep checkpoints and Lightning's manual optimization working unchanged
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
@@ -89,16 +89,17 @@ def replace_instance_norms(module: nn.Module) -> int:
     return count
 
 
-def networks_to_compile(model: nn.Module, gan_mode: str | None = None) -> list[str]:
-    """Names of the networks that ``model.compile`` applies to.
+def networks_to_compile(model: nn.Module, gan_mode: str | None = None,
+                        names: Sequence[str] = NETWORKS) -> list[str]:
+    """Names of the networks (among ``names``, a family's attribute names) that ``model.compile`` applies to.
 
     WGAN-GP differentiates the discriminator twice (the gradient penalty needs
     ``create_graph=True``), which compiled autograd graphs do not support, so its
     discriminators stay eager.
     """
-    names = [n for n in NETWORKS if isinstance(getattr(model, n, None), nn.Module)]
+    names = [n for n in names if isinstance(getattr(model, n, None), nn.Module)]
     if gan_mode == "wgangp":
-        names = [n for n in names if not n.startswith("D_")]
+        names = [n for n in names if not n.startswith("D")]  # D_A, D_B; CUT's D
     return names
 
 
@@ -140,10 +141,11 @@ def adam_kwargs(params: Iterable[torch.Tensor], fused: bool | None) -> dict:
 
 
 def apply_speedups(model: nn.Module, channels_last: bool = False, compile: Any = False,
-                   gan_mode: str | None = None) -> list[str]:
-    """Apply channels_last and torch.compile to ``model``'s four networks; returns the compiled names."""
+                   gan_mode: str | None = None, names: Sequence[str] = NETWORKS) -> list[str]:
+    """Apply channels_last and torch.compile to ``model``'s networks ``names`` (default: CycleGAN's four);
+    returns the compiled names."""
     if channels_last:
-        for name in NETWORKS:
+        for name in names:
             net = getattr(model, name, None)
             if isinstance(net, nn.Module):
                 replace_instance_norms(net)  # else every norm layer converts back to NCHW
@@ -151,9 +153,9 @@ def apply_speedups(model: nn.Module, channels_last: bool = False, compile: Any =
     options = compile_options(compile)
     if options is None:
         return []
-    names = networks_to_compile(model, gan_mode)
-    skipped = sorted(set(n for n in NETWORKS if hasattr(model, n)) - set(names))
+    compiled = networks_to_compile(model, gan_mode, names)
+    skipped = sorted(set(n for n in names if hasattr(model, n)) - set(compiled))
     if skipped:
         log.warning("model.compile: %s stay eager (gan_mode=wgangp needs double backward)", ", ".join(skipped))
-    compile_in_place((getattr(model, n) for n in names), options)
-    return names
+    compile_in_place((getattr(model, n) for n in compiled), options)
+    return compiled

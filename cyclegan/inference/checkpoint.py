@@ -3,8 +3,10 @@
 Three kinds of file are understood, all read with ``torch.load(..., weights_only=True)``
 (:func:`cyclegan.serialization.safe_load`):
 
-* a Lightning training checkpoint (``.ckpt``): the generator is rebuilt from
-  ``hyper_parameters`` and its weights taken from ``state_dict["G_AB.*"]`` / ``["G_BA.*"]``;
+* a Lightning training checkpoint (``.ckpt``) of any model family: the generator of a direction is
+  rebuilt from ``checkpoint["generators"][direction]`` (its registry spec and state-dict prefix; a CUT
+  checkpoint has the one direction it trained), or, in older CycleGAN checkpoints without that entry,
+  from ``hyper_parameters`` with its weights under ``state_dict["G_AB.*"]`` / ``["G_BA.*"]``;
 * a generator exported by :mod:`cyclegan.inference.export` (``{"format": "cyclegan-generator", ...}``);
 * a state dict released by the official CycleGAN code (``latest_net_G_A.pth``); the
   architecture is then given by ``gen`` / ``gen_kwargs`` (default ``resnet_9blocks``).
@@ -126,21 +128,59 @@ def build_from_spec(name: str, gen_kwargs: Mapping[str, Any], state_dict: Mappin
     return net
 
 
-def _from_lightning(ckpt: Mapping[str, Any], direction: str, path: Path) -> nn.Module:
-    hparams = ckpt.get("hyper_parameters") or {}
-    name, kwargs = generator_spec(hparams)
-    prefix = f"G_{direction}."
+def _missing_direction(path: Path, direction: str, have: list[str]) -> CheckpointError:
+    other = have[0] if len(have) == 1 else ", ".join(have)
+    return CheckpointError(
+        f"{path} has a generator for {other} only (a one-direction model such as CUT), not for {direction}: "
+        f"ask for {other} ({path}:{other}, --direction {other}), or use a checkpoint trained with "
+        f"model.direction={direction}"
+    )
+
+
+def _lightning_generator(ckpt: Mapping[str, Any], direction: str, path: Path) -> tuple[str, dict, dict]:
+    """``(name, build kwargs, state dict)`` of a training checkpoint's ``direction`` generator.
+
+    A checkpoint names its generators in ``checkpoint["generators"]`` (every model family writes it,
+    cyclegan/gan/family.py): ``{direction: {"prefix", "spec": {"name", "options"}}}``. Older CycleGAN
+    checkpoints lack it: their generators are ``G_AB.`` / ``G_BA.``, built from ``hyper_parameters``.
+    """
+    entries = ckpt.get("generators")
+    if isinstance(entries, Mapping) and entries:
+        entry = entries.get(direction)
+        if entry is None:
+            raise _missing_direction(path, direction, sorted(entries))
+        prefix, spec = entry["prefix"], entry.get("spec") or {}
+        name, kwargs = spec.get("name"), dict(spec.get("options") or {})
+        if not isinstance(name, str):  # a generator from outside the registry: its family's hyper_parameters
+            name, kwargs = generator_spec(ckpt.get("hyper_parameters") or {})
+    else:
+        prefix = f"G_{direction}."
+        name, kwargs = generator_spec(ckpt.get("hyper_parameters") or {})
     sd = _strip_prefix(ckpt["state_dict"], prefix)
     if not sd:
         raise CheckpointError(f"{path}: no '{prefix}*' weights in the checkpoint's state_dict")
-    return build_from_spec(name, kwargs, sd, source=str(path))
+    return name, kwargs, sd
+
+
+def _from_lightning(ckpt: Mapping[str, Any], direction: str, path: Path, **overrides: Any) -> nn.Module:
+    name, kwargs, sd = _lightning_generator(ckpt, direction, path)
+    gen = overrides.pop("gen", None)
+    return _translating(build_from_spec(gen or name, {**kwargs, **overrides}, sd, source=str(path)), direction)
+
+
+def _translating(net: nn.Module, direction: str | None) -> nn.Module:
+    """Remember which way ``net`` translates: an export writes it, so evaluate.py needs no direction=."""
+    if direction is not None:
+        net.cyclegan_direction = direction
+    return net
 
 
 def _from_export(obj: Mapping[str, Any], path: Path) -> nn.Module:
     version = obj.get("version")
     if version != EXPORT_VERSION:
         raise CheckpointError(f"{path}: unsupported {EXPORT_FORMAT} version {version!r} (expected {EXPORT_VERSION})")
-    return build_from_spec(obj["gen"], obj.get("gen_kwargs") or {}, obj["state_dict"], source=str(path))
+    net = build_from_spec(obj["gen"], obj.get("gen_kwargs") or {}, obj["state_dict"], source=str(path))
+    return _translating(net, as_direction(obj.get("direction")) if obj.get("direction") else None)
 
 
 def load_torchscript(path: str | os.PathLike, map_location: Any = "cpu") -> nn.Module:
@@ -180,15 +220,8 @@ def load_generator(path: str | os.PathLike, direction: str = "AB", map_location:
         return load_torchscript(path, map_location=map_location)
     obj = safe_load(path, map_location)
     kind = _kind(obj)
-    if kind == "lightning":
-        if gen is not None or gen_kwargs:
-            name, kwargs = generator_spec(obj.get("hyper_parameters") or {})
-            kwargs.update(gen_kwargs)
-            sd = _strip_prefix(obj["state_dict"], f"G_{direction}.")
-            if not sd:
-                raise CheckpointError(f"{path}: no 'G_{direction}.*' weights in the checkpoint's state_dict")
-            return build_from_spec(gen or name, kwargs, sd, source=str(path))
-        return _from_lightning(obj, direction, path)
+    if kind == "lightning":  # gen / gen_kwargs, when given, override what the checkpoint stores
+        return _from_lightning(obj, direction, path, **({"gen": gen} if gen else {}), **gen_kwargs)
     if kind == "export":
         return _from_export(obj, path)
     if kind in ("state_dict", "wrapped_state_dict"):
@@ -214,12 +247,13 @@ def load_exported(path: str | os.PathLike, map_location: Any = "cpu", *, allow_t
 
 
 def load_generators(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, nn.Module]:
-    """Both generators of a Lightning training checkpoint: ``{"AB": G_AB, "BA": G_BA}``."""
+    """The generators of a Lightning training checkpoint by direction: ``{"AB": G_AB, "BA": G_BA}`` for
+    CycleGAN, the one trained direction for a one-direction family such as CUT."""
     path = Path(path)
     obj = safe_load(path, map_location)
     if _kind(obj) != "lightning":
         raise CheckpointError(f"{path}: not a Lightning training checkpoint (it holds one generator at most)")
-    return {d: _from_lightning(obj, d, path) for d in DIRECTIONS}
+    return {d: _from_lightning(obj, d, path) for d in lightning_directions(obj)}
 
 
 def lcm_multiple(modules) -> int:
@@ -310,7 +344,8 @@ def load_networks(path: str | os.PathLike, direction: str | None = None, map_loc
                 hparams=dict(obj.get("hyper_parameters") or {}),
                 epoch=obj.get("epoch"), global_step=obj.get("global_step"))
         if kind == "export":
-            G, own = _from_export(obj, path), obj.get("direction")
+            G = _from_export(obj, path)
+            own = getattr(G, "cyclegan_direction", None)
         elif kind in ("state_dict", "wrapped_state_dict"):
             sd = obj if kind == "state_dict" else obj["state_dict"]
             G, own = build_from_spec("resnet_9blocks", {}, sd, reference=True, source=str(path)), None

@@ -93,6 +93,8 @@ def export_state_dict(generator: nn.Module, path: str | os.PathLike, *, gen: str
         "size_multiple": size_multiple_of(generator),
         "state_dict": {k: _stored(v, half) for k, v in generator.state_dict().items()},
     }
+    if getattr(generator, "cyclegan_direction", None):  # which way it translates (evaluate.py reads it)
+        obj["direction"] = generator.cyclegan_direction
     with reporting_write_errors(path, torch_writer=True), atomic_write(path) as tmp:
         torch.save(obj, tmp)
     return path

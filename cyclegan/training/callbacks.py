@@ -14,7 +14,8 @@ from cyclegan.visualize import MIN_TILE, cycle_grid, plot_loss_curves, save_arra
 class ImageGridLogger(pl.Callback):
     """Every `every_n_steps` steps, and once at the end of training: per example, a row "A -> B" (real A,
     translated, reconstructed) and a row "B -> A", labelled, tiles of at least `min_tile` px
-    (cyclegan.visualize.cycle_grid).
+    (cyclegan.visualize.cycle_grid); a model family that declares a ``visual_layout`` (CUT: real and
+    translated, and its identity row) gets its own rows and columns.
 
     Saved as `<output_dir>/images/step_XXXXXXX.png` and sent to W&B / TensorBoard. The grid at the end
     means a run shorter than `every_n_steps` still shows what it learned.
@@ -33,10 +34,12 @@ class ImageGridLogger(pl.Callback):
         if not visuals or not trainer.is_global_zero:
             return
         step = trainer.global_step
-        grid = cycle_grid(visuals, self.max_images, self.min_tile)
+        layout = getattr(pl_module, "visual_layout", None)  # the model family's rows and columns
+        grid = cycle_grid(visuals, self.max_images, self.min_tile, **(layout or {}))
         self.last_path = save_array(self.output_dir / "images" / f"step_{step:07d}.png", grid)
         log_image(trainer.loggers, "train/images", grid, step,
-                  caption="columns: real, translated, reconstructed; rows alternate A -> B and B -> A")
+                  caption=getattr(pl_module, "visual_caption", "") or
+                  "columns: real, translated, reconstructed; rows alternate A -> B and B -> A")
         self.last_step = step
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:

@@ -1,18 +1,22 @@
 """What `train.py` does once Hydra has composed the config: instantiate, fit, report.
 
 Besides fitting, `train()`
-- resumes from `ckpt_path` (a file, or `last`: see cyclegan/training/resume.py) exactly where the run
-  stopped, continuing its W&B run;
-- writes checkpoints atomically (cyclegan.training.resume.AtomicCheckpointIO) unless `trainer.plugins` is set;
+- resumes from `ckpt_path` (a file, or `last`: the newest of this run's own checkpoints, see
+  cyclegan/training/resume_checkpoint.py) exactly where the run stopped, continuing its W&B run;
+- writes checkpoints atomically (cyclegan.training.atomic_checkpoint.AtomicCheckpointIO) unless
+  `trainer.plugins` is set;
 - returns the final metrics with `objective` = the `optimized_metric` (what a sweeper minimises);
 - leaves `<run dir>/result.json` for the sweep summary (cyclegan/training/sweep.py). In a multirun a
   failing job is recorded there and returns no objective, so the other jobs go on; a single
-  run re-raises (train.py then exits non-zero with one line for user errors).
+  run re-raises (train.py then exits non-zero with one line for user errors);
+- leaves the run folder as it was when the run is refused before it starts, or has nothing to
+  train (cyclegan/training/run_folder.py): no stray folder, no rewritten result.json.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import shutil
@@ -30,17 +34,19 @@ from cyclegan.config.checks import validate_config
 from cyclegan.config.hydra_run import hydra_job, in_multirun
 from cyclegan.errors import MissingFileError, UserError, find_cause, one_line
 from cyclegan.loggers import instantiate_group
+from cyclegan.training.atomic_checkpoint import AtomicCheckpointIO, PublishCheckpoints, disk_full_cause
 from cyclegan.training.init_from import build_model
-from cyclegan.training.preflight import DiskFullError, check_resume_checkpoint, preflight_run
-from cyclegan.training.resume import (
-    AtomicCheckpointIO,
-    carry_over_metrics,
+from cyclegan.training.metrics_history import carry_over_metrics
+from cyclegan.training.preflight import DiskFullError, preflight_run
+from cyclegan.training.resume import wandb_run_id
+from cyclegan.training.resume_checkpoint import (
+    NothingTrained,
+    check_something_left,
     checkpoint_step,
-    disk_full_cause,
     find_last_checkpoint,
     newest_checkpoint,
-    wandb_run_id,
 )
+from cyclegan.training.run_folder import FolderBefore, take_record, undo_refused_run
 from cyclegan.training.shutdown import TrainingInterrupted, interruption_of
 from cyclegan.training.summary import summarize
 from cyclegan.training.sweep import (
@@ -65,19 +71,15 @@ logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_not_an_adv
 FALLBACK_METRIC = "train/G_loss_epoch"
 
 
-def resolve_ckpt_path(ckpt_path: str | None, output_dir: str, cfg: DictConfig | None = None) -> str | None:
-    """A checkpoint file, or `last`: this run's own last.ckpt, else (single runs only) the newest
-    `last.ckpt` of the run directories beside it (cyclegan.training.resume.find_last_checkpoint)."""
+def resolve_ckpt_path(ckpt_path: str | None, output_dir: str, cfg: DictConfig | None = None,
+                      run_dir_existed: bool | None = None) -> str | None:
+    """A checkpoint file, or `last`: the newest state among this run's own checkpoints
+    (cyclegan.training.resume_checkpoint.find_last_checkpoint; never another run's)."""
     if ckpt_path in (None, "", "null"):
         return None
     if ckpt_path == "last":
         own_dir = OmegaConf.select(cfg, "callbacks.model_checkpoint.dirpath") if cfg is not None else None
-        last = find_last_checkpoint(output_dir, search_siblings=not in_multirun(), checkpoint_dir=own_dir)
-        if last.parent != Path(own_dir or Path(output_dir) / "checkpoints"):
-            # found beside this run (preflight only checked the run's own folder): the newest run
-            # there may have trained another model
-            check_resume_checkpoint(last, cfg.get("model") if cfg is not None else None)
-        return str(last)
+        return str(find_last_checkpoint(output_dir, checkpoint_dir=own_dir, run_dir_existed=run_dir_existed))
     if not Path(ckpt_path).is_file():
         raise MissingFileError(f"ckpt_path={ckpt_path}: no such file")
     return str(ckpt_path)
@@ -167,25 +169,42 @@ def apply_cpu_threads(threads: int | None) -> None:
         log.info("cpu_threads=%d: torch uses %d intra-op threads", threads, torch.get_num_threads())
 
 
-def fit(cfg: DictConfig) -> dict[str, float]:
+@dataclasses.dataclass
+class RunProgress:
+    """How far fit() got: a run refused before `started` leaves its folder as it was (run_folder.py)."""
+
+    started: bool = False
+    folder_before: FolderBefore | None = None  # what the run folder held before Hydra made it (train.py runs)
+
+
+def fit(cfg: DictConfig, progress: RunProgress | None = None) -> dict[str, float]:
+    progress = progress if progress is not None else RunProgress()
     validate_config(cfg)  # bad keys/values/combinations fail here, before anything heavy is built
     preflight_run(cfg)  # output dir writable with room for checkpoints; ckpt_path safe to load
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
     apply_cpu_threads(cfg.get("cpu_threads"))
 
-    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.output_dir, cfg)
+    existed = progress.folder_before.existed if progress.folder_before is not None else None
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.output_dir, cfg, run_dir_existed=existed)
+    if ckpt_path:
+        check_something_left(ckpt_path, cfg.trainer)  # a finished run resumed: refused before a file is touched
     configure_wandb(cfg, ckpt_path)
 
     datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data)
     model: pl.LightningModule = build_model(cfg.model, resuming=ckpt_path is not None)  # + model.init_from
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
+    # a crash while saving must not leave a truncated last.ckpt (a user-given trainer.plugins replaces this)
+    # and a checkpoint is put in place only once the metrics it covers are on disk (PublishCheckpoints)
+    plugins = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
+    if plugins:
+        callbacks.append(PublishCheckpoints())
+    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **plugins)
+
+    progress.started = True  # from here on the run writes into its folder
     if ckpt_path:
         carry_over_metrics(loggers, ckpt_path)  # csv/metrics.csv keeps the steps before the checkpoint
-    # a crash while saving must not leave a truncated last.ckpt (a user-given trainer.plugins replaces this)
-    plugins = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
-    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **plugins)
 
     hparams = OmegaConf.to_container(cfg, resolve=True)
     hparams["overrides"] = job_overrides()  # hydra.overrides.task: what this run (or sweep job) changed
@@ -195,7 +214,10 @@ def fit(cfg: DictConfig) -> dict[str, float]:
     start_step = checkpoint_step(ckpt_path) if ckpt_path else 0
     try:
         with expected_lightning_warnings(cfg, ckpt_path):
-            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)  # never unpickle code
+            try:
+                trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)  # never unpickle code
+            finally:
+                PublishCheckpoints.publish(trainer, still_training=False)  # however the fit ended, the checkpoints it wrote go in place
     except SIGTERMException as exc:  # Lightning's own SIGTERM stop (a SystemExit with no exit code)
         _finish_wandb(trainer, exit_code=1)
         raise interruption_of(trainer) from exc
@@ -221,10 +243,6 @@ def fit(cfg: DictConfig) -> dict[str, float]:
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     log.info("%s", summarize(cfg, trainer, datamodule))  # the files written and the next two commands
     return metrics
-
-
-class NothingTrained(UserError):
-    """fit() ended without a single training step (a schedule already complete, e.g. a finished run resumed)."""
 
 
 def _disk_full_error(exc: OSError, cfg: DictConfig) -> DiskFullError:
@@ -254,9 +272,10 @@ def train(cfg: DictConfig) -> dict[str, float | None]:
     """Fit `cfg`; the final metrics with `objective` (None when it is missing, not finite or the
     job failed in a multirun; see the module doc)."""
     output_dir = cfg.paths.output_dir
+    progress = RunProgress(folder_before=take_record(output_dir))
     try:
         try:
-            metrics = fit(cfg)
+            metrics = fit(cfg, progress)
         except KeyboardInterrupt as exc:
             # Ctrl-C again after the checkpoint of the first was saved (while Lightning was still
             # cleaning up): that first stop is what happened, and it is recorded as such below
@@ -274,6 +293,9 @@ def train(cfg: DictConfig) -> dict[str, float | None]:
             raise SystemExit(exc.exit_code) from exc
         raise
     except Exception as exc:
+        if not in_multirun() and (not progress.started or isinstance(exc, NothingTrained)):
+            undo_refused_run(progress.folder_before)  # a refused run leaves no folder, and no file of the run it named changed
+            raise
         with contextlib.suppress(OSError):  # an unwritable run directory is the error being reported
             write_job_result(output_dir, "failed", error=one_line(exc))
         if not in_multirun():

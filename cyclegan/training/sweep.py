@@ -4,7 +4,7 @@
   :class:`SweepSummary` writes one for jobs that died before ``train()`` could.
 - :class:`SweepSummary` (a Hydra callback, conf/hydra/default.yaml) rebuilds
   ``<sweep dir>/summary.csv`` and ``summary.md`` from every job's result.json after each job and
-  at the end of the sweep. Reading files rather than in-memory returns keeps it right whatever
+  at the end of the sweep, then makes the process exit 1 when any job failed. Reading files rather than in-memory returns keeps it right whatever
   the launcher (jobs in other processes or on other machines) and after an interrupted sweep.
 - :func:`wandb_sweep_settings`: each job is one W&B run in a group named after the sweep
   directory, named after its overrides, so the dashboard compares them side by side.
@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 RESULT_FILE = "result.json"
 SUMMARY_NAME = "summary"  # summary.csv, summary.md
+SWEEP_FAILED_EXIT_CODE = 1  # a sweep with a failed job (its summary says which)
 
 
 # ----------------------------------------------------------------------------- the running job
@@ -255,5 +257,9 @@ class SweepSummary(Callback):
         results = read_results(config.hydra.sweep.dir)
         failed = [r for r in results if r.get("status") != "ok"]
         log.info("sweep summary: %s (%d of %d jobs failed)", paths[1], len(failed), len(results))
-        if failed and len(failed) == len(results):
-            raise RuntimeError(f"all {len(results)} jobs of the sweep failed; see {paths[1]}")
+        if failed:
+            # Hydra turns an exception raised here into a warning and exits 0: a script or a CI job
+            # running the sweep must see that jobs failed, so exit non-zero, the summary written
+            log.error("%d of %d jobs of the sweep failed (first: %s); see %s", len(failed), len(results),
+                      failed[0].get("error") or failed[0].get("status"), paths[1])
+            sys.exit(SWEEP_FAILED_EXIT_CODE)

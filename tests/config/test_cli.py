@@ -87,7 +87,8 @@ def test_submitit_local_with_the_default_devices_gets_integers(monkeypatch, plug
     check_overrides(["-m", "hydra/launcher=submitit_local"], "train")  # passes
 
 
-def test_submitit_slurm_follows_trainer_devices_or_says_to_set_it(caplog, plugin_installed):
+def test_submitit_slurm_follows_trainer_devices_or_says_to_set_it(caplog, plugin_installed, monkeypatch):
+    monkeypatch.setattr("shutil.which", lambda name: f"/usr/bin/{name}")  # on a cluster (off one: test_run_folders)
     assert launcher_resources("hydra/launcher=submitit_slurm", "trainer=ddp", "trainer.devices=4",
                               "trainer.num_nodes=2") == {"nodes": 2, "tasks_per_node": 4, "gpus_per_node": 4}
     check_overrides(["-m", "hydra/launcher=submitit_slurm", "trainer=ddp", "trainer.devices=4"], "train")

@@ -112,6 +112,15 @@ def test_real_features_are_cached_and_max_images_limits_the_translations(tiny_ck
     third = evaluate(eval_cfg(tmp_path / "run3", tiny_ckpt, "metrics.real_ref=train+test", off, cache=cache))
     assert third["AB"]["n_real"] == N_TRAIN + N_TEST and len(list(cache.iterdir())) == 4
     assert first["AB"]["n_real"] == N_TEST
+    # whole splits are cached split by split: MiFID's training images and the domain classifier's reuse them
+    calls.clear()
+    TinyFeatureExtractor.forward = lambda self, x: calls.append(len(x)) or original(self, x)
+    try:
+        evaluate(eval_cfg(tmp_path / "run4", tiny_ckpt, "metrics.train_ref=true", "metrics.target_rate_train_images=null",
+                          cache=cache))
+    finally:
+        TinyFeatureExtractor.forward = original
+    assert sum(calls) == N_TEST + N_TEST  # the translations only
 
 
 def test_max_images_alone_makes_the_real_references_small_too(tiny_ckpt, tmp_path):

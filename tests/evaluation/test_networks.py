@@ -68,17 +68,26 @@ def test_the_bundled_painter_is_evaluated_in_its_cards_direction(tmp_path, caplo
     assert "\n" not in str(e.value)
 
 
-def test_an_export_needs_a_direction_from_its_file_or_the_command(tmp_path):
+def test_an_export_carries_its_direction_and_direction_names_it_when_the_file_does_not(tmp_path):
     ckpt = save_checkpoint(tmp_path / "m.ckpt")
-    export = export_generator(load_generator(ckpt, "AB"), tmp_path / "g.pt")
-    with pytest.raises(UserError, match="pass direction=AB") as e:
-        run(tmp_path, "none", f"ckpt_path={export}")
-    assert "\n" not in str(e.value) and "g.pt" in str(e.value)
-    metrics, _ = run(tmp_path, "ab", f"ckpt_path={export}", "direction=AB")
-    assert list(k for k in ("AB", "BA") if k in metrics) == ["AB"] and metrics["AB"]["n_fake"] == 4
+    export = export_generator(load_generator(ckpt, "BA"), tmp_path / "g.pt")
+    assert torch.load(export, weights_only=True)["direction"] == "BA"  # as translate --export writes it
+    metrics, _ = run(tmp_path, "ba", f"ckpt_path={export}")
+    assert "BA" in metrics and "AB" not in metrics and metrics["BA"]["n_fake"] == 4
     both, _ = run(tmp_path, "ckpt", f"ckpt_path={ckpt}")
     for key in ("fid", "kid_mean", "ssim", "target_rate"):  # the same generator, the same numbers
-        assert metrics["AB"][key] == pytest.approx(both["AB"][key], rel=1e-5), key
+        assert metrics["BA"][key] == pytest.approx(both["BA"][key], rel=1e-5), key
+
+    anonymous = torch.load(export, weights_only=True)
+    del anonymous["direction"]  # an export written before exports said their direction
+    torch.save(anonymous, tmp_path / "old.pt")
+    with pytest.raises(UserError, match="pass direction=AB") as e:
+        run(tmp_path, "none", f"ckpt_path={tmp_path / 'old.pt'}")
+    assert "\n" not in str(e.value) and "old.pt" in str(e.value)
+    named, _ = run(tmp_path, "named", f"ckpt_path={tmp_path / 'old.pt'}", "direction=B2A")
+    assert named["BA"]["fid"] == pytest.approx(metrics["BA"]["fid"], rel=1e-5)
+    swapped, _ = run(tmp_path, "swapped", f"ckpt_path={export}", "direction=AB")  # direction= overrides the file
+    assert "AB" in swapped and "BA" not in swapped
 
 
 def test_a_one_direction_family_checkpoint_scores_that_direction_with_its_discriminator(tmp_path, caplog):

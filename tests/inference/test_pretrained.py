@@ -72,15 +72,19 @@ def test_compare_takes_the_name_and_labels_the_row_with_it(bundle_folder, photos
     assert Image.open(out).size[0] > 16
 
 
-def test_evaluate_takes_a_bundled_generator_in_the_direction_its_card_gives(bundle_folder):
+def test_evaluate_takes_a_bundled_generator_in_the_direction_its_file_or_card_gives(bundle_folder):
+    nets, info = load_for_evaluation("pretrained:tiny")  # exported from G_BA: the file says BA
+    assert list(nets) == ["BA"] and info["kind"] == "export"
+    assert nets["BA"].discriminator is None and nets["BA"].reverse is None
+    stored = torch.load(pretrained.FOLDER / "tiny.pt", weights_only=True)
+    del stored["direction"]  # a bundle exported before exports said their direction: the card must
+    torch.save(stored, pretrained.FOLDER / "tiny.pt")
     with pytest.raises(CheckpointError, match="pass direction=AB") as e:  # the card names no direction
         load_for_evaluation("pretrained:tiny")
     assert "\n" not in str(e.value)
     card = pretrained.FOLDER / "tiny.md"
     card.write_text(card.read_text() + "\n- Direction: `BA` (photos -> paintings)\n")
-    nets, info = load_for_evaluation("pretrained:tiny")
-    assert list(nets) == ["BA"] and info["kind"] == "export"
-    assert nets["BA"].discriminator is None and nets["BA"].reverse is None
+    assert list(load_for_evaluation("pretrained:tiny")[0]) == ["BA"]
 
 
 BUNDLED = pretrained.available()  # what this installation ships

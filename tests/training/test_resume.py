@@ -17,7 +17,8 @@ import pytorch_lightning as pl
 import torch
 
 from conftest import TINY, compose_config, wandb_run_records
-from cyclegan.training.resume import AtomicCheckpointIO, find_last_checkpoint
+from cyclegan.training.atomic_checkpoint import AtomicCheckpointIO
+from cyclegan.training.resume_checkpoint import NothingToResume, find_last_checkpoint
 from cyclegan.training.run import resolve_ckpt_path, train
 
 SCHEDULE = ["data.epoch_length=4", "model.n_epochs=1", "model.n_epochs_decay=2", "trainer.max_steps=-1",
@@ -94,12 +95,11 @@ def uninterrupted(tmp_path_factory):
     return end
 
 
-def test_stopped_at_an_epoch_end_then_resumed_with_ckpt_path_last_ends_identically(tmp_path, uninterrupted):
+def test_stopped_at_an_epoch_end_then_resumed_into_a_new_folder_ends_identically(tmp_path, uninterrupted):
     first, second = tmp_path / "runs" / "first", tmp_path / "runs" / "second"
     stopped = run(first, "trainer.max_steps=8")  # stops after epoch 2 of 3 (validation included)
     assert stopped["global_step"] == 8
-    # Hydra gives the resumed run a new folder: `last` finds the newest last.ckpt beside it
-    resumed = run(second, "ckpt_path=last")
+    resumed = run(second, f"ckpt_path={first / 'checkpoints' / 'last.ckpt'}")
     assert_same_end(resumed, uninterrupted)
     assert resumed["checkpoint_io"] == "AtomicCheckpointIO"
 
@@ -179,14 +179,14 @@ def touch(path: Path, mtime: float) -> Path:
     return path
 
 
-def test_last_prefers_the_run_folder_itself_then_the_newest_sibling(tmp_path):
+def test_last_takes_the_runs_own_checkpoint_and_only_names_the_newest_run_beside_it(tmp_path):
     older = touch(tmp_path / "train" / "2024-01-01" / "checkpoints" / "last.ckpt", 1_000)
-    newer = touch(tmp_path / "train" / "2024-01-02" / "checkpoints" / "last.ckpt", 2_000)
-    touch(tmp_path / "train" / "2024-01-03" / "checkpoints" / "epoch_000.ckpt", 3_000)  # not a last.ckpt
-    assert find_last_checkpoint(tmp_path / "train" / "new_run", search_siblings=True) == newer
-    assert find_last_checkpoint(tmp_path / "train" / "2024-01-01", search_siblings=True) == older  # in place
-    with pytest.raises(FileNotFoundError, match="hydra.run.dir=<old run dir>"):
-        find_last_checkpoint(tmp_path / "train" / "new_run", search_siblings=False)  # sweep jobs: own folder only
+    touch(tmp_path / "train" / "2024-01-02" / "checkpoints" / "last.ckpt", 2_000)
+    assert find_last_checkpoint(tmp_path / "train" / "2024-01-01") == older  # in place
+    # a new folder is not a run to continue: one line naming the newest run, whose checkpoint is not taken
+    with pytest.raises(NothingToResume, match=r"2024-01-02\)") as refused:
+        find_last_checkpoint(tmp_path / "train" / "new_run")
+    assert "does not exist" in str(refused.value) and "hydra.run.dir=<that run's folder>" in str(refused.value)
     with pytest.raises(FileNotFoundError, match=r"ckpt_path=last: no checkpoint"):
         resolve_ckpt_path("last", str(tmp_path / "elsewhere" / "run"))
     assert resolve_ckpt_path(None, str(tmp_path)) is None

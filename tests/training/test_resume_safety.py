@@ -23,8 +23,8 @@ from conftest import TINY, compose_config, run_cli
 from cyclegan.config.checks import ConfigError
 from cyclegan.errors import exit_on_user_error
 from cyclegan.training.preflight import check_resume_checkpoint, preflight_run
-from cyclegan.training.resume import find_last_checkpoint
 from cyclegan.training.nan_guard import TrainingDiverged
+from cyclegan.training.resume_checkpoint import find_last_checkpoint
 from cyclegan.training.shutdown import TrainingInterrupted
 from cyclegan.training.run import resolve_ckpt_path, train
 
@@ -113,7 +113,7 @@ def test_last_picks_the_highest_global_step_whatever_the_file_names(tmp_path):
             (ckpts / name).write_bytes(b"PK\x03\x04 half a checkpoint")
         else:
             torch.save({"global_step": step}, ckpts / name)  # last-v1.ckpt: left by an older version
-    assert find_last_checkpoint(tmp_path / "run", search_siblings=True) == ckpts / "last-v1.ckpt"
+    assert find_last_checkpoint(tmp_path / "run") == ckpts / "last-v1.ckpt"
 
 
 def test_ckpt_path_last_with_nothing_to_resume_is_one_line_saying_where_it_looked(tmp_path, caplog):
@@ -132,7 +132,7 @@ def test_a_schedule_of_zero_steps_fails_before_start(tmp_path, caplog):
     with caplog.at_level(logging.ERROR):
         assert fit_and_exit_code(compose_config(run, *TINY, "model.n_epochs=0", "model.n_epochs_decay=0")) == 2
     assert "trains nothing" in caplog.records[-1].getMessage()
-    assert not (run / "checkpoints").exists() and result_status(run) == "failed"
+    assert not (run / "checkpoints").exists() and not (run / "result.json").exists()  # refused: no run
     with pytest.raises(ConfigError, match="trainer.max_steps=0 trains nothing"):
         train(compose_config(run, *TINY, "trainer.max_steps=0"))
 
@@ -145,7 +145,7 @@ def test_resuming_a_finished_run_says_there_is_nothing_left_to_train(tmp_path, c
         assert fit_and_exit_code(compose_config(run, *QUICK, "model.n_epochs=1", "ckpt_path=last")) == 2
     message = caplog.records[-1].getMessage()
     assert "nothing was trained" in message and "step 4" in message and "trainer.max_epochs=1" in message
-    assert result_status(run) == "failed"
+    assert result_status(run) == "ok"  # the finished run's record is untouched
 
 
 # ----------------------------------------------------------------------------- metrics history
@@ -221,7 +221,7 @@ def test_temporary_files_of_a_killed_save_are_removed_at_the_next_start(tmp_path
 # ----------------------------------------------------------------------------- full disk
 def test_a_disk_that_fills_during_training_stops_with_one_line_naming_the_last_good_checkpoint(
         tmp_path, monkeypatch, caplog):
-    import cyclegan.training.resume as resume
+    import cyclegan.training.atomic_checkpoint as resume
 
     run, opened = tmp_path / "run", []
 

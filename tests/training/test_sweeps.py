@@ -59,7 +59,9 @@ def test_a_failing_job_is_recorded_and_the_others_run_as_wandb_runs_of_one_group
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb"))
     sweep = tmp_path / "sweep"
-    run_cli("-m", "model.gan_mode=bogus,lsgan", "logger=[csv,wandb]", *TINY_CLI, f"hydra.sweep.dir={sweep}")
+    with pytest.raises(SystemExit) as exit_info:  # after the summary: a job failed
+        run_cli("-m", "model.gan_mode=bogus,lsgan", "logger=[csv,wandb]", *TINY_CLI, f"hydra.sweep.dir={sweep}")
+    assert exit_info.value.code == 1
 
     failed, ok = read_csv(sweep / "summary.csv")
     assert (failed["model.gan_mode"], failed["status"], failed["objective"]) == ("bogus", "failed", "")
@@ -81,7 +83,7 @@ def test_a_single_run_still_fails_loudly(tiny_cfg):
     cfg = tiny_cfg("model.gan_mode=bogus")
     with pytest.raises(Exception, match="model.gan_mode='bogus'"):
         train(cfg)
-    assert json.loads((Path(cfg.paths.output_dir) / "result.json").read_text())["status"] == "failed"
+    assert not (Path(cfg.paths.output_dir) / "result.json").exists()  # refused before it started: no run to record
 
 
 def test_a_single_run_exits_non_zero_through_train_py(tmp_path):
@@ -94,9 +96,10 @@ def test_optuna_search_minimises_the_validation_kid_and_survives_failed_trials(t
     sweep = tmp_path / "optuna"
     # pool_size=-1 is refused by the model: those trials fail; the search must go on (a NaN
     # objective would crash the Optuna sweeper, so failed trials return none)
-    run_cli("-m", "hparams_search=optuna", "hydra.sweeper.n_trials=3", "hydra.sweeper.sampler.seed=0",
-            "model.pool_size=choice(-1,50)", *TINY_CLI[:-1], "callbacks.val_kid.inception=tiny",
-            "callbacks.val_kid.num_images=2", f"hydra.sweep.dir={sweep}")
+    with pytest.raises(SystemExit, match="1"):  # the search went on, and its exit status says trials failed
+        run_cli("-m", "hparams_search=optuna", "hydra.sweeper.n_trials=3", "hydra.sweeper.sampler.seed=0",
+                "model.pool_size=choice(-1,50)", *TINY_CLI[:-1], "callbacks.val_kid.inception=tiny",
+                "callbacks.val_kid.num_images=2", f"hydra.sweep.dir={sweep}")
 
     rows = read_csv(sweep / "summary.csv")
     assert len(rows) == 3
@@ -156,7 +159,8 @@ def test_a_job_that_dies_before_train_is_summarised_from_hydras_job_return(tmp_p
         (tmp_path / str(num) / "result.json").write_text("{}")  # left by an earlier attempt of this job
         callback.on_job_start(config=config, task_function=None)
         callback.on_job_end(config=config, job_return=ret)
-    callback.on_multirun_end(config=job_config(0))
+    with pytest.raises(SystemExit):  # a job failed
+        callback.on_multirun_end(config=job_config(0))
 
     rows = read_csv(tmp_path / "summary.csv")
     assert [(r["model.lr"], r["status"], r["objective"], r["error"]) for r in rows] == [
