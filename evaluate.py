@@ -1,4 +1,5 @@
-"""Evaluate a CycleGAN checkpoint: `python evaluate.py ckpt_path=PATH data=monet2photo` (see docs/EVALUATION.md)."""
+"""Evaluate a trained CycleGAN or a lone generator: `python evaluate.py ckpt_path=PATH data=monet2photo`; `--help` lists
+the keys (docs/EVALUATION.md has the rest)."""
 
 import sys
 

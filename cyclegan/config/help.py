@@ -55,17 +55,19 @@ README.md and docs/EXPERIMENTS.md have the rest.
     "evaluate": """\
 python evaluate.py ckpt_path=PATH [data=NAME] [key=value ...]
 Scores a trained checkpoint on a dataset's test split (FID, KID, MiFID, SSIM to the input, cycle L1,
-discriminator accuracy) and writes metrics.json, report.md and samples.png into outputs/evaluate/<date>_<time>/.
-ckpt_path is required: a checkpoint written by train.py (<run>/checkpoints/last.ckpt). Give the same data
-options as the training (data=, paths.data_dir, data.image_size).
+discriminator accuracy, target-domain rate) and writes metrics.json, report.md and samples.png into
+outputs/evaluate/<date>_<time>/. ckpt_path is required: a checkpoint written by train.py
+(<run>/checkpoints/last.ckpt), a bundled painter (pretrained:NAME) or an exported generator. Give the same
+data options as the training (data=, paths.data_dir, data.image_size).
 
 == Groups (group=option) ==
 {groups}
 
 == Most used keys (key=value) ==
-  ckpt_path=PATH                   required: the checkpoint to score
+  ckpt_path=PATH                   required: the checkpoint (or lone generator) to score
   data=NAME paths.data_dir=DIR     the dataset whose test split is translated
   metrics.directions=[BA]          score one direction only (default: [AB, BA])
+  direction=AB|BA                  which way a lone generator translates, when its file does not say
   metrics.max_images=N             a quick evaluation on N test images per direction
   metrics.real_ref=train+test      the real images FID/KID compare against (test, train+test, train)
   metrics.train_ref=true           MiFID: memorisation distance to the training images
@@ -75,7 +77,7 @@ options as the training (data=, paths.data_dir, data.image_size).
 == Examples ==
   python evaluate.py ckpt_path=outputs/train/<run>/checkpoints/last.ckpt data=demo
   python evaluate.py ckpt_path=last.ckpt data=monet2photo paths.data_dir=/datasets metrics.directions=[BA]
-  python evaluate.py ckpt_path=last.ckpt data=monet2photo metrics.max_images=50 device=cpu
+  python evaluate.py ckpt_path=pretrained:photo2monet_cpu data=monet2photo metrics.max_images=50 device=cpu
 
 python evaluate.py --help-all: every key with its value;  --hydra-help: Hydra's flags.  Details: docs/EVALUATION.md.
 """,

@@ -8,13 +8,16 @@ constructor's signature (``Literal`` / ``Annotated[..., AtLeast(0)]``, read by `
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from cyclegan.config.hydra_run import hydra_job
 from cyclegan.config.keys import boolean_parameters
-from cyclegan.config.problems import Problems, choice, get_value, integer, number
+from cyclegan.config.problems import Problems, choice, get_value, integer, is_int, number
+from cyclegan.directions import as_direction
 from cyclegan.errors import one_line
 from cyclegan.gan.diffaugment import parse_policy
 from cyclegan.models.options import Option, options_of
@@ -103,6 +106,65 @@ def check_model(model: DictConfig, problems: Problems) -> None:
             parse_policy(get("diffaugment"))
         except ValueError as exc:
             problems.add(str(exc))
+    _check_cut_keys(model, problems, get)
+    _check_family_keys(model, problems)
+
+
+def _check_cut_keys(model: DictConfig, problems: Problems, get) -> None:
+    """The keys of the CUT family (conf/model/cut.yaml), where present."""
+    if "direction" in model and as_direction(get("direction")) is None:
+        problems.add(f"model.direction={get('direction')!r}: use AB (domain A -> B) or BA (B -> A)")
+    for key, minimum in (("num_patches", 1), ("netF_nc", 1)):
+        if key in model:
+            integer(problems, f"model.{key}", get(key), minimum)
+    for key in ("lambda_GAN", "lambda_NCE"):
+        if key in model:
+            number(problems, f"model.{key}", get(key), low=0)
+    if "nce_T" in model:
+        number(problems, "model.nce_T", get("nce_T"), low=0, low_open=True)
+    if "nce_layers" in model:
+        layers = get("nce_layers")
+        layers = list(layers) if OmegaConf.is_list(layers) or isinstance(layers, (list, tuple)) else [layers]
+        if not layers or not all(is_int(i) and i >= 0 for i in layers) or sorted(set(layers)) != layers:
+            problems.add(f"model.nce_layers={layers} must be increasing generator layer indices >= 0, e.g. [0,4,8,12,16]")
+
+
+def _check_family_keys(model: DictConfig, problems: Problems) -> None:
+    """Every model key is an argument of the model family's class (``model._target_``) or, for a family that
+    takes network options by name, a registered network's option: a preset written for another family (the
+    default data=demo fine-tunes the CycleGAN painter) must not reach a class that cannot take its keys."""
+    from hydra.utils import get_class
+
+    try:
+        family = get_class(str(model.get("_target_")))
+    except Exception:  # noqa: BLE001 - an unknown target: instantiate names it
+        return
+    params = inspect.signature(family.__init__).parameters
+    allowed = set(params) - {"self"}
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        allowed |= set(network_keys())
+    foreign = [key for key in model if key != "_target_" and key not in allowed]
+    if foreign:
+        preset = OmegaConf.select(hydra_job(), "runtime.choices.experiment") if hydra_job() is not None else None
+        source = f" (experiment={preset} sets {'it' if len(foreign) == 1 else 'them'})" if preset else ""
+        problems.add(f"{', '.join(f'model.{k}' for k in foreign)} {'is not a key' if len(foreign) == 1 else 'are not keys'}"
+                     f" of {family.__name__} ({model.get('_target_')}){source}: a preset for another model family? "
+                     f"choose data=sample or another dataset, or an experiment for this family, or remove the key")
+
+
+def _check_nce_layers(model: DictConfig, G: Any, gen: str, problems: Problems) -> None:
+    """CUT's ``nce_layers`` are layers of the generator's layer sequence (``G.encode``)."""
+    from torch import nn
+
+    layers = model.get("nce_layers")
+    if not layers:
+        return
+    sequence = getattr(G, "model", None)
+    if not isinstance(sequence, nn.Sequential):
+        problems.add(f"model.gen={gen} has no layer sequence to take PatchNCE features from: use model.gen=resnet")
+    elif max(layers) >= len(sequence):
+        problems.add(f"model.nce_layers={list(layers)}: model.gen={gen} with these options has layers "
+                     f"0..{len(sequence) - 1}")
 
 
 def _largest_depth(size: int) -> int:
@@ -128,6 +190,7 @@ def check_sizes(model: DictConfig, data: DictConfig, problems: Problems) -> None
         except ValueError as exc:  # e.g. an alias that fixes a depth the config contradicts
             problems.add(f"model.gen={gen}, model.disc={disc}: {one_line(exc)}")
             return
+        _check_nce_layers(model, G, gen, problems)
         m, lo = G.size_multiple, G.min_size
         if size % m or size < lo:
             lower, upper = max(lo, size // m * m), max(lo, (size // m + 1) * m)

@@ -67,6 +67,7 @@ class CUT(GANFamily):
         init_gain: float = 0.02,
         antialias: bool = True,
         netF_nc: int = 256,
+        init_from: str | None = None,  # recorded only: cyclegan.training.init_from loads the weights before fit
         # losses
         gan_mode: str = "lsgan",
         lambda_GAN: float = 1.0,

@@ -35,9 +35,10 @@ import torch
 from torch import nn
 
 from cyclegan.directions import DIRECTIONS, as_direction
-from cyclegan.errors import first_line
+from cyclegan.errors import MissingFileError, first_line
 from cyclegan.inference.pretrained import card_direction, resolve as resolve_pretrained
 from cyclegan.models import build_discriminator, build_generator, load_reference_weights
+from cyclegan.models.reference import OFFICIAL_WEIGHTS
 from cyclegan.models.spec import discriminator_args, generator_args
 from cyclegan.serialization import (
     CheckpointError, is_torchscript, safe_load, state_dict_mismatch, torchscript_refusal,
@@ -213,6 +214,8 @@ def load_generator(path: str | os.PathLike, direction: str = "AB", map_location:
     """
     path = resolve_pretrained(path)  # ``pretrained:<name>``: a generator bundled with the package
     direction = _normalize_direction(direction)
+    if path.suffix.lower() == ".pth" and not path.exists():  # the official code's name for its weights
+        raise MissingFileError(f"no such file: {path}; {OFFICIAL_WEIGHTS}")
     if is_torchscript(path):
         if not allow_torchscript:
             raise CheckpointError(torchscript_refusal(path, ALLOW_TORCHSCRIPT_HINT))
@@ -299,24 +302,27 @@ def lightning_directions(ckpt: Mapping[str, Any]) -> list[str]:
 
 
 def _lightning_discriminators(ckpt: Mapping[str, Any], path: Path) -> dict[str, nn.Module]:
-    """``{direction: D}`` of a training checkpoint: a ``discriminators`` entry ({direction: {"prefix"}})
-    when the family writes one, else CycleGAN's D_B / D_A; built from ``hyper_parameters``. A direction
-    without weights under its prefix has no discriminator (its D accuracy is then not applicable)."""
+    """``{direction: D}`` of a training checkpoint: its ``discriminators`` entry ({direction: {"prefix",
+    "spec"}}, as every model family writes it), else CycleGAN's D_B / D_A; a D without a registry spec is
+    built from ``hyper_parameters``. A direction without weights under its prefix has no discriminator
+    (its D accuracy is then not applicable)."""
     entry = ckpt.get("discriminators")
-    prefixes = ({d: e["prefix"] for d, e in entry.items() if isinstance(e, Mapping) and "prefix" in e}
-                if isinstance(entry, Mapping) else CYCLEGAN_DISCRIMINATORS)
-    name, kwargs = discriminator_args(ckpt.get("hyper_parameters") or {})
+    entries = ({d: e for d, e in entry.items() if isinstance(e, Mapping) and "prefix" in e}
+               if isinstance(entry, Mapping) else {d: {"prefix": p} for d, p in CYCLEGAN_DISCRIMINATORS.items()})
     out = {}
-    for direction, prefix in prefixes.items():
-        sd = _strip_prefix(ckpt["state_dict"], prefix)
+    for direction, e in entries.items():
+        sd = _strip_prefix(ckpt["state_dict"], e["prefix"])
         if not sd:
             continue
+        spec = e.get("spec") or {}
+        name, kwargs = ((spec["name"], dict(spec.get("options") or {})) if isinstance(spec.get("name"), str)
+                        else discriminator_args(ckpt.get("hyper_parameters") or {}))
         try:
             net = build_discriminator(name, **kwargs)
             net.load_state_dict(sd)
         except (RuntimeError, KeyError, ValueError, TypeError) as exc:
-            raise CheckpointError(f"{path}: the '{prefix}*' weights do not fit discriminator {name!r} {kwargs} "
-                                  f"({first_line(exc)})") from None
+            raise CheckpointError(f"{path}: the '{e['prefix']}*' weights do not fit discriminator {name!r} {kwargs} "
+                                  f"({state_dict_mismatch(exc)})") from None
         out[direction] = net.eval().requires_grad_(False)
     return out
 

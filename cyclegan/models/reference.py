@@ -25,6 +25,11 @@ from cyclegan.serialization import safe_load
 from .registry import DISCRIMINATORS, GENERATORS
 
 _STALE_NORM_STATS = ("running_mean", "running_var", "num_batches_tracked")
+# Where such files come from, for the error that a missing one raises.
+OFFICIAL_WEIGHTS = ("the official CycleGAN code (github.com/junyanz/pytorch-CycleGAN-and-pix2pix) writes "
+                    "latest_net_G_A.pth and latest_net_G_B.pth into checkpoints/<name>/ as it trains, and its released "
+                    "generators (horse2zebra, style_monet, ...) download with its scripts/download_cyclegan_model.sh "
+                    "<name> from http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/<name>.pth")
 _Shapes = dict[str, tuple[int, ...]]
 
 
@@ -32,7 +37,7 @@ def _read_state_dict(source: str | os.PathLike | Mapping) -> tuple[Mapping, str]
     if isinstance(source, (str, os.PathLike)):
         label = os.fspath(source)
         if not os.path.isfile(label):
-            raise MissingFileError(f"reference weights not found: {label}")
+            raise MissingFileError(f"reference weights not found: {label}; {OFFICIAL_WEIGHTS}")
         obj = safe_load(label)  # weights_only=True; CheckpointError (a ValueError) names the file
     elif isinstance(source, Mapping):
         obj, label = source, "<state dict>"

@@ -51,6 +51,7 @@ from cyclegan.training.shutdown import TrainingInterrupted, interruption_of
 from cyclegan.training.summary import summarize
 from cyclegan.training.sweep import (
     job_overrides,
+    restore_previous_result,
     wandb_sweep_settings,
     write_job_result,
     write_summary,
@@ -296,6 +297,10 @@ def train(cfg: DictConfig) -> dict[str, float | None]:
         if not in_multirun() and (not progress.started or isinstance(exc, NothingTrained)):
             undo_refused_run(progress.folder_before)  # a refused run leaves no folder, and no file of the run it named changed
             raise
+        if isinstance(exc, NothingTrained) and (previous := restore_previous_result(output_dir)) is not None:
+            # a finished job of a resumed sweep: its result stands
+            log.warning("%s; the job keeps its earlier result", one_line(exc))
+            return {"objective": previous.get("objective")}
         with contextlib.suppress(OSError):  # an unwritable run directory is the error being reported
             write_job_result(output_dir, "failed", error=one_line(exc))
         if not in_multirun():

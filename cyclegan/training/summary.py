@@ -43,8 +43,11 @@ def data_arguments(data_choice: str | None, overrides: Sequence[str]) -> list[st
 
 
 def closing_summary(run_dir: str | os.PathLike, checkpoint: str | os.PathLike | None, steps: int,
-                    data_args: Sequence[str], translate_input: str | os.PathLike | None) -> str:
-    """The lines that end a successful run's log (see the module doc)."""
+                    data_args: Sequence[str], translate_input: str | os.PathLike | None, direction: str = "BA",
+                    grid: str | None = None) -> str:
+    """The lines that end a successful run's log (see the module doc). ``direction``: the one the translate
+    command uses (a one-direction family such as CUT has only its own); ``grid``: what the image grid shows
+    when it is not CycleGAN's."""
     run = Path(run_dir)
     lines = [f"finished after {steps} steps; the run folder {_shown(run)}/ holds:"]
     entries = []
@@ -53,6 +56,7 @@ def closing_summary(run_dir: str | os.PathLike, checkpoint: str | os.PathLike | 
         name = str(Path(checkpoint).resolve().relative_to(run.resolve())) if inside else _shown(checkpoint)
         entries.append((name, "the trained networks (and optimizer state, to resume)"))
     for pattern, meaning in _FILES:
+        meaning = f"{grid} (the newest grid)" if grid and pattern.startswith("images/") else meaning
         found = sorted(run.glob(pattern))
         if found:
             extra = f"; {len(found)} grids in images/" if len(found) > 1 else ""
@@ -62,10 +66,13 @@ def closing_summary(run_dir: str | os.PathLike, checkpoint: str | os.PathLike | 
     lines += [f"  {name.ljust(width)}  {meaning}" for name, meaning in entries]
     if checkpoint is not None and Path(checkpoint).is_file():
         ckpt = _shown(checkpoint)
-        source = _quote(_shown(translate_input)) if translate_input else "<folder of domain-B images>"
-        output = _quote(_shown(run / "translated_BA"))
-        lines.append("next: translate domain B (the photos) with this checkpoint, then evaluate it:")
-        lines.append(f"  python -m cyclegan.translate --ckpt {_quote(ckpt + ':BA')} --input {source} --output {output}")
+        domain = direction[0]
+        source = _quote(_shown(translate_input)) if translate_input else f"<folder of domain-{domain} images>"
+        output = _quote(_shown(run / f"translated_{direction}"))
+        what = "domain B (the photos)" if direction == "BA" else f"domain {domain}"
+        lines.append(f"next: translate {what} with this checkpoint, then evaluate it:")
+        lines.append(f"  python -m cyclegan.translate --ckpt {_quote(f'{ckpt}:{direction}')} --input {source} "
+                     f"--output {output}")
         lines.append("  " + " ".join(["python evaluate.py", _quote(f"ckpt_path={ckpt}"), *map(_quote, data_args)]))
     return "\n".join(lines)
 
@@ -80,10 +87,14 @@ def summarize(cfg, trainer, datamodule) -> str:
     job = hydra_job()
     choice = OmegaConf.select(job, "runtime.choices.data") if job is not None else None
     folder = OmegaConf.select(cfg, "callbacks.model_checkpoint.dirpath") or Path(cfg.paths.output_dir) / "checkpoints"
-    try:  # the folder of domain B's test images, for the translate command
-        files = datamodule.files("test", "B")
+    module = trainer.lightning_module  # a model family names the directions it trains (CUT: one)
+    directions = list(module.generators()) if hasattr(module, "generators") else ["AB", "BA"]
+    direction = "BA" if "BA" in directions else directions[0]
+    try:  # the folder of the source domain's test images, for the translate command
+        files = datamodule.files("test", direction[0])
     except Exception:  # noqa: BLE001 - a datamodule without one: the command shows a placeholder
         files = []
     return closing_summary(cfg.paths.output_dir, Path(folder) / "last.ckpt", trainer.global_step,
                            data_arguments(choice or cfg.data.get("name"), job_overrides()),
-                           Path(files[0]).parent if files else None)
+                           Path(files[0]).parent if files else None, direction,
+                           getattr(module, "visual_caption", None) or None)

@@ -33,6 +33,7 @@ from cyclegan.files import atomic_write_text  # jobs of a parallel launcher may 
 log = logging.getLogger(__name__)
 
 RESULT_FILE = "result.json"
+PREVIOUS_RESULT_FILE = ".result.json.previous"  # a re-run job's earlier result, while it runs again
 SUMMARY_NAME = "summary"  # summary.csv, summary.md
 SWEEP_FAILED_EXIT_CODE = 1  # a sweep with a failed job (its summary says which)
 
@@ -113,6 +114,18 @@ def write_job_result(
     path = Path(output_dir) / RESULT_FILE
     atomic_write_text(path, json.dumps(record, indent=2) + "\n")
     return path
+
+
+def restore_previous_result(output_dir: str | os.PathLike) -> dict | None:
+    """Put back the result a re-run sweep job had before (it found nothing left to train); None if none."""
+    previous = Path(output_dir) / PREVIOUS_RESULT_FILE
+    if not previous.is_file():
+        return None
+    os.replace(previous, Path(output_dir) / RESULT_FILE)
+    try:
+        return json.loads((Path(output_dir) / RESULT_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
 
 
 def read_results(sweep_dir: str | os.PathLike) -> list[dict]:
@@ -233,9 +246,11 @@ class SweepSummary(Callback):
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         # a job re-run in an old sweep folder (resuming a sweep) must not be summarised by the
-        # result of its previous attempt
+        # result of its previous attempt; it is set aside for a job that finds nothing left to train
         if in_multirun(config.hydra):
-            (Path(config.hydra.runtime.output_dir) / RESULT_FILE).unlink(missing_ok=True)
+            output_dir = Path(config.hydra.runtime.output_dir)
+            if (output_dir / RESULT_FILE).is_file():
+                os.replace(output_dir / RESULT_FILE, output_dir / PREVIOUS_RESULT_FILE)
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         if not in_multirun(config.hydra):
@@ -248,6 +263,7 @@ class SweepSummary(Callback):
                 value, error = None, one_line(exc)
             write_job_result(output_dir, "failed" if error else "ok", objective=value, error=error,
                              overrides=list(config.hydra.overrides.task))
+        (output_dir / PREVIOUS_RESULT_FILE).unlink(missing_ok=True)
         write_summary(config.hydra.sweep.dir)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

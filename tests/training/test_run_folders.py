@@ -96,3 +96,13 @@ def test_slurm_launcher_off_a_cluster_is_one_line(tmp_path, monkeypatch, caplog,
     errors = error_lines(caplog, capsys)
     assert len(errors) == 1 and "srun" in errors[0]
     assert not (tmp_path / "s").exists()
+
+
+def test_resuming_a_finished_sweep_keeps_each_jobs_result(tmp_path):
+    sweep = tmp_path / "sweep"
+    run_cli("-m", *TINY_CLI, "model.lr=2e-4", f"hydra.sweep.dir={sweep}")
+    result = (sweep / "0" / "result.json").read_bytes()
+    assert json.loads(result)["status"] == "ok"
+    run_cli("-m", *TINY_CLI, "model.lr=2e-4", "ckpt_path=last", f"hydra.sweep.dir={sweep}")  # exits 0: nothing failed
+    assert (sweep / "0" / "result.json").read_bytes() == result  # not rewritten as failed
+    assert "1 jobs, 1 ok, 0 failed" in (sweep / "summary.md").read_text()
