@@ -39,10 +39,17 @@ import os
 
 # albumentations checks PyPI for a newer release on import; never do that (offline machines, CI).
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-# OpenMP threads that finish early sleep instead of spinning (libgomp spins ~300k iterations by default):
-# beside another CPU-heavy process a spinning thread burns the core the other one needs (docs/SPEED.md,
-# "CPU: a few cores, shared"). Read when torch loads libgomp, so it only applies when cyclegan is imported before
-# torch (train.py, evaluate.py, python -m cyclegan.*); OMP_WAIT_POLICY=ACTIVE in the environment wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OpenMP wait policy (docs/SPEED.md, "OpenMP wait policy"): a thread of libgomp (torch's OpenMP) that finished its share
+# of a parallel region spins GOMP_SPINCOUNT iterations waiting for the next one, then sleeps. libgomp's default, 300,000
+# (~3 ms), is fast alone but beside another CPU-heavy process burns the core the other one needs (two copies of a training
+# collapsed 6x); OMP_WAIT_POLICY=PASSIVE (no spin: the default here until 2026-12-02) is safe but pays a futex wake-up at
+# every region, 14-20 % of a CPU step alone. A bounded spin keeps the wake-ups of the short gaps between ops and
+# sleeps through long ones (10,000 spins: ~0.1 ms by libgomp's own estimate of 100,000 per ms). libgomp reads this when torch loads it, so it applies when cyclegan is imported before torch
+# (train.py, evaluate.py, python -m cyclegan.*). Either variable in the environment wins: GOMP_SPINCOUNT=N sets the spin,
+# OMP_WAIT_POLICY=PASSIVE / ACTIVE restore no spin / endless spin (libgomp lets GOMP_SPINCOUNT override the policy,
+# so it is left unset then).
+DEFAULT_SPINCOUNT = "10000"
+if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+    os.environ["GOMP_SPINCOUNT"] = DEFAULT_SPINCOUNT
 
 __version__ = "0.1.0"

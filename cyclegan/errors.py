@@ -19,7 +19,7 @@ from cyclegan.config.hydra_run import in_multirun
 
 log = logging.getLogger(__name__)
 
-__all__ = ["UserError", "MissingFileError", "one_line", "first_line", "find_cause", "exit_on_user_error"]
+__all__ = ["UserError", "MissingFileError", "ArgumentsError", "one_line", "first_line", "find_cause", "exit_on_user_error"]
 
 
 class UserError(Exception):
@@ -67,12 +67,35 @@ def find_cause(exc: BaseException | None, kind: type[E], *, where: Callable[[E],
     return None
 
 
+class ArgumentsError(UserError, TypeError):
+    """A config group's ``_target_`` was given arguments it does not take (``+model.unknown_key=1``)."""
+
+
 def _unwrap(exc: BaseException | None) -> UserError | None:
     """``exc`` or the user error it was raised from (hydra.utils.instantiate wraps constructor errors).
 
     Only explicit causes: a bug raised while handling a user error keeps its traceback.
     """
-    return find_cause(exc, UserError, explicit_only=True, limit=5)
+    return find_cause(exc, UserError, explicit_only=True, limit=5) or _arguments_error(exc)
+
+
+def _arguments_error(exc: BaseException | None) -> ArgumentsError | None:
+    """Hydra's failed call of a ``_target_`` with arguments it refuses, as one line naming the config key.
+
+    Only a ``TypeError`` raised by the call itself (an unexpected keyword) or by the constructor's own
+    first frame (its argument check) counts: one raised deeper inside is a bug and keeps its traceback.
+    """
+    if exc is None or type(exc).__name__ != "InstantiationException" or not isinstance(exc.__cause__, TypeError):
+        return None
+    frames, tb = 0, exc.__cause__.__traceback__
+    while tb is not None:
+        frames, tb = frames + 1, tb.tb_next
+    if frames > 2:  # Hydra's call frame, then at most the constructor's own
+        return None
+    text = str(exc)
+    target = text.split("'")[1] if text.startswith("Error in call to target '") else "its _target_"
+    key = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("full_key:")), "")
+    return ArgumentsError(f"{key or 'the config'} ({target}): {one_line(exc.__cause__)}")
 
 
 @contextlib.contextmanager

@@ -105,3 +105,38 @@ def test_user_errors_exit_2_with_one_line_while_bugs_keep_their_traceback(caplog
     with pytest.raises(ZeroDivisionError):
         with exit_on_user_error():
             1 / 0
+
+
+def test_a_key_the_target_does_not_take_is_one_line_naming_the_group(tmp_path, caplog):
+    from conftest import TINY, compose_config
+    from cyclegan.training.run import train
+
+    with pytest.raises(SystemExit) as e, caplog.at_level(logging.ERROR):
+        with exit_on_user_error():
+            train(compose_config(tmp_path, *TINY, "+data.unknown_key=1"))
+    assert e.value.code == 2
+    assert caplog.records[-1].getMessage() == ("data (cyclegan.data.datamodule.UnpairedDataModule): UnpairedDataModule."
+                                               "__init__() got an unexpected keyword argument 'unknown_key'")
+    with pytest.raises(SystemExit), caplog.at_level(logging.ERROR):
+        with exit_on_user_error():
+            train(compose_config(tmp_path, *TINY, "+model.unknown_key=1"))
+    message = caplog.records[-1].getMessage()  # the family checks its network options itself (a UserError)
+    assert message.startswith("model: CycleGAN got unknown_key, which no registered network takes")
+    assert "\n" not in message
+
+
+def test_a_type_error_deep_inside_a_constructor_keeps_its_traceback():
+    import hydra
+
+    with pytest.raises(Exception) as e, exit_on_user_error():
+        hydra.utils.instantiate({"_target_": "test_errors.BuggyThing"})
+    assert type(e.value).__name__ == "InstantiationException"
+
+
+def _bug():
+    return 1 + "1"
+
+
+class BuggyThing:
+    def __init__(self):
+        _bug()  # a bug two frames down: not the user's arguments

@@ -124,6 +124,14 @@ def unknown_key_message(cfg: DictConfig, key: str) -> str | None:
     """A one-line explanation when `key` (dotted) is not in `cfg`; None when it is."""
     parent_key, _, leaf = key.rpartition(".")
     parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
+    if parent is None and parent_key and not _exists(cfg, parent_key):  # evaluate.py model.gen=...: no model here
+        missing = parent_key
+        while "." in missing and not _exists(cfg, missing.rpartition(".")[0]):
+            missing = missing.rpartition(".")[0]
+        above, _, name = missing.rpartition(".")
+        node = OmegaConf.select(cfg, above) if above else cfg
+        known = sorted(str(k) for k in node.keys()) if isinstance(node, DictConfig) else []
+        return f"unknown config key '{key}': {above or 'the config'} has no '{name}'; it has: {', '.join(known)}"
     if not isinstance(parent, DictConfig):
         return None  # e.g. a key under a null node: let Hydra judge
     if leaf in parent:
@@ -133,6 +141,12 @@ def unknown_key_message(cfg: DictConfig, key: str) -> str | None:
     hint = f" (did you mean {parent_key + '.' if parent_key else ''}{close[0]}?)" if close else ""
     return (f"unknown config key '{key}'{hint}; {parent_key or 'the config'} has: {', '.join(known)}. "
             f"To add a new key on purpose use +{key}=...")
+
+
+def _exists(cfg: DictConfig, key: str) -> bool:
+    parent_key, _, leaf = key.rpartition(".")
+    parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
+    return isinstance(parent, DictConfig) and leaf in parent
 
 
 def _exit_with(message: str) -> None:
@@ -161,6 +175,8 @@ def check_overrides(argv: Sequence[str], config_name: str) -> None:
         cfg = _compose(config_name, groups)
         for key in dotted if cfg is not None else ():
             message = unknown_key_message(cfg, key)
+            if message and config_name == "evaluate" and key.startswith("model."):
+                message += " (evaluate.py builds the networks the checkpoint describes: ckpt_path=...)"
             if message:
                 _exit_with(message)
     if any(k == "hydra/launcher" for k, _ in pairs):

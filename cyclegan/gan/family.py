@@ -31,8 +31,9 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from cyclegan.errors import ArgumentsError
 from cyclegan.gan.losses import gradient_penalty
-from cyclegan.gan.schedulers import build_scheduler, time_budget_fraction, time_decay_factor
+from cyclegan.gan.schedulers import build_scheduler, plateau_metric, time_budget_fraction, time_decay_factor
 from cyclegan.gan.speed import adam_kwargs, apply_speedups, channels_last_input
 from cyclegan.models import network_spec
 from cyclegan.models.spec import network_keys
@@ -72,8 +73,8 @@ class GANFamily(pl.LightningModule):
         """A family's ``**network_options`` take any option of a registered network (models/registry.py)."""
         unknown = sorted(set(options) - set(network_keys()))
         if unknown:
-            raise TypeError(f"{cls.__name__} got {', '.join(unknown)}, which no registered network takes "
-                            f"(network options: {', '.join(network_keys())})")
+            raise ArgumentsError(f"model: {cls.__name__} got {', '.join(unknown)}, which no registered network takes "
+                                 f"(network options: {', '.join(network_keys())})")  # a TypeError and a UserError
 
     # ------------------------------------------------------------------ the family interface
     def generators(self) -> dict[str, nn.Module]:
@@ -180,12 +181,7 @@ class GANFamily(pl.LightningModule):
     def on_train_epoch_end(self) -> None:
         for scheduler in self.lr_schedulers():
             if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                metric = self.trainer.callback_metrics.get(self.hparams.plateau_monitor)
-                if metric is None:
-                    raise KeyError(
-                        f"model.plateau_monitor '{self.hparams.plateau_monitor}' was not logged; "
-                        f"logged metrics: {sorted(self.trainer.callback_metrics)}"
-                    )
+                metric = plateau_metric(self.hparams.plateau_monitor, self.trainer.callback_metrics)
                 # Under DDP each rank logged its own mean: average them so every rank takes the same decision.
                 scheduler.step(self.trainer.strategy.reduce(metric.to(self.device), reduce_op="mean"))
             else:

@@ -20,6 +20,25 @@ from typing import Any
 
 from torch.optim import Optimizer, lr_scheduler
 
+from cyclegan.errors import UserError
+
+
+class PlateauMonitorError(UserError, ValueError):
+    """``model.plateau_monitor`` names a metric the run does not log (``lr_policy=plateau``)."""
+
+
+def plateau_metric(monitor: str, logged: dict) -> Any:
+    """The value of ``monitor`` among the metrics logged this epoch; one line listing them when it is not there."""
+    if monitor in logged:
+        return logged[monitor]
+    epoch_level = sorted(k for k in logged if not k.endswith("_step"))
+    raise PlateauMonitorError(
+        f"model.plateau_monitor={monitor!r} was not logged, so lr_policy=plateau has nothing to watch; "
+        f"the metrics logged at an epoch's end are: {', '.join(epoch_level) or 'none'} "
+        "(e.g. model.plateau_monitor=train/G_loss_epoch)"
+    )
+
+
 LR_POLICIES = ("linear", "step", "cosine", "plateau", "constant", "linear_time")
 
 

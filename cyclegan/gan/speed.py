@@ -1,4 +1,4 @@
-"""Speed switches for the CycleGAN networks: channels_last, torch.compile and fused Adam.
+"""Speed switches for the CycleGAN networks: channels_last, torch.compile, fused Adam, CPU-autocast padding.
 
 (``torch.compile`` itself, shared with inference and evaluation, is :mod:`cyclegan.models.compile`.)
 
@@ -77,6 +77,56 @@ class LayoutFreeInstanceNorm2d(nn.Module):
         return f"{self.num_features}, eps={self.eps}, affine={self.affine}"
 
 
+class _PadInInputDtype(torch.autograd.Function):
+    """Reflection padding in the input's dtype, its gradient folded in fp32 and rounded once: the numbers
+    CPU autocast gives, without its casts (see :class:`AutocastFreeReflectionPad2d`)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, padding: tuple[int, int, int, int]) -> torch.Tensor:
+        ctx.padding, ctx.shape, ctx.dtype = padding, x.shape, x.dtype
+        with torch.autocast("cpu", enabled=False):
+            return torch.ops.aten.reflection_pad2d(x, padding)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        grad32 = grad.float()
+        # the kernel reads only the input's shape: a broadcast scalar stands for it (no memory)
+        shape_of_input = grad32.new_zeros(()).expand(ctx.shape)
+        folded = torch.ops.aten.reflection_pad2d_backward(grad32, shape_of_input, ctx.padding)
+        return folded.to(ctx.dtype), None
+
+
+class AutocastFreeReflectionPad2d(nn.ReflectionPad2d):
+    """``nn.ReflectionPad2d`` that pads a bf16/fp16 tensor in its own dtype under CPU autocast.
+
+    CPU autocast lists ``reflection_pad2d`` as an fp32 op (CUDA's does not): in a bf16 step every
+    padded conv input was cast bf16 -> fp32, padded in fp32, and cast back to bf16 by the conv,
+    two full-size copies per pad forward. Padding only copies values, so padding in bf16 gives the
+    conv the same input bit for bit; the backward folds the border gradients in fp32 and rounds once,
+    exactly as the autocast path did. Results are therefore identical (tests/gan/test_speed_cpu.py),
+    in every precision; outside CPU autocast this is plain ``nn.ReflectionPad2d``. No parameters:
+    state-dict keys are unchanged.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (x.device.type == "cpu" and x.dtype in (torch.bfloat16, torch.float16) and x.dim() == 4
+                and torch.is_autocast_enabled("cpu")):
+            return _PadInInputDtype.apply(x, tuple(self.padding))
+        return super().forward(x)
+
+
+def replace_reflection_pads(module: nn.Module) -> int:
+    """Swap every ``nn.ReflectionPad2d`` in ``module`` for :class:`AutocastFreeReflectionPad2d` (in place)."""
+    count = 0
+    for name, child in list(module.named_children()):
+        if type(child) is nn.ReflectionPad2d:
+            setattr(module, name, AutocastFreeReflectionPad2d(child.padding))
+            count += 1
+        else:
+            count += replace_reflection_pads(child)
+    return count
+
+
 def replace_instance_norms(module: nn.Module) -> int:
     """Swap every ``nn.InstanceNorm2d`` without running stats for :class:`LayoutFreeInstanceNorm2d`."""
     count = 0
@@ -143,7 +193,11 @@ def adam_kwargs(params: Iterable[torch.Tensor], fused: bool | None) -> dict:
 def apply_speedups(model: nn.Module, channels_last: bool = False, compile: Any = False,
                    gan_mode: str | None = None, names: Sequence[str] = NETWORKS) -> list[str]:
     """Apply channels_last and torch.compile to ``model``'s networks ``names`` (default: CycleGAN's four);
-    returns the compiled names."""
+    returns the compiled names. Reflection padding is always made autocast-free (exact in every precision;
+    fewer casts under CPU bf16)."""
+    for name in names:
+        if isinstance(getattr(model, name, None), nn.Module):
+            replace_reflection_pads(getattr(model, name))
     if channels_last:
         for name in names:
             net = getattr(model, name, None)

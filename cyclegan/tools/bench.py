@@ -14,11 +14,13 @@ In one process on one device it times, for each config,
   against a bare step of the first config (``--callbacks-each``: one row per callback);
 
 Peak memory is the allocator's peak on a GPU and the process's peak resident set on a CPU (Linux).
-It prints a table with each config's ratio to the first one (the naive baseline: eager,
-fp32, batch 1, plain Adam) and to the physical limit (peak TFLOP/s over the FLOPs of one
-step, counted with ``torch.utils.flop_counter`` on the baseline's step).
+It prints a table with each config's ratio to the reference-equivalent step (``x ref``: the ``ref``
+row, eager, fp32, batch 1, plain Adam, the reference's model settings whatever ``--model`` says; run
+first unless ``--no-reference``), so "x the reference" reads the same on every CPU and GPU, and to the
+physical limit (peak TFLOP/s over the FLOPs of one step, counted with ``torch.utils.flop_counter`` on
+the first row's step).
 
-A config is ``+``-joined tokens: ``fp32`` | ``bf16`` | ``fp16`` (precision), ``cl``
+A config is ``+``-joined tokens: ``ref`` (the reference-equivalent step), ``fp32`` | ``bf16`` | ``fp16`` (precision), ``cl``
 (channels_last), ``compile`` or ``compile=<mode>``, ``b<N>`` (batch size), ``nofused``
 (plain Adam), ``fused`` (fused Adam, the CPU too), ``log1`` (a CSV logger writing every step, as train.py's default does).
 ``--profile CONFIG`` runs torch.profiler over a few steps of that config and prints the top
@@ -28,7 +30,9 @@ Examples::
 
     python -m cyclegan.tools.bench                                   # the H100 table in docs/SPEED.md
     python -m cyclegan.tools.bench --device cpu                      # small sizes, CPU table
-    python -m cyclegan.tools.bench --configs fp32+b1+nofused bf16+cl+compile+b16 --steps 50
+    python -m cyclegan.tools.bench --configs ref bf16+cl+compile+b16 --steps 50
+    python -m cyclegan.tools.bench --device cpu --image-size 128 --ngf 32 --ndf 64 --n-blocks 6 --configs ref bf16+b4 \
+        --model upsample=resize residual_output=true lambda_identity=0 lambda_cycle=0.25 --no-inference   # the painter
     python -m cyclegan.tools.bench --device cuda --zip-photos 7038                # + the Kaggle zip
     python -m cyclegan.tools.bench --device cpu --configs fp32+b1 --callbacks --no-inference --data-workers
 """
@@ -56,17 +60,17 @@ from cyclegan.tools.bench_io import bench_data, bench_inference, bench_kaggle_zi
 from cyclegan.tools.bench_training import bench_training
 
 GPU_CONFIGS = [
-    "fp32+b1+nofused",  # naive baseline: the reference's step (eager, fp32, batch 1)
+    "ref",  # the reference-equivalent step (eager, fp32, batch 1, plain Adam, the reference's settings)
     "bf16+b1", "bf16+cl+b1", "bf16+cl+compile+b1",
     "fp32+b16", "bf16+b16", "bf16+cl+b4", "bf16+cl+b16",
     "bf16+cl+compile+b4", "bf16+cl+compile+b16",
     "bf16+cl+compile+b16+log1",
 ]
-CPU_CONFIGS = ["fp32+b1+nofused", "fp32+b1", "bf16+b1", "fp32+cl+b1", "fp32+compile+b1", "fp32+b4"]
+CPU_CONFIGS = ["ref", "fp32+b1", "bf16+b1", "fp32+cl+b1", "fp32+compile+b1", "fp32+b4"]
 
 
 def table(results: list[Result], baseline: Result | None, limit: float | None) -> str:
-    head = f"{'config':34s} {'batch':>5s} {'pairs/s':>9s} {'ms/step':>8s} {'x naive':>8s} {'% limit':>8s} {'peak MiB':>9s} {'warm-up s':>9s}"
+    head = f"{'config':34s} {'batch':>5s} {'pairs/s':>9s} {'ms/step':>8s} {'x ref':>8s} {'% limit':>8s} {'peak MiB':>9s} {'warm-up s':>9s}"
     lines = [head, "-" * len(head)]
     for r in results:
         if r.error:
@@ -107,7 +111,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m cyclegan.tools.bench", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--configs", nargs="+", help="training configs, first = baseline (default: by device)")
+    p.add_argument("--configs", nargs="+", help="training configs (default: by device); 'ref' = the reference-equivalent step")
+    p.add_argument("--no-reference", action="store_true",
+                   help="do not add the reference-equivalent row (ratios are then to the first config)")
     p.add_argument("--image-size", type=int)
     p.add_argument("--ngf", type=int)
     p.add_argument("--ndf", type=int, help="unused by the generators; the discriminators' width")
@@ -165,13 +171,17 @@ def main(argv=None) -> int:
     warnings.filterwarnings("ignore", message=".*(does not have many workers|LightningModule.configure_model|"
                                               "Precision bf16-mixed is not supported|tensor cores).*")
     configs = [Config.parse(c) for c in args.configs]
+    listed_first = configs[0] if configs else None  # what --callbacks times
+    if not args.no_reference and not any(c.reference for c in configs):
+        configs.insert(0, Config.parse("ref"))
     profiled = set(args.profile or [])
     t_begin = time.perf_counter()
     when = time.strftime("%Y-%m-%d %H:%M")
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
     print(f"cyclegan.tools.bench {when} on {name}; torch {torch.__version__}; {args.image_size}px ngf={args.ngf} "
           f"ndf={args.ndf} n_blocks={args.n_blocks}; warmup {args.warmup}, {args.steps} timed steps; "
-          f"{torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}"
+          f"{torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')} "
+          f"GOMP_SPINCOUNT={os.environ.get('GOMP_SPINCOUNT', 'unset')}"
           + (f"; model {args.model}" if args.model else ""), flush=True)
 
     results: list[Result] = []
@@ -188,8 +198,8 @@ def main(argv=None) -> int:
             print(profile_report(cfg.name, r.extra["profile"]), flush=True)
 
     overheads: list[str] = []
-    if args.callbacks and configs:
-        rows, overheads = bench_callbacks(configs[0], args, device, repeats=args.repeats, each=args.callbacks_each)
+    if args.callbacks and listed_first:
+        rows, overheads = bench_callbacks(listed_first, args, device, repeats=args.repeats, each=args.callbacks_each)
         for row in rows:
             row.extra["callbacks_row"] = True
             print(f"  {row.config}: {row.ms_per_step:.2f} ms/step {row.error}", flush=True)
@@ -230,15 +240,21 @@ def main(argv=None) -> int:
                 print(f"  {results[-1].config}: {results[-1].extra.get('wall_s', float('nan')):.1f} s "
                       f"{results[-1].error}", flush=True)
 
-    baseline = results[0] if results and not results[0].error else None
-    flops = baseline.extra.get("flops_per_pair") if baseline else None
+    first = results[0] if results and not results[0].error else None
+    # the ratios' denominator: the reference-equivalent row (none if it failed), else the first row (--no-reference)
+    references = [r for r, c in zip(results, configs) if c.reference]
+    baseline = (references[0] if not references[0].error else None) if references else first
+    flops = first.extra.get("flops_per_pair") if first else None
     limit = args.peak_tflops * 1e12 / flops if flops and args.peak_tflops else None
     print()
     if flops:
-        print(f"one training step = {flops / 1e9:.1f} GFLOP per image pair (counted on the baseline)"
+        print(f"one training step = {flops / 1e9:.1f} GFLOP per image pair (counted on the first row)"
               + (f"; at {args.peak_tflops:.0f} TFLOP/s the limit is {limit:.0f} pairs/s" if limit else ""))
     print("inference and zip rows: images/s in the pairs/s column; data rows: pairs/s the loader delivers; "
           f"peak MiB: {'allocated on the GPU' if device.type == 'cuda' else 'peak resident set of the process'}")
+    if references:
+        print("x ref: pairs/s over the reference-equivalent row 'ref' (eager, fp32, batch 1, plain Adam, the reference's "
+              "model settings: --model does not apply to it)")
     print(table(results, baseline, limit))
     if overheads:
         print("\nper-step overhead of the default callbacks (median of alternating runs):")

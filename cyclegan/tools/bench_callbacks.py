@@ -13,6 +13,8 @@ import tempfile
 from pathlib import Path
 
 import pytorch_lightning as pl
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -24,13 +26,18 @@ DEFAULT_CALLBACKS = Path(CONF_DIR) / "callbacks" / "default.yaml"
 
 
 def default_callbacks(output_dir: str | Path, names: list[str] | None = None) -> dict[str, pl.Callback]:
-    """The callbacks of conf/callbacks/default.yaml (those in ``names``; all by default), writing under ``output_dir``."""
+    """The callbacks of conf/callbacks/default.yaml (those in ``names``; all by default), writing under
+    ``output_dir``: composed with conf/train.yaml, so their interpolations (paths.*) resolve as in a run."""
     group = OmegaConf.load(DEFAULT_CALLBACKS)
     unknown = sorted(set(names or ()) - set(group))
     if unknown:
         raise SystemExit(f"bench: no callback {', '.join(unknown)} in {DEFAULT_CALLBACKS}; there are: {', '.join(group)}")
-    cfg = OmegaConf.create({"paths": {"output_dir": str(output_dir)}, "callbacks": group})
-    OmegaConf.resolve(cfg)
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose(config_name="train", overrides=["callbacks=default", f"paths.output_dir={output_dir}"])
+    finally:
+        GlobalHydra.instance().clear()
     return {name: instantiate(spec) for name, spec in cfg.callbacks.items()
             if spec is not None and (names is None or name in names)}
 

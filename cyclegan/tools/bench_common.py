@@ -23,12 +23,15 @@ class Config:
     batch: int = 1
     fused_adam: bool | None = None
     log_every_step: bool = False
+    reference: bool = False  # the reference's model settings: --model options do not apply
 
     @classmethod
     def parse(cls, text: str) -> Config:
         cfg = cls(name=text)
         for token in text.split("+"):
-            if token in PRECISIONS:
+            if token == "ref":  # the reference-equivalent step: fp32, batch 1, plain Adam, the reference's settings
+                cfg.reference, cfg.fused_adam = True, False
+            elif token in PRECISIONS:
                 cfg.precision = PRECISIONS[token]
             elif token == "cl":
                 cfg.channels_last = True
@@ -48,7 +51,7 @@ class Config:
                 cfg.log_every_step = True
             else:
                 raise SystemExit(f"bench: unknown token {token!r} in config {text!r}; tokens: "
-                                 "fp32 bf16 fp16 cl compile compile=<mode> b<N> nofused fused log1")
+                                 "ref fp32 bf16 fp16 cl compile compile=<mode> b<N> nofused fused log1")
         return cfg
 
 

@@ -73,7 +73,8 @@ def bench_training(cfg: Config, args, device: torch.device, count_flops: bool = 
     result = Result(name or cfg.name, cfg.batch)
     reset_device(device)
     torch.manual_seed(0)
-    model = CycleGAN(**{**dict(ngf=args.ngf, ndf=args.ndf, n_blocks=args.n_blocks, pool_size=50), **getattr(args, "model", {}),
+    options = {} if cfg.reference else getattr(args, "model", {})  # the reference row keeps the reference's losses
+    model = CycleGAN(**{**dict(ngf=args.ngf, ndf=args.ndf, n_blocks=args.n_blocks, pool_size=50), **options,
                         "lr_policy": "constant", "channels_last": cfg.channels_last, "compile": cfg.compile,
                         "fused_adam": cfg.fused_adam})
     profile_steps = args.profile_steps if profile else 0

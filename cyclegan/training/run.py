@@ -56,6 +56,7 @@ from cyclegan.training.sweep import (
     write_job_result,
     write_summary,
 )
+from cyclegan.training.trainer_setup import build_trainer, lightning_config_errors
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +202,7 @@ def fit(cfg: DictConfig, progress: RunProgress | None = None) -> dict[str, float
     plugins = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
     if plugins:
         callbacks.append(PublishCheckpoints())
-    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **plugins)
+    trainer = build_trainer(cfg.trainer, callbacks=callbacks, logger=loggers or False, **plugins)  # refusals: one line
 
     progress.started = True  # from here on the run writes into its folder
     if ckpt_path:
@@ -214,7 +215,7 @@ def fit(cfg: DictConfig, progress: RunProgress | None = None) -> dict[str, float
 
     start_step = checkpoint_step(ckpt_path) if ckpt_path else 0
     try:
-        with expected_lightning_warnings(cfg, ckpt_path):
+        with expected_lightning_warnings(cfg, ckpt_path), lightning_config_errors(cfg.trainer):
             try:
                 trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)  # never unpickle code
             finally:

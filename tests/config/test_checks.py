@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from conftest import ROOT, TINY, compose_config, run_train_py, tiny_with
 from cyclegan.config.checks import ConfigError, validate_config
@@ -28,7 +27,6 @@ from cyclegan.config.checks import ConfigError, validate_config
     (["data.min_size_policy=crop"], ["data.min_size_policy='crop' is not one of: upscale, reject"]),
     (["callbacks.nan_guard.policy=explode"], ["callbacks.nan_guard.policy='explode' is not one of: stop, skip"]),
     (["callbacks.nan_guard.check_every_n_steps=0"], ["callbacks.nan_guard.check_every_n_steps=0 must be an integer >= 1"]),
-    (["trainer=ddp"], ["trainer."]),
     (["data=folders"], ["data=folders needs data.dir_a and data.dir_b"]),
     (["seed=???"], ["seed is required"]),
     (["data.flip=off", "data.cache_images=no", "model.dropout=no"],
@@ -39,14 +37,6 @@ from cyclegan.config.checks import ConfigError, validate_config
       "callbacks.model_checkpoint.auto_insert_metric_name=1 is not a boolean"]),
     (["seed=abc"], ["seed='abc' must be an integer in [0, 4294967295] or null"]),
     (["seed=-1", "data.seed=x"], ["seed=-1 must be an integer", "data.seed='x' must be an integer"]),
-    (["trainer.max_steps=abc"], ["trainer.max_steps='abc' must be an integer >= -1"]),
-    (["trainer.max_steps=-5"], ["trainer.max_steps=-5 must be an integer >= -1"]),
-    (["trainer.precision=fp16"], ["trainer.precision='fp16' is not one of:", "bf16-mixed", "did you mean"]),
-    (["trainer.max_time=10min"], ["trainer.max_time='10min' is not a duration: use DD:HH:MM:SS"]),
-    (["trainer.max_time=600"], ["trainer.max_time=600 is not a duration"]),
-    (["trainer.max_time={minuts: 10}"], ["trainer.max_time={'minuts': 10} is not a duration"]),
-    (["trainer.devices=abc"], ["trainer.devices='abc' is not a device count or list"]),
-    (["trainer.devices=0"], ["trainer.devices=0 is not a device count or list"]),
     (["data.max_train_images=abc"], ["data.max_train_images='abc' must be an integer >= 1 or null"]),
     (["data.max_train_images=0"], ["data.max_train_images=0 must be an integer >= 1 or null"]),
     (["paths.data_dir=${oc.env:CYCLEGAN_TEST_UNSET_VARIABLE}"],
@@ -92,14 +82,6 @@ def test_an_unset_environment_variable_is_the_one_line_config_error(tmp_path):
     assert len(errors) == 1 and "paths.data_dir cannot be resolved" in errors[0], errors
 
 
-def test_ddp_on_a_one_gpu_machine_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    with pytest.raises(ConfigError, match=r"trainer.devices=2 but this machine has 1 GPU\(s\)"):
-        validate_config(compose_config(tmp_path, *tiny_with("trainer=ddp")))
-    validate_config(compose_config(tmp_path, *tiny_with("trainer=gpu")))
-
-
 def test_valid_configurations_pass(tmp_path):
     validate_config(compose_config(tmp_path, *TINY))
     validate_config(compose_config(tmp_path, "data=horse2zebra", "model.gen=unet"))  # 256 px, depth 8
@@ -117,3 +99,14 @@ def test_command_line_errors_are_one_line_and_exit_2(tmp_path):
     result = run_train_py(*TINY, f"hydra.run.dir={blocker / 'run'}")  # cannot create a folder inside a file
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "hydra.run.dir" in result.stderr and "not writable" in result.stderr
+
+
+def test_what_a_data_source_needs_is_read_from_its_layout(tmp_path, monkeypatch):
+    from cyclegan.data.layouts import LAYOUTS, FoldersLayout, SampleLayout
+
+    # any source, under any name, is judged by the fields its layout declares
+    monkeypatch.setitem(LAYOUTS, "pairs_of_dirs", FoldersLayout())
+    monkeypatch.setitem(LAYOUTS, "bundled", SampleLayout("A", "B"))
+    with pytest.raises(ConfigError, match="data=pairs_of_dirs needs data.dir_a and data.dir_b"):
+        validate_config(compose_config(tmp_path, *tiny_with("data.source=pairs_of_dirs", "data.root=null")))
+    validate_config(compose_config(tmp_path, *tiny_with("data.source=bundled", "data.root=null")))  # needs no root

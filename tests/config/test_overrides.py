@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -31,3 +32,14 @@ def test_misspelled_override_key_is_one_line_with_the_real_keys():
     # valid keys, group choices, sweep values, additions and Hydra's own keys pass through
     check_overrides(["data=monet2photo", "model.lr=1e-4,2e-4", "+trainer.fast_dev_run=true",
                      "hydra.run.dir=/tmp/x", "trainer.max_time=00:00:01:00"], config_name="train")
+
+
+def test_a_key_under_a_group_the_config_does_not_have_is_one_line(caplog):
+    from cyclegan.config.overrides import check_overrides
+
+    with pytest.raises(SystemExit) as e, caplog.at_level(logging.ERROR):
+        check_overrides(["model.gen=resnet"], config_name="evaluate")  # evaluate.py has no model group
+    assert e.value.code == 2
+    message = caplog.records[-1].getMessage()
+    assert message.startswith("unknown config key 'model.gen': the config has no 'model'; it has: ")
+    assert "ckpt_path" in message and "\n" not in message

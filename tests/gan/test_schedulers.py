@@ -4,10 +4,10 @@ import torch
 from pytorch_lightning.callbacks import Timer
 from torch.utils.data import DataLoader
 
-from conftest import TINY_MODEL, RandomPairs, compose_config
+from conftest import TINY_MODEL, RandomPairs, compose_config, tiny_fit
 from cyclegan.config.checks import ConfigError, validate_config
 from cyclegan.gan.module import CycleGAN
-from cyclegan.gan.schedulers import build_scheduler, linear_decay_factor, time_decay_factor
+from cyclegan.gan.schedulers import PlateauMonitorError, build_scheduler, linear_decay_factor, time_decay_factor
 
 
 def lrs(policy, epochs, **kw):
@@ -105,3 +105,12 @@ def test_the_config_check_names_the_missing_budget_and_a_bad_decay_start(tmp_pat
         validate_config(compose_config(tmp_path, "model.lr_policy=linear_time", "trainer.max_time=00:00:01:00",
                                        "model.lr_decay_start=1.0"))
     validate_config(compose_config(tmp_path, "model.lr_policy=linear_time", "trainer.max_time=00:00:01:00"))
+
+
+def test_a_plateau_monitor_that_is_not_logged_is_one_line_listing_what_is(tmp_path):
+    model = CycleGAN(**TINY_MODEL, lr_policy="plateau", plateau_monitor="train/G_los_epoch")
+    with pytest.raises(PlateauMonitorError) as e:
+        tiny_fit(tmp_path, model, [], max_steps=8)  # the first epoch's end (4 batches) reads the monitor
+    message = str(e.value)
+    assert message.startswith("model.plateau_monitor='train/G_los_epoch' was not logged") and "\n" not in message
+    assert "train/G_loss_epoch" in message and "_step" not in message
