@@ -18,6 +18,7 @@ line and exit with code 2 (:func:`cyclegan.errors.exit_on_user_error`).
 from __future__ import annotations
 
 import difflib
+import inspect
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -25,7 +26,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from cyclegan.config.hydra_run import hydra_job
 from cyclegan.config.keys import boolean_parameters, non_boolean_keys, unresolvable_keys
+from cyclegan.directions import as_direction
 from cyclegan.errors import UserError, one_line
 from cyclegan.data.layouts import LAYOUTS
 from cyclegan.gan.diffaugment import parse_policy
@@ -221,8 +224,6 @@ def _check_model(model: DictConfig, problems: _Problems) -> None:
 
 def _check_cut_keys(model: DictConfig, problems: _Problems, get) -> None:
     """The keys of the CUT family (conf/model/cut.yaml), where present."""
-    from cyclegan.directions import as_direction
-
     if "direction" in model and as_direction(get("direction")) is None:
         problems.add(f"model.direction={get('direction')!r}: use AB (domain A -> B) or BA (B -> A)")
     for key, minimum in (("num_patches", 1), ("netF_nc", 1)):
@@ -244,8 +245,6 @@ def _check_family_keys(model: DictConfig, problems: _Problems) -> None:
     """Every model key is an argument of the model family's class (``model._target_``) or, for a family that
     takes network options by name, a registered network's option: a preset written for another family (the
     default data=demo fine-tunes the CycleGAN painter) must not reach a class that cannot take its keys."""
-    import inspect
-
     from hydra.utils import get_class
 
     try:
@@ -258,8 +257,6 @@ def _check_family_keys(model: DictConfig, problems: _Problems) -> None:
         allowed |= set(network_keys())
     foreign = [key for key in model if key != "_target_" and key not in allowed]
     if foreign:
-        from cyclegan.config.hydra_run import hydra_job
-
         preset = OmegaConf.select(hydra_job(), "runtime.choices.experiment") if hydra_job() is not None else None
         source = f" (experiment={preset} sets {'it' if len(foreign) == 1 else 'them'})" if preset else ""
         problems.add(f"{', '.join(f'model.{k}' for k in foreign)} {'is not a key' if len(foreign) == 1 else 'are not keys'}"
