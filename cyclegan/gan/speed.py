@@ -77,23 +77,57 @@ class LayoutFreeInstanceNorm2d(nn.Module):
         return f"{self.num_features}, eps={self.eps}, affine={self.affine}"
 
 
+def _fold_in_fp32(grad: torch.Tensor, rows: int, cols: int, padding: tuple[int, int, int, int]) -> torch.Tensor:
+    """``reflection_pad2d``'s backward computed in fp32 for an input of ``rows`` x ``cols``."""
+    shape_of_input = grad.new_zeros((), dtype=torch.float32).expand(*grad.shape[:-2], rows, cols)  # only its shape is read
+    return torch.ops.aten.reflection_pad2d_backward(grad.float(), shape_of_input, padding)
+
+
+def fold_reflection_grad(grad: torch.Tensor, rows: int, cols: int, padding: tuple[int, int, int, int]) -> torch.Tensor:
+    """The gradient of a reflection pad's input, as CPU autocast's fp32 path computes it (the border contributions
+    added in fp32, rounded once to ``grad``'s dtype), converting only the border strips to fp32.
+
+    An input pixel that no padded pixel mirrors gets its own gradient unchanged (a copy). The others lie in strips
+    along the edges (``pad + 1`` rows or columns each); each strip is the reflection backward of a smaller problem
+    (its own rows with the same padding on its side), whose kernel adds each pixel's contributions in the same
+    order as the whole one, so the result is bit-identical to folding the whole gradient in fp32.
+    """
+    left, right, top, bottom = padding
+    # input rows / columns that mirrored pixels add to: the pad plus the edge row itself, on each padded side
+    t_rows, b_rows, l_cols, r_cols = (side + 1 if side else 0 for side in (top, bottom, left, right))
+    if rows < t_rows + b_rows or cols < l_cols + r_cols:  # strips would overlap: fold it all
+        return _fold_in_fp32(grad, rows, cols, padding).to(grad.dtype)
+    out = grad[..., top:top + rows, left:left + cols].clone()
+    if top:
+        out[..., :t_rows, :] = _fold_in_fp32(grad[..., :top + t_rows, :], t_rows, cols, (left, right, top, 0))
+    if bottom:
+        out[..., rows - b_rows:, :] = _fold_in_fp32(grad[..., -(bottom + b_rows):, :], b_rows, cols,
+                                                    (left, right, 0, bottom))
+    middle = rows - t_rows - b_rows  # rows between the strips: only their columns are mirrored
+    if middle > 0 and (left or right):
+        band = grad[..., top + t_rows:top + t_rows + middle, :]
+        if left:
+            out[..., t_rows:t_rows + middle, :l_cols] = _fold_in_fp32(band[..., :left + l_cols], middle, l_cols,
+                                                                      (left, 0, 0, 0))
+        if right:
+            out[..., t_rows:t_rows + middle, cols - r_cols:] = _fold_in_fp32(band[..., -(right + r_cols):], middle,
+                                                                             r_cols, (0, right, 0, 0))
+    return out
+
+
 class _PadInInputDtype(torch.autograd.Function):
     """Reflection padding in the input's dtype, its gradient folded in fp32 and rounded once: the numbers
     CPU autocast gives, without its casts (see :class:`AutocastFreeReflectionPad2d`)."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, padding: tuple[int, int, int, int]) -> torch.Tensor:
-        ctx.padding, ctx.shape, ctx.dtype = padding, x.shape, x.dtype
+        ctx.padding, ctx.size = padding, (x.shape[-2], x.shape[-1])
         with torch.autocast("cpu", enabled=False):
             return torch.ops.aten.reflection_pad2d(x, padding)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        grad32 = grad.float()
-        # the kernel reads only the input's shape: a broadcast scalar stands for it (no memory)
-        shape_of_input = grad32.new_zeros(()).expand(ctx.shape)
-        folded = torch.ops.aten.reflection_pad2d_backward(grad32, shape_of_input, ctx.padding)
-        return folded.to(ctx.dtype), None
+        return fold_reflection_grad(grad, *ctx.size, ctx.padding), None
 
 
 class AutocastFreeReflectionPad2d(nn.ReflectionPad2d):

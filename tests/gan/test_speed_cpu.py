@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from cyclegan.gan.module import CycleGAN
-from cyclegan.gan.speed import AutocastFreeReflectionPad2d, replace_reflection_pads
+from cyclegan.gan.speed import AutocastFreeReflectionPad2d, fold_reflection_grad, replace_reflection_pads
 
 PAINTER = dict(ngf=4, ndf=4, n_blocks=2, d_layers=2, upsample="resize", residual_output=True)
 
@@ -58,6 +58,27 @@ def test_the_pad_runs_in_bf16_under_cpu_autocast_and_is_plain_elsewhere():
         y = pad(x.bfloat16())
     assert y.dtype == torch.bfloat16
     assert torch.equal(y.float(), nn.functional.pad(x.bfloat16().float(), (1, 1, 1, 1), mode="reflect"))
+
+
+FOLD_CASES = [(padding, size) for padding in [(1, 1, 1, 1), (3, 3, 3, 3), (1, 2, 0, 3), (0, 0, 2, 2), (2, 3, 3, 2)]
+              for size in [(8, 8), (5, 7), (3, 6), (2, 2)]
+              if max(padding[2:]) < size[0] and max(padding[:2]) < size[1]]  # reflection needs pad < size
+
+
+@pytest.mark.parametrize("padding,size", FOLD_CASES)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_the_border_strip_fold_is_the_whole_fp32_fold_bit_for_bit(padding, size, dtype):
+    left, right, top, bottom = padding
+    rows, cols = size
+    shape = (2, 3, rows + top + bottom, cols + left + right)
+    g = torch.Generator().manual_seed(rows * 100 + cols)
+    spread = 6.0 if dtype is torch.bfloat16 else 1.0  # magnitudes far apart: fp32 sums that round, in bf16's range
+    grad = (torch.randn(shape, generator=g) * torch.exp(spread * torch.randn(shape, generator=g))).to(dtype)
+    for memory_format in (torch.contiguous_format, torch.channels_last):
+        grad = grad.contiguous(memory_format=memory_format)
+        x = torch.zeros(2, 3, rows, cols, requires_grad=True)  # the autocast path: fp32 pad, one rounding at the end
+        nn.functional.pad(x, padding, mode="reflect").backward(grad.float())
+        assert torch.equal(fold_reflection_grad(grad, rows, cols, padding), x.grad.to(dtype))
 
 
 def test_the_bench_reference_row_keeps_the_reference_settings(monkeypatch):
