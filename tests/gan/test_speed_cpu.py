@@ -115,3 +115,22 @@ def test_the_bench_adds_the_reference_row_and_divides_by_it(capsys):
     assert [r[0] for r in rows] == ["ref", "fp32+b2"]
     assert float(rows[0][4]) == 1.0  # the x ref column
     assert float(rows[1][4]) == pytest.approx(float(rows[1][2]) / float(rows[0][2]), rel=0.05)
+
+
+@pytest.mark.parametrize("affine", [False, True])
+def test_the_layout_free_norm_on_a_cpu_is_instance_norm_and_keeps_channels_last(affine):
+    from cyclegan.gan.speed import LayoutFreeInstanceNorm2d
+
+    torch.manual_seed(0)
+    plain = nn.InstanceNorm2d(6, affine=affine)
+    if affine:
+        nn.init.normal_(plain.weight), nn.init.normal_(plain.bias)
+    free = LayoutFreeInstanceNorm2d(plain)
+    x = (torch.randn(3, 6, 9, 7) * 3 + 1).contiguous(memory_format=torch.channels_last).requires_grad_()
+    y = free(x)
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(y, plain(x.contiguous()), rtol=1e-5, atol=1e-5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y16 = free(x.bfloat16())
+    assert y16.dtype == torch.bfloat16  # statistics in fp32 inside the kernel, no fp32 activation
+    torch.testing.assert_close(y16.float(), plain(x.bfloat16().float().contiguous()), rtol=0.02, atol=0.02)
