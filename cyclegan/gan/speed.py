@@ -57,7 +57,8 @@ class LayoutFreeInstanceNorm2d(nn.Module):
     NCHW, so each following conv converts back (on an H100 at batch 16 these copies were the
     largest item of an eager bf16 step). This version works in whatever layout it gets, keeps the
     statistics in fp32 under autocast, and has the same parameters (``weight``/``bias`` when
-    affine) and state-dict keys, so it replaces the module in place.
+    affine) and state-dict keys, so it replaces the module in place. On a CPU it is ATen's group
+    norm with one channel per group (the same statistics, within fp32 rounding of instance norm).
     """
 
     def __init__(self, source: nn.InstanceNorm2d):
@@ -143,7 +144,7 @@ class AutocastFreeReflectionPad2d(nn.ReflectionPad2d):
     padded conv input was cast bf16 -> fp32, padded in fp32, and cast back to bf16 by the conv,
     two full-size copies per pad forward. Padding only copies values, so padding in bf16 gives the
     conv the same input bit for bit; the backward folds the border gradients in fp32 and rounds once,
-    exactly as the autocast path did. Results are therefore identical (tests/gan/test_speed_cpu.py),
+    exactly as the autocast path did, converting only the border strips (:func:`fold_reflection_grad`). Results are therefore identical (tests/gan/test_speed_cpu.py),
     in every precision; outside CPU autocast this is plain ``nn.ReflectionPad2d``. No parameters:
     state-dict keys are unchanged.
     """
