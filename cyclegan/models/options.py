@@ -5,23 +5,24 @@ A network class declares each option as a keyword argument with a default and an
     def __init__(self, ngf: Width = 64, norm: Norm = "instance", n_blocks: Annotated[int, AtLeast(0)] = 9,
                  upsample: Literal["deconv", "resize"] = "deconv", antialias: bool = False): ...
 
-``Literal[...]`` gives the choices, ``Annotated[int, AtLeast(n)]`` / ``Annotated[float, Above(x)]``
-the range, ``bool`` a switch, ``X | None`` that null is allowed. :func:`options_of` turns that into
-:class:`Option` records, which the builders (``models/registry.py``), the config checks
-(``config/checks.py``) and the resume comparison (``training/preflight.py``) read; none of them keeps a
-list of its own.
+``Literal[...]`` (or ``Annotated[str, OneOf(names)]``) gives the choices, ``Annotated[int, AtLeast(n)]``
+(``Above``, ``AtMost``, ``Below``) the range, ``bool`` a switch, ``X | None`` that null is allowed.
+:func:`options_of` turns that into :class:`Option` records, which the builders (``models/registry.py``),
+the config checks (``config/model_checks.py``, which reads the LightningModule's signature the same way)
+and the resume comparison (``training/preflight.py``) read; none of them keeps a list of its own.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import types
 import typing
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-__all__ = ["AtLeast", "Above", "Width", "Norm", "NORM_TYPES", "Option", "options_of", "check_choice"]
+__all__ = ["AtLeast", "Above", "AtMost", "Below", "OneOf", "Width", "Norm", "NORM_TYPES", "Option", "options_of", "check_choice"]
 
 
 def check_choice(arg: str, value: object, allowed: Iterable) -> Any:
@@ -33,17 +34,42 @@ def check_choice(arg: str, value: object, allowed: Iterable) -> Any:
 
 
 @dataclass(frozen=True)
-class AtLeast:
-    """``Annotated[int, AtLeast(1)]``: the option's smallest allowed value."""
+class Bound:
+    """A range limit in an option's ``Annotated`` metadata, e.g. ``Annotated[int, AtLeast(1)]``."""
 
-    minimum: float
+    value: float
+    field: ClassVar[str]  # the Option attribute it sets
+
+
+class AtLeast(Bound):
+    """The smallest allowed value."""
+
+    field = "minimum"
+
+
+class Above(Bound):
+    """The value must be greater than this."""
+
+    field = "above"
+
+
+class AtMost(Bound):
+    """The largest allowed value."""
+
+    field = "maximum"
+
+
+class Below(Bound):
+    """The value must be smaller than this."""
+
+    field = "below"
 
 
 @dataclass(frozen=True)
-class Above:
-    """``Annotated[float, Above(0)]``: the option must be greater than this."""
+class OneOf:
+    """``Annotated[str, OneOf(GAN_MODES)]``: choices kept in a tuple elsewhere (``Literal`` needs them written out)."""
 
-    bound: float
+    choices: tuple
 
 
 Width = Annotated[int, AtLeast(1)]  # channel counts: ngf, ndf, in_channels, out_channels
@@ -61,7 +87,15 @@ class Option:
     choices: tuple | None = None
     minimum: float | None = None  # inclusive (AtLeast)
     above: float | None = None  # exclusive (Above)
+    maximum: float | None = None  # inclusive (AtMost)
+    below: float | None = None  # exclusive (Below)
     nullable: bool = False
+
+    @property
+    def constrained(self) -> bool:
+        """Whether the signature says more than the type: choices or a range."""
+        return self.choices is not None or any(b is not None for b in (self.minimum, self.above, self.maximum,
+                                                                          self.below))
 
     @property
     def is_switch(self) -> bool:
@@ -76,17 +110,22 @@ class Option:
             return bool(value)
         if self.choices is not None:
             return check_choice(self.name, value, self.choices)
-        if self.kind is int:
-            if isinstance(value, bool) or not isinstance(value, int) or (self.minimum is not None
-                                                                         and value < self.minimum):
-                raise ValueError(f"invalid {self.name}={value!r}; expected an integer >= {self.minimum:g}")
-        elif self.kind is float:
-            low_ok = ((self.minimum is None or value >= self.minimum) and (self.above is None or value > self.above)
-                      if isinstance(value, (int, float)) and not isinstance(value, bool) else False)
-            if not low_ok:
-                bound = f"> {self.above:g}" if self.above is not None else f">= {self.minimum:g}"
-                raise ValueError(f"invalid {self.name}={value!r}; expected a number {bound}")
+        if self.kind in (int, float):
+            number = isinstance(value, int if self.kind is int else (int, float)) and not isinstance(value, bool)
+            if not number or not self.in_range(value):
+                what = "an integer" if self.kind is int else "a number"
+                raise ValueError(f"invalid {self.name}={value!r}; expected {what} {self.range_text()}".rstrip())
         return value
+
+    def in_range(self, value: float) -> bool:
+        return ((self.minimum is None or value >= self.minimum) and (self.above is None or value > self.above)
+                and (self.maximum is None or value <= self.maximum) and (self.below is None or value < self.below))
+
+    def range_text(self) -> str:
+        """E.g. ``>= 1``, ``> 0 and < 1``."""
+        parts = [f"{sign} {bound:g}" for sign, bound in ((">=", self.minimum), (">", self.above),
+                                                         ("<=", self.maximum), ("<", self.below)) if bound is not None]
+        return " and ".join(parts)
 
 
 def _describe(name: str, default: Any, annotation: Any) -> Option:
@@ -95,26 +134,35 @@ def _describe(name: str, default: Any, annotation: Any) -> Option:
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
         nullable = len(args) < len(typing.get_args(annotation))
         annotation = args[0] if len(args) == 1 else Any
-    minimum = above = None
+    bounds: dict[str, float] = {}
+    choices = None
     if typing.get_origin(annotation) is Annotated:
         annotation, *metadata = typing.get_args(annotation)
         for meta in metadata:
-            minimum = meta.minimum if isinstance(meta, AtLeast) else minimum
-            above = meta.bound if isinstance(meta, Above) else above
+            if isinstance(meta, OneOf):
+                choices = tuple(meta.choices)
+            elif isinstance(meta, Bound):
+                bounds[meta.field] = meta.value
     if typing.get_origin(annotation) is Literal:
         choices = typing.get_args(annotation)
+    if choices is not None:
         return Option(name, default, type(choices[0]), choices, nullable=nullable)
     kind = annotation if annotation in (bool, int, float, str) else type(default)
-    return Option(name, default, kind, minimum=minimum, above=above, nullable=nullable)
+    return Option(name, default, kind, nullable=nullable, **bounds)
 
 
 def options_of(target: Any) -> dict[str, Option]:
     """``{name: Option}`` for the keyword arguments with defaults of a class's ``__init__`` or a function."""
+    return dict(_options(target))
+
+
+@functools.lru_cache(maxsize=None)
+def _options(target: Any) -> tuple[tuple[str, Option], ...]:
     func = target.__init__ if inspect.isclass(target) else target
     hints = typing.get_type_hints(func, include_extras=True)
-    out = {}
+    out = []
     for name, param in inspect.signature(func).parameters.items():
         if param.default is inspect.Parameter.empty or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
-        out[name] = _describe(name, param.default, hints.get(name, Any))
-    return out
+        out.append((name, _describe(name, param.default, hints.get(name, Any))))
+    return tuple(out)

@@ -12,6 +12,11 @@ import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
+from cyclegan.config.hydra_run import hydra_job
+from cyclegan.training.sweep import job_overrides
+
 # file or glob (relative to the run folder) -> what it is
 _FILES = (
     ("images/step_*.png", "real / translated / reconstructed, both directions (the newest grid)"),
@@ -79,11 +84,6 @@ def closing_summary(run_dir: str | os.PathLike, checkpoint: str | os.PathLike | 
 
 def summarize(cfg, trainer, datamodule) -> str:
     """:func:`closing_summary` of a finished ``trainer.fit`` (train.py's config, trainer and datamodule)."""
-    from omegaconf import OmegaConf
-
-    from cyclegan.config.hydra_run import hydra_job
-    from cyclegan.training.sweep import job_overrides
-
     job = hydra_job()
     choice = OmegaConf.select(job, "runtime.choices.data") if job is not None else None
     folder = OmegaConf.select(cfg, "callbacks.model_checkpoint.dirpath") or Path(cfg.paths.output_dir) / "checkpoints"

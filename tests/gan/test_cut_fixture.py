@@ -1,6 +1,6 @@
 """CUT and FastCUT are exact to the official code: one recorded training step, replayed.
 
-tests/fixtures/cut/{cut,fastcut}_ngf8.pt were made with the official code (../shared/reference/cut/README.md):
+tests/fixtures/cut/{cut,fastcut}_ngf8.pt were made with the official code (taesungp/contrastive-unpaired-translation):
 weights after its data-dependent initialisation, the step's inputs, the patch positions and the flip it
 drew, every loss, and every parameter after one ``optimize_parameters()``. The CUT LightningModule, built
 from the fixture's options (as conf/model/{cut,fastcut}.yaml set them), loads the weights, draws the
