@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import pytorch_lightning as pl
 import torch
@@ -36,11 +36,17 @@ from cyclegan.gan.losses import gradient_penalty
 from cyclegan.gan.schedulers import build_scheduler, plateau_metric, time_budget_fraction, time_decay_factor
 from cyclegan.gan.speed import adam_kwargs, apply_speedups, channels_last_input
 from cyclegan.models import network_spec
+from cyclegan.models.options import Above, AtLeast
 from cyclegan.models.spec import network_keys
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GANFamily", "network_entries"]
+__all__ = ["GANFamily", "NonNegative", "Positive", "network_entries"]
+
+# Ranges of a family's hyper-parameters, in its constructor's signature: config/model_checks.py reads them, so a
+# wrong value is one line before anything is built.
+NonNegative = Annotated[float, AtLeast(0)]
+Positive = Annotated[float, Above(0)]
 
 
 def network_entries(module: nn.Module, networks: Mapping[str, nn.Module]) -> dict[str, dict[str, Any]]:
@@ -89,6 +95,7 @@ class GANFamily(pl.LightningModule):
         return {name: child for name, child in self.named_children() if id(child) in wanted}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["model_family"] = f"{type(self).__module__}.{type(self).__qualname__}"  # resume checks it
         checkpoint["generators"] = network_entries(self, self.generators())
         checkpoint["discriminators"] = network_entries(self, self.discriminators())
 

@@ -26,20 +26,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from cyclegan.gan.diffaugment import DiffAugment, parse_policy
-from cyclegan.gan.family import GANFamily
+from cyclegan.gan.family import GANFamily, NonNegative, Positive
 from cyclegan.gan.losses import GANLoss
 from cyclegan.gan.pool import ImagePool
 from cyclegan.gan.schedulers import LR_POLICIES
 from cyclegan.models import build_discriminator, build_generator
 from cyclegan.models.gan_modes import GAN_MODES
-from cyclegan.models.options import Above, AtLeast, Below, OneOf
+from cyclegan.models.options import AtLeast, Below, OneOf
 from cyclegan.models.spec import discriminator_args, generator_args
 from cyclegan.models.compile import compile_options
 
 
-# The ranges config/model_checks.py reads from this signature (a wrong value is one line before anything is built).
-NonNegative = Annotated[float, AtLeast(0)]
-Positive = Annotated[float, Above(0)]
+# The ranges config/model_checks.py reads from this signature (a wrong value is one line before anything is built):
+# NonNegative, Positive (gan/family.py) and the Annotated[...] below.
 
 
 class CycleGAN(GANFamily):
