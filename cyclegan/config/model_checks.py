@@ -111,17 +111,9 @@ def check_model(model: DictConfig, problems: Problems) -> None:
 
 
 def _check_cut_keys(model: DictConfig, problems: Problems, get) -> None:
-    """The keys of the CUT family (conf/model/cut.yaml), where present."""
+    """The CUT keys whose rule is more than a range (conf/model/cut.yaml; its ranges are in CUT's signature)."""
     if "direction" in model and as_direction(get("direction")) is None:
         problems.add(f"model.direction={get('direction')!r}: use AB (domain A -> B) or BA (B -> A)")
-    for key, minimum in (("num_patches", 1), ("netF_nc", 1)):
-        if key in model:
-            integer(problems, f"model.{key}", get(key), minimum)
-    for key in ("lambda_GAN", "lambda_NCE"):
-        if key in model:
-            number(problems, f"model.{key}", get(key), low=0)
-    if "nce_T" in model:
-        number(problems, "model.nce_T", get("nce_T"), low=0, low_open=True)
     if "nce_layers" in model:
         layers = get("nce_layers")
         layers = list(layers) if OmegaConf.is_list(layers) or isinstance(layers, (list, tuple)) else [layers]

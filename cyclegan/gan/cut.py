@@ -29,6 +29,7 @@ from torch import nn
 from cyclegan.directions import DOMAINS_OF, normalize_direction
 from cyclegan.gan.diffaugment import DiffAugment, parse_policy
 from cyclegan.gan.family import GANFamily
+from cyclegan.gan.hparams import Count, GanMode, LrPolicy, NonNegative, Positive, PositiveCount, UnitInterval
 from cyclegan.gan.losses import GANLoss
 from cyclegan.gan.patchnce import PatchSampleF, patch_nce_loss
 from cyclegan.gan.pool import ImagePool
@@ -66,33 +67,33 @@ class CUT(GANFamily):
         init_type: str = "xavier",
         init_gain: float = 0.02,
         antialias: bool = True,
-        netF_nc: int = 256,
+        netF_nc: PositiveCount = 256,
         init_from: str | None = None,  # recorded only: cyclegan.training.init_from loads the weights before fit
         # losses
-        gan_mode: str = "lsgan",
-        lambda_GAN: float = 1.0,
-        lambda_NCE: float = 1.0,
+        gan_mode: GanMode = "lsgan",
+        lambda_GAN: NonNegative = 1.0,
+        lambda_NCE: NonNegative = 1.0,
         nce_idt: bool = True,
         nce_layers: Sequence[int] = (0, 4, 8, 12, 16),
-        nce_T: float = 0.07,
-        num_patches: int = 256,
+        nce_T: Positive = 0.07,
+        num_patches: PositiveCount = 256,
         flip_equivariance: bool = False,
         nce_includes_all_negatives_from_minibatch: bool = False,
-        lambda_gp: float = 10.0,
-        d_loss_weight: float = 0.5,
-        pool_size: int = 0,
+        lambda_gp: NonNegative = 10.0,
+        d_loss_weight: NonNegative = 0.5,
+        pool_size: Count = 0,
         diffaugment: str | None = None,
         # optimisation (one Adam for G and F, one for D: per-parameter Adam, so the official three are the same)
-        lr: float = 2e-4,
-        lr_D: float | None = None,
-        beta1: float = 0.5,
-        beta2: float = 0.999,
-        lr_policy: str = "linear",
-        n_epochs: int = 200,
-        n_epochs_decay: int = 200,
-        lr_step_epochs: int = 50,
-        lr_gamma: float = 0.1,
-        lr_decay_start: float = 0.5,
+        lr: Positive = 2e-4,
+        lr_D: Positive | None = None,
+        beta1: UnitInterval = 0.5,
+        beta2: UnitInterval = 0.999,
+        lr_policy: LrPolicy = "linear",
+        n_epochs: Count = 200,
+        n_epochs_decay: Count = 200,
+        lr_step_epochs: PositiveCount = 50,
+        lr_gamma: Positive = 0.1,
+        lr_decay_start: UnitInterval = 0.5,
         plateau_monitor: str = "train/G_loss_epoch",
         # speed (cyclegan/gan/speed.py; docs/SPEED.md)
         channels_last: bool = False,
