@@ -41,6 +41,7 @@ from cyclegan.models.spec import network_keys
 log = logging.getLogger(__name__)
 
 __all__ = ["GANFamily", "network_entries"]
+# (The ranges of a family's hyper-parameters are annotations of its constructor's arguments: gan/hparams.py.)
 
 
 def network_entries(module: nn.Module, networks: Mapping[str, nn.Module]) -> dict[str, dict[str, Any]]:
@@ -89,6 +90,7 @@ class GANFamily(pl.LightningModule):
         return {name: child for name, child in self.named_children() if id(child) in wanted}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["model_family"] = f"{type(self).__module__}.{type(self).__qualname__}"  # resume checks it
         checkpoint["generators"] = network_entries(self, self.generators())
         checkpoint["discriminators"] = network_entries(self, self.discriminators())
 

@@ -5,6 +5,8 @@ In one process on one device it times, for each config,
 - training steps of the real ``CycleGAN`` LightningModule under a Lightning ``Trainer`` (the
   same ``training_step``, pools, manual optimization and speed switches as ``train.py``) on
   synthetic batches already on the device: image pairs/s, ms/step and peak device memory;
+  ``--families cyclegan cut fastcut`` times each model family (``train.py model=<family>``, its
+  conf/model/<family>.yaml) per config, at the same sizes;
 - generator inference (images/s);
 - the data pipeline (``UnpairedDataModule`` decoding + augmenting JPEGs from a folder with
   N workers): image pairs/s it can deliver, to compare with the step rate;
@@ -35,6 +37,7 @@ Examples::
         --model upsample=resize residual_output=true lambda_identity=0 lambda_cycle=0.25 --no-inference   # the painter
     python -m cyclegan.tools.bench --device cuda --zip-photos 7038                # + the Kaggle zip
     python -m cyclegan.tools.bench --device cpu --configs fp32+b1 --callbacks --no-inference --data-workers
+    python -m cyclegan.tools.bench --device cpu --configs fp32+b1 --families cyclegan cut fastcut --no-inference
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ import yaml
 from cyclegan.tools.bench_callbacks import bench_callbacks
 from cyclegan.tools.bench_common import Config, Result, number_text
 from cyclegan.tools.bench_io import bench_data, bench_inference, bench_kaggle_zip, write_jpegs
-from cyclegan.tools.bench_training import bench_training
+from cyclegan.tools.bench_training import FAMILIES, bench_training
 
 GPU_CONFIGS = [
     "ref",  # the reference-equivalent step (eager, fp32, batch 1, plain Adam, the reference's settings)
@@ -138,8 +141,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--callbacks-each", action="store_true", help="with --callbacks: also each callback alone")
     p.add_argument("--repeats", type=int, default=3, help="with --callbacks: alternating runs of each variant")
     p.add_argument("--json", type=Path, help="write all numbers here")
+    p.add_argument("--families", nargs="+", default=["cyclegan"], choices=FAMILIES, metavar="FAMILY",
+                   help=f"model families of the training rows, one row each per config: {', '.join(FAMILIES)} "
+                        "(as train.py model=FAMILY; default cyclegan)")
     p.add_argument("--model", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="CycleGAN arguments for the training rows, as model.KEY in train.py "
+                   help="model arguments for the training rows, as model.KEY in train.py "
                         "(e.g. lambda_identity=0 upsample=resize diffaugment=color,translation,cutout)")
     p.add_argument("--threads", type=int, help="torch intra-op threads (as train.py's cpu_threads)")
     args = p.parse_args(argv)
@@ -185,17 +191,21 @@ def main(argv=None) -> int:
           + (f"; model {args.model}" if args.model else ""), flush=True)
 
     results: list[Result] = []
-    for i, cfg in enumerate(configs):
+    # the reference-equivalent row is CycleGAN's step; every other config runs once per family
+    runs = [(cfg, family) for cfg in configs for family in (("cyclegan",) if cfg.reference else args.families)]
+    for i, (cfg, family) in enumerate(runs):
+        row = cfg.name if args.families == ["cyclegan"] else f"{family} {cfg.name}"
         if time.perf_counter() - t_begin > args.time_budget:
-            results.append(Result(cfg.name, cfg.batch, error="skipped: --time-budget spent"))
+            results.append(Result(row, cfg.batch, error="skipped: --time-budget spent"))
             continue
-        r = bench_training(cfg, args, device, count_flops=(i == 0), profile=cfg.name in profiled)
+        r = bench_training(cfg, args, device, count_flops=(i == 0), profile=cfg.name in profiled, name=row,
+                           family=family)
         results.append(r)
         peak = f"peak {number_text(r.peak_mib)} MiB" if math.isfinite(r.peak_mib) else "peak memory n/a here"
-        print(f"  {cfg.name}: {r.pairs_per_s:.1f} pairs/s, {peak}, warm-up {r.warmup_s:.1f} s"
+        print(f"  {row}: {r.pairs_per_s:.1f} pairs/s, {peak}, warm-up {r.warmup_s:.1f} s"
               + (f"  [{r.error}]" if r.error else ""), flush=True)
         if "profile" in r.extra:
-            print(profile_report(cfg.name, r.extra["profile"]), flush=True)
+            print(profile_report(row, r.extra["profile"]), flush=True)
 
     overheads: list[str] = []
     if args.callbacks and listed_first:
@@ -242,7 +252,7 @@ def main(argv=None) -> int:
 
     first = results[0] if results and not results[0].error else None
     # the ratios' denominator: the reference-equivalent row (none if it failed), else the first row (--no-reference)
-    references = [r for r, c in zip(results, configs) if c.reference]
+    references = [r for r, (c, _) in zip(results, runs) if c.reference]
     baseline = (references[0] if not references[0].error else None) if references else first
     flops = first.extra.get("flops_per_pair") if first else None
     limit = args.peak_tflops * 1e12 / flops if flops and args.peak_tflops else None

@@ -1,4 +1,5 @@
-"""Training steps of the real CycleGAN module under a Lightning Trainer, timed; FLOPs and a profile on request."""
+"""Training steps of a model family's real LightningModule (CycleGAN, CUT, FastCUT) under a Lightning Trainer,
+timed; FLOPs and a profile on request."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
@@ -66,17 +68,37 @@ def make_profiler(device: torch.device):
     return profile(activities=activities, record_shapes=False)
 
 
+FAMILIES = ("cyclegan", "cut", "fastcut")  # conf/model/<family>.yaml
+
+
+def build_model(family: str, **kwargs) -> pl.LightningModule:
+    """The model of ``train.py model=<family>``: CycleGAN with its defaults, or the keys of
+    conf/model/<family>.yaml (read as train.py composes them); ``kwargs`` on top."""
+    if family == "cyclegan":
+        return CycleGAN(**{"pool_size": 50, **kwargs})
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.utils import instantiate
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(Path(__file__).resolve().parents[2] / "conf"), version_base="1.3"):
+        model = compose("train", overrides=[f"model={family}", "data=folders"]).model  # no data preset
+    GlobalHydra.instance().clear()
+    return instantiate(model, **kwargs)
+
+
 def bench_training(cfg: Config, args, device: torch.device, count_flops: bool = False, profile: bool = False,
-                   callbacks: Sequence[pl.Callback] = (), name: str | None = None) -> Result:
+                   callbacks: Sequence[pl.Callback] = (), name: str | None = None, family: str = "cyclegan") -> Result:
     """Time ``args.steps`` training steps of ``cfg`` after ``args.warmup``; ``callbacks`` run beside
-    the timer (the callbacks-overhead rows), ``name`` labels the row (default: the config)."""
+    the timer (the callbacks-overhead rows), ``name`` labels the row (default: the config), ``family``
+    is the model (``train.py model=<family>``)."""
     result = Result(name or cfg.name, cfg.batch)
     reset_device(device)
     torch.manual_seed(0)
     options = {} if cfg.reference else getattr(args, "model", {})  # the reference row keeps the reference's losses
-    model = CycleGAN(**{**dict(ngf=args.ngf, ndf=args.ndf, n_blocks=args.n_blocks, pool_size=50), **options,
-                        "lr_policy": "constant", "channels_last": cfg.channels_last, "compile": cfg.compile,
-                        "fused_adam": cfg.fused_adam})
+    model = build_model(family, **{**dict(ngf=args.ngf, ndf=args.ndf, n_blocks=args.n_blocks), **options,
+                                   "lr_policy": "constant", "channels_last": cfg.channels_last, "compile": cfg.compile,
+                                   "fused_adam": cfg.fused_adam})
     profile_steps = args.profile_steps if profile else 0
     total = args.warmup + args.steps + profile_steps
     data = torch.utils.data.DataLoader(DeviceBatches(cfg.batch, args.image_size, device, total), batch_size=None)

@@ -138,12 +138,26 @@ def check_resume_checkpoint(path: str | os.PathLike, model_cfg: DictConfig | Non
         )
     saved = obj.get("hyper_parameters") or {}
     if model_cfg is not None:
+        _check_family(ckpt, obj, model_cfg)
         diffs = [f"model.{k}={saved[k]!r} in the checkpoint but {model_cfg.get(k)!r} here"
                  for k in architecture_keys() if k in saved and k in model_cfg and saved[k] != model_cfg.get(k)]
         if diffs:
             raise ResumeError(f"ckpt_path={ckpt} was trained with a different architecture ({'; '.join(diffs)}): "
                               "pass the same model settings to resume")
     return ckpt
+
+
+def _check_family(ckpt: Path, obj: dict, model_cfg: DictConfig) -> None:
+    """The checkpoint's model family (``checkpoint["model_family"]``, gan/family.py; older checkpoints with
+    ``G_AB.`` weights are CycleGAN's) is the one ``model._target_`` builds."""
+    wanted = model_cfg.get("_target_")
+    family = obj.get("model_family")
+    if family is None and any(str(k).startswith("G_AB.") for k in obj.get("state_dict") or {}):
+        family = "cyclegan.gan.module.CycleGAN"
+    if family and wanted and family != wanted:
+        raise ResumeError(f"ckpt_path={ckpt} was trained by {family.rsplit('.', 1)[-1]} ({family}), but this run "
+                          f"builds {str(wanted).rsplit('.', 1)[-1]} ({wanted}): resume with the model it was trained "
+                          "with (model=cyclegan | cut | fastcut), or start from its weights with model.init_from")
 
 
 def _checkpoint_dir(cfg: DictConfig) -> Path | None:

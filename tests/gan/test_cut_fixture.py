@@ -11,7 +11,7 @@ about lr = 2e-4). One documented exception (docs/ARCHITECTURE.md): a conv bias f
 norm has a gradient of exactly zero in exact arithmetic (the norm subtracts the mean), so its float32
 gradient is rounding noise whose sign depends on how many threads summed it, and Adam's first step moves
 it by +-lr whatever its size. Those biases are checked to have moved by at most lr. (With torch's thread
-count at 2, as the fixture was made, every parameter matches bit for bit on the machine that made it.)
+count at 2 on a 2-core machine every parameter matched bit for bit; docs/ARCHITECTURE.md.)
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from cyclegan.evaluation.run import evaluate
 from cyclegan.inference.checkpoint import load_generator
 from cyclegan.inference.translate import main as translate_main
 from cyclegan.serialization import safe_load
+from cyclegan.training.preflight import ResumeError, check_resume_checkpoint
 from cyclegan.training.run import train
 
 # 2 epochs of 2 steps; the rate decays over the second epoch, so a missed scheduler step shows
@@ -98,3 +99,11 @@ def test_translate_takes_a_cut_checkpoint_alone_and_in_a_chain_with_cyclegan(tmp
     assert translate_main(["--ckpt", f"{ckpt}:BA", "--output", str(tmp_path / "no"), *args]) == 2
     error = capsys.readouterr().err.strip()
     assert error.count("\n") == 0 and str(ckpt) in error and "AB only" in error and "model.direction=BA" in error
+
+
+def test_resuming_a_cut_checkpoint_with_another_family_is_one_line_before_anything_is_built(tmp_path, uninterrupted):
+    ckpt = uninterrupted[0] / "checkpoints" / "last.ckpt"
+    assert last(uninterrupted[0])["model_family"] == "cyclegan.gan.cut.CUT"
+    check_resume_checkpoint(ckpt, compose_config(tmp_path, "model=cut", "data=sample", *TINY[1:]).model)
+    with pytest.raises(ResumeError, match=r"trained by CUT \(cyclegan.gan.cut.CUT\), but this run builds CycleGAN"):
+        check_resume_checkpoint(ckpt, compose_config(tmp_path, "data=sample").model)
