@@ -17,7 +17,7 @@ Packages, by stage (docs/ARCHITECTURE.md has the data flow):
 The shared layer under them: ``errors`` (UserError: one line, exit 2; an exception's cause chain), ``directions`` (AB/BA, the one
 spelling of the two directions, and the aliases read as them), ``imaging`` (image files:
 listing, decoding with one transparency rule), ``files`` (atomic writes, temporary names, permissions),
-``devices`` (the device choice), ``pixels`` ([-1, 1] <-> uint8), ``subsets`` (evenly spaced subsets),
+``devices`` (the device choice), ``openmp`` (the OpenMP wait policy, set before torch loads), ``pixels`` ([-1, 1] <-> uint8), ``subsets`` (evenly spaced subsets),
 ``serialization`` (safe ``torch.load``), ``visualize`` (image grids, plots), ``loggers`` (W&B / TensorBoard).
 
 Import rule (tests/test_architecture.py checks it on every module's source):
@@ -39,17 +39,11 @@ import os
 
 # albumentations checks PyPI for a newer release on import; never do that (offline machines, CI).
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-# OpenMP wait policy (docs/SPEED.md, "OpenMP wait policy"): a thread of libgomp (torch's OpenMP) that finished its share
-# of a parallel region spins GOMP_SPINCOUNT iterations waiting for the next one, then sleeps. libgomp's default, 300,000
-# (~3 ms), is fast alone but beside another CPU-heavy process burns the core the other one needs (two copies of a training
-# collapsed 6x); OMP_WAIT_POLICY=PASSIVE (no spin: the default here until 2026-12-02) is safe but pays a futex wake-up at
-# every region, 14-20 % of a CPU step alone. A bounded spin keeps the wake-ups of the short gaps between ops and
-# sleeps through long ones (10,000 spins: ~0.1 ms by libgomp's own estimate of 100,000 per ms). libgomp reads this when torch loads it, so it applies when cyclegan is imported before torch
-# (train.py, evaluate.py, python -m cyclegan.*). Either variable in the environment wins: GOMP_SPINCOUNT=N sets the spin,
-# OMP_WAIT_POLICY=PASSIVE / ACTIVE restore no spin / endless spin (libgomp lets GOMP_SPINCOUNT override the policy,
-# so it is left unset then).
-DEFAULT_SPINCOUNT = "10000"
-if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
-    os.environ["GOMP_SPINCOUNT"] = DEFAULT_SPINCOUNT
+# The OpenMP wait policy (cyclegan/openmp.py, docs/SPEED.md): a bounded spin instead of libgomp's ~3 ms, unless the
+# environment sets GOMP_SPINCOUNT or OMP_WAIT_POLICY. libgomp reads it when torch loads it, so it applies when
+# cyclegan is imported before torch (train.py, evaluate.py, python -m cyclegan.*).
+from cyclegan.openmp import apply_default_wait_policy  # noqa: E402  (no torch import there)
+
+apply_default_wait_policy()
 
 __version__ = "0.1.0"

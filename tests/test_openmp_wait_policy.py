@@ -1,4 +1,5 @@
-"""cyclegan/__init__.py's OpenMP wait policy: a bounded spin unless the environment chose a policy or a spin count."""
+"""cyclegan/openmp.py, applied by cyclegan/__init__.py: a bounded spin unless the environment chose a policy or a spin
+count, or the machine is busier than its cores."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from cyclegan.openmp import DEFAULT_SPINCOUNT, apply_default_wait_policy, choose_spincount
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,12 +25,24 @@ def libgomp_setting(**env: str) -> dict[str, str]:
     return {k: v.strip("'") for k, v in lines if k in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
 
 
-@pytest.mark.parametrize("env,spin", [({}, "10000"), ({"GOMP_SPINCOUNT": "777"}, "777"),
-                                      ({"OMP_WAIT_POLICY": "PASSIVE"}, "0"),
+@pytest.mark.parametrize("env,spin", [({"GOMP_SPINCOUNT": "777"}, "777"), ({"OMP_WAIT_POLICY": "PASSIVE"}, "0"),
                                       ({"OMP_WAIT_POLICY": "ACTIVE"}, "30000000000")],
-                         ids=["default-bounded", "spincount-wins", "passive-wins", "active-wins"])
-def test_libgomp_spins_what_cyclegan_or_the_environment_says(env, spin):
-    import cyclegan
-
-    assert cyclegan.DEFAULT_SPINCOUNT == "10000"
+                         ids=["spincount-wins", "passive-wins", "active-wins"])
+def test_the_environment_wins_over_the_default(env, spin):
     assert libgomp_setting(**env)["GOMP_SPINCOUNT"] == spin
+
+
+def test_libgomp_gets_a_bounded_spin_or_none_never_its_own_3_ms():
+    assert libgomp_setting()["GOMP_SPINCOUNT"] in {"0", str(DEFAULT_SPINCOUNT)}  # which one: the load at start
+
+
+def test_a_bounded_spin_on_an_idle_machine_none_on_a_busy_one():
+    assert choose_spincount(0.3, 2) == choose_spincount(None, 2) == DEFAULT_SPINCOUNT
+    assert choose_spincount(2.0, 2) == choose_spincount(7.5, 2) == 0
+    env = {}
+    apply_default_wait_policy(env)
+    assert env["GOMP_SPINCOUNT"] in {"0", str(DEFAULT_SPINCOUNT)}
+    for chosen in ({"OMP_WAIT_POLICY": "ACTIVE"}, {"GOMP_SPINCOUNT": "5"}):
+        env = dict(chosen)
+        apply_default_wait_policy(env)
+        assert env == chosen  # untouched: libgomp would let GOMP_SPINCOUNT override the policy

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from cyclegan.models.compile import compile_in_place, compile_options
@@ -56,7 +57,8 @@ class LayoutFreeInstanceNorm2d(nn.Module):
     NCHW, so each following conv converts back (on an H100 at batch 16 these copies were the
     largest item of an eager bf16 step). This version works in whatever layout it gets, keeps the
     statistics in fp32 under autocast, and has the same parameters (``weight``/``bias`` when
-    affine) and state-dict keys, so it replaces the module in place.
+    affine) and state-dict keys, so it replaces the module in place. On a CPU it is ATen's group
+    norm with one channel per group (the same statistics, within fp32 rounding of instance norm).
     """
 
     def __init__(self, source: nn.InstanceNorm2d):
@@ -66,6 +68,11 @@ class LayoutFreeInstanceNorm2d(nn.Module):
             self.weight, self.bias = source.weight, source.bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type == "cpu":
+            # group norm with one channel per group is instance norm; ATen's CPU kernel keeps channels_last and
+            # takes bf16 with fp32 statistics: one op instead of the six below and their fp32 copies
+            return F.group_norm(x, self.num_features, self.weight if self.affine else None,
+                                self.bias if self.affine else None, self.eps)
         xf = x.float()
         var, mean = torch.var_mean(xf, dim=(2, 3), keepdim=True, correction=0)
         y = (xf - mean) * torch.rsqrt(var + self.eps)
@@ -77,23 +84,57 @@ class LayoutFreeInstanceNorm2d(nn.Module):
         return f"{self.num_features}, eps={self.eps}, affine={self.affine}"
 
 
+def _fold_in_fp32(grad: torch.Tensor, rows: int, cols: int, padding: tuple[int, int, int, int]) -> torch.Tensor:
+    """``reflection_pad2d``'s backward computed in fp32 for an input of ``rows`` x ``cols``."""
+    shape_of_input = grad.new_zeros((), dtype=torch.float32).expand(*grad.shape[:-2], rows, cols)  # only its shape is read
+    return torch.ops.aten.reflection_pad2d_backward(grad.float(), shape_of_input, padding)
+
+
+def fold_reflection_grad(grad: torch.Tensor, rows: int, cols: int, padding: tuple[int, int, int, int]) -> torch.Tensor:
+    """The gradient of a reflection pad's input, as CPU autocast's fp32 path computes it (the border contributions
+    added in fp32, rounded once to ``grad``'s dtype), converting only the border strips to fp32.
+
+    An input pixel that no padded pixel mirrors gets its own gradient unchanged (a copy). The others lie in strips
+    along the edges (``pad + 1`` rows or columns each); each strip is the reflection backward of a smaller problem
+    (its own rows with the same padding on its side), whose kernel adds each pixel's contributions in the same
+    order as the whole one, so the result is bit-identical to folding the whole gradient in fp32.
+    """
+    left, right, top, bottom = padding
+    # input rows / columns that mirrored pixels add to: the pad plus the edge row itself, on each padded side
+    t_rows, b_rows, l_cols, r_cols = (side + 1 if side else 0 for side in (top, bottom, left, right))
+    if rows < t_rows + b_rows or cols < l_cols + r_cols:  # strips would overlap: fold it all
+        return _fold_in_fp32(grad, rows, cols, padding).to(grad.dtype)
+    out = grad[..., top:top + rows, left:left + cols].clone()
+    if top:
+        out[..., :t_rows, :] = _fold_in_fp32(grad[..., :top + t_rows, :], t_rows, cols, (left, right, top, 0))
+    if bottom:
+        out[..., rows - b_rows:, :] = _fold_in_fp32(grad[..., -(bottom + b_rows):, :], b_rows, cols,
+                                                    (left, right, 0, bottom))
+    middle = rows - t_rows - b_rows  # rows between the strips: only their columns are mirrored
+    if middle > 0 and (left or right):
+        band = grad[..., top + t_rows:top + t_rows + middle, :]
+        if left:
+            out[..., t_rows:t_rows + middle, :l_cols] = _fold_in_fp32(band[..., :left + l_cols], middle, l_cols,
+                                                                      (left, 0, 0, 0))
+        if right:
+            out[..., t_rows:t_rows + middle, cols - r_cols:] = _fold_in_fp32(band[..., -(right + r_cols):], middle,
+                                                                             r_cols, (0, right, 0, 0))
+    return out
+
+
 class _PadInInputDtype(torch.autograd.Function):
     """Reflection padding in the input's dtype, its gradient folded in fp32 and rounded once: the numbers
     CPU autocast gives, without its casts (see :class:`AutocastFreeReflectionPad2d`)."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, padding: tuple[int, int, int, int]) -> torch.Tensor:
-        ctx.padding, ctx.shape, ctx.dtype = padding, x.shape, x.dtype
+        ctx.padding, ctx.size = padding, (x.shape[-2], x.shape[-1])
         with torch.autocast("cpu", enabled=False):
             return torch.ops.aten.reflection_pad2d(x, padding)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        grad32 = grad.float()
-        # the kernel reads only the input's shape: a broadcast scalar stands for it (no memory)
-        shape_of_input = grad32.new_zeros(()).expand(ctx.shape)
-        folded = torch.ops.aten.reflection_pad2d_backward(grad32, shape_of_input, ctx.padding)
-        return folded.to(ctx.dtype), None
+        return fold_reflection_grad(grad, *ctx.size, ctx.padding), None
 
 
 class AutocastFreeReflectionPad2d(nn.ReflectionPad2d):
@@ -103,7 +144,7 @@ class AutocastFreeReflectionPad2d(nn.ReflectionPad2d):
     padded conv input was cast bf16 -> fp32, padded in fp32, and cast back to bf16 by the conv,
     two full-size copies per pad forward. Padding only copies values, so padding in bf16 gives the
     conv the same input bit for bit; the backward folds the border gradients in fp32 and rounds once,
-    exactly as the autocast path did. Results are therefore identical (tests/gan/test_speed_cpu.py),
+    exactly as the autocast path did, converting only the border strips (:func:`fold_reflection_grad`). Results are therefore identical (tests/gan/test_speed_cpu.py),
     in every precision; outside CPU autocast this is plain ``nn.ReflectionPad2d``. No parameters:
     state-dict keys are unchanged.
     """

@@ -49,16 +49,20 @@ def parse_spec(spec: str, default_direction: str = "AB") -> tuple[Path, str]:
     return Path(spec), normalize_direction(default_direction)
 
 
-def load_chain(specs: Sequence[str] | str, map_location: Any = "cpu", default_direction: str = "AB",
+def load_chain(specs: Sequence[str] | str, map_location: Any = "cpu", default_direction: str | None = "AB",
                *, allow_torchscript: bool = False, **gen_kwargs: Any) -> Chain:
     """A :class:`Chain` from specs like ``["monet2photo.ckpt:AB", "vangogh2photo.ckpt:BA"]``.
 
-    ``allow_torchscript`` and ``state_dict_gen`` (``--gen``) apply to every member (see :func:`load_generator`)."""
+    ``default_direction`` is for specs without a suffix; None lets each file decide (the one direction of a
+    one-direction checkpoint such as CUT's, else AB). ``allow_torchscript`` and ``state_dict_gen`` (``--gen``)
+    apply to every member (see :func:`load_generator`)."""
     if isinstance(specs, (str, os.PathLike)):
         specs = [str(specs)]
     gens = []
     for spec in specs:
-        path, direction = parse_spec(spec, default_direction)
+        path, direction = parse_spec(spec, default_direction or "AB")
+        if default_direction is None and parse_spec(spec, "BA")[1] != direction:
+            direction = None  # no suffix and no default: the file says
         gens.append(load_generator(path, direction=direction, map_location=map_location,
                                    allow_torchscript=allow_torchscript, **gen_kwargs))
     return Chain(gens)

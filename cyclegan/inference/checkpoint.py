@@ -200,20 +200,20 @@ def load_torchscript(path: str | os.PathLike, map_location: Any = "cpu") -> nn.M
     return module
 
 
-def load_generator(path: str | os.PathLike, direction: str = "AB", map_location: Any = "cpu",
+def load_generator(path: str | os.PathLike, direction: str | None = "AB", map_location: Any = "cpu",
                    gen: str | None = None, *, allow_torchscript: bool = False, state_dict_gen: str | None = None,
                    **gen_kwargs: Any) -> nn.Module:
     """Load one generator (eval mode, no grad) from a .ckpt, an exported file or a reference .pth.
 
     ``direction`` ("AB" or "BA") picks G_AB / G_BA of a training checkpoint (ignored for
-    single-generator files). ``gen`` / ``gen_kwargs`` give the architecture of a bare state
+    single-generator files); None: the one direction a one-direction checkpoint (CUT) has, else AB. ``gen`` / ``gen_kwargs`` give the architecture of a bare state
     dict (default ``resnet_9blocks``); for a .ckpt they override the stored hyper-parameters.
     ``state_dict_gen``: the architecture of a bare state dict only (``--gen``: a checkpoint in the
     same chain keeps its own). TorchScript files are loaded only with ``allow_torchscript=True``
     (whatever their name; a warning says that their code runs); without it they are refused.
     """
     path = resolve_pretrained(path)  # ``pretrained:<name>``: a generator bundled with the package
-    direction = _normalize_direction(direction)
+    direction = _normalize_direction(direction) if direction is not None else None
     if path.suffix.lower() == ".pth" and not path.exists():  # the official code's name for its weights
         raise MissingFileError(f"no such file: {path}; {OFFICIAL_WEIGHTS}")
     if is_torchscript(path):
@@ -224,6 +224,9 @@ def load_generator(path: str | os.PathLike, direction: str = "AB", map_location:
     obj = safe_load(path, map_location)
     kind = _kind(obj)
     if kind == "lightning":  # gen / gen_kwargs, when given, override what the checkpoint stores
+        if direction is None:  # not asked for: the one direction a one-direction model (CUT) has, else AB
+            have = lightning_directions(obj)
+            direction = have[0] if len(have) == 1 else "AB"
         return _from_lightning(obj, direction, path, **({"gen": gen} if gen else {}), **gen_kwargs)
     if kind == "export":
         return _from_export(obj, path)

@@ -235,8 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="checkpoint[:AB|:BA] or pretrained:NAME; repeat to chain generators (applied in order)")
     p.add_argument("--list-pretrained", action="store_true",
                    help="list the generators bundled with the package (pretrained:NAME) and exit")
-    p.add_argument("--direction", default="AB", type=direction_argument, metavar="{AB,BA}",
-                   help="direction for --ckpt specs without :AB/:BA (default: AB = domain A -> B; A2B/B2A also read)")
+    p.add_argument("--direction", default=None, type=direction_argument, metavar="{AB,BA}",
+                   help="direction for --ckpt specs without :AB/:BA (default: AB = domain A -> B, or the one "
+                        "direction a CUT checkpoint has; A2B/B2A also read)")
     p.add_argument("--allow-torchscript", action="store_true",
                    help="load TorchScript --ckpt files (their code runs: trusted files only); never implied by a name")
     p.add_argument("--gen", default=None, metavar="NAME",

@@ -71,6 +71,10 @@ def test_fastcut_trains_photo_to_painting_with_one_override_and_its_generator_tr
     assert all(torch.equal(G.state_dict()[k], v) for k, v in weights.items())
     x = torch.rand(1, 3, 40, 40) * 2 - 1
     assert G(x).shape == x.shape
+    # without a direction, translate takes the one this checkpoint has (a CycleGAN checkpoint: AB)
+    photos = Path(__file__).resolve().parents[2] / "cyclegan" / "data" / "sample" / "B"
+    assert translate_main(["--ckpt", str(tmp_path / "checkpoints" / "last.ckpt"), "--input", str(photos), "--output",
+                           str(tmp_path / "out"), "--quiet", "--num-workers", "0", "--no-compile"]) == 0
 
 
 def test_a_cut_checkpoint_is_evaluated_in_its_direction_with_cycle_l1_not_applicable(tmp_path, uninterrupted):

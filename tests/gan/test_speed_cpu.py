@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from cyclegan.gan.module import CycleGAN
-from cyclegan.gan.speed import AutocastFreeReflectionPad2d, replace_reflection_pads
+from cyclegan.gan.speed import AutocastFreeReflectionPad2d, fold_reflection_grad, replace_reflection_pads
 
 PAINTER = dict(ngf=4, ndf=4, n_blocks=2, d_layers=2, upsample="resize", residual_output=True)
 
@@ -60,6 +60,27 @@ def test_the_pad_runs_in_bf16_under_cpu_autocast_and_is_plain_elsewhere():
     assert torch.equal(y.float(), nn.functional.pad(x.bfloat16().float(), (1, 1, 1, 1), mode="reflect"))
 
 
+FOLD_CASES = [(padding, size) for padding in [(1, 1, 1, 1), (3, 3, 3, 3), (1, 2, 0, 3), (0, 0, 2, 2), (2, 3, 3, 2)]
+              for size in [(8, 8), (5, 7), (3, 6), (2, 2)]
+              if max(padding[2:]) < size[0] and max(padding[:2]) < size[1]]  # reflection needs pad < size
+
+
+@pytest.mark.parametrize("padding,size", FOLD_CASES)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_the_border_strip_fold_is_the_whole_fp32_fold_bit_for_bit(padding, size, dtype):
+    left, right, top, bottom = padding
+    rows, cols = size
+    shape = (2, 3, rows + top + bottom, cols + left + right)
+    g = torch.Generator().manual_seed(rows * 100 + cols)
+    spread = 6.0 if dtype is torch.bfloat16 else 1.0  # magnitudes far apart: fp32 sums that round, in bf16's range
+    grad = (torch.randn(shape, generator=g) * torch.exp(spread * torch.randn(shape, generator=g))).to(dtype)
+    for memory_format in (torch.contiguous_format, torch.channels_last):
+        grad = grad.contiguous(memory_format=memory_format)
+        x = torch.zeros(2, 3, rows, cols, requires_grad=True)  # the autocast path: fp32 pad, one rounding at the end
+        nn.functional.pad(x, padding, mode="reflect").backward(grad.float())
+        assert torch.equal(fold_reflection_grad(grad, rows, cols, padding), x.grad.to(dtype))
+
+
 def test_the_bench_reference_row_keeps_the_reference_settings(monkeypatch):
     from cyclegan.tools import bench, bench_training
     from cyclegan.tools.bench_common import Config
@@ -94,3 +115,22 @@ def test_the_bench_adds_the_reference_row_and_divides_by_it(capsys):
     assert [r[0] for r in rows] == ["ref", "fp32+b2"]
     assert float(rows[0][4]) == 1.0  # the x ref column
     assert float(rows[1][4]) == pytest.approx(float(rows[1][2]) / float(rows[0][2]), rel=0.05)
+
+
+@pytest.mark.parametrize("affine", [False, True])
+def test_the_layout_free_norm_on_a_cpu_is_instance_norm_and_keeps_channels_last(affine):
+    from cyclegan.gan.speed import LayoutFreeInstanceNorm2d
+
+    torch.manual_seed(0)
+    plain = nn.InstanceNorm2d(6, affine=affine)
+    if affine:
+        nn.init.normal_(plain.weight), nn.init.normal_(plain.bias)
+    free = LayoutFreeInstanceNorm2d(plain)
+    x = (torch.randn(3, 6, 9, 7) * 3 + 1).contiguous(memory_format=torch.channels_last).requires_grad_()
+    y = free(x)
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(y, plain(x.contiguous()), rtol=1e-5, atol=1e-5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y16 = free(x.bfloat16())
+    assert y16.dtype == torch.bfloat16  # statistics in fp32 inside the kernel, no fp32 activation
+    torch.testing.assert_close(y16.float(), plain(x.bfloat16().float().contiguous()), rtol=0.02, atol=0.02)
