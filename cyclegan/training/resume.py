@@ -72,7 +72,9 @@ class ExactResume(pl.Callback):
     - a checkpoint saved on the last batch of an epoch (`every_n_train_steps`) precedes the
       epoch-end hooks, which Lightning does not replay on resume: the per-epoch LR schedulers are
       stepped on to the resumed epoch (CycleGAN steps them once at each epoch end);
-    - logged rows continue at the step where the checkpoint stopped (see ``on_train_batch_start``).
+    - logged rows continue at the step where the checkpoint stopped (see ``on_train_batch_start``);
+    - a checkpoint saved at an epoch's end resumes at the next epoch's start, never inside the epoch
+      end it already went through (see :func:`start_after_finished_epoch`).
     """
 
     def __init__(self) -> None:
@@ -102,6 +104,7 @@ class ExactResume(pl.Callback):
         # Called while Lightning restores the checkpoint, after the datamodule's setup and before
         # the first training dataloader iterator is created: nothing random happens in between.
         self._restored = self._align_log_step = True
+        start_after_finished_epoch(checkpoint)
         ranks = (checkpoint.get("rng_state") or {}).get("ranks")
         if not ranks:
             log.warning("the checkpoint has no random state (saved without ExactResume): "
@@ -154,6 +157,33 @@ class ExactResume(pl.Callback):
         if self._rng_before_validation is not None:
             set_global_rng_state(self._rng_before_validation)
             self._rng_before_validation = None
+
+
+def start_after_finished_epoch(checkpoint: dict) -> None:
+    """Make an end-of-epoch checkpoint restart at the next epoch's start (its loop state, in place).
+
+    ModelCheckpoint saves in ``on_train_epoch_end``, after the fit loop counted the epoch processed
+    and before it counts it completed. Without ``trainer.max_steps`` Lightning resumes that state at
+    the next epoch; with it (iteration-based training) Lightning takes it for a restart *inside* that
+    epoch's end and runs the end again: the epoch is counted twice (a run stopped by max_steps at the
+    end of its next-to-last epoch then ends at once, "nothing was trained"), CycleGAN steps its LR
+    schedulers once more and the epoch's checkpoints are rewritten. The epoch-end hooks all ran before
+    the save, so the state is recorded as it is when the next epoch begins: the epoch completed, no
+    batch of the next one started.
+    """
+    loop = (checkpoint.get("loops") or {}).get("fit_loop")
+    epochs = (loop or {}).get("epoch_progress")
+    batches = (loop or {}).get("epoch_loop.batch_progress")
+    if not epochs or not batches:
+        return
+    total = epochs["total"]
+    saved_at_epoch_end = total["ready"] == total["started"] == total["processed"] == total["completed"] + 1
+    if not (saved_at_epoch_end and batches.get("is_last_batch")):
+        return
+    for counts in (epochs["total"], epochs["current"]):
+        counts["completed"] = counts["processed"]
+    batches["current"] = dict.fromkeys(batches["current"], 0)
+    batches["is_last_batch"] = False
 
 
 def _gather_from_ranks(trainer: pl.Trainer, state: dict) -> list[dict]:
