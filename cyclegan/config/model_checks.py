@@ -111,7 +111,7 @@ def check_model(model: DictConfig, problems: Problems) -> None:
 
 
 def _check_cut_keys(model: DictConfig, problems: Problems, get) -> None:
-    """The keys of the CUT family (conf/model/cut.yaml) that its signature's annotations cannot say, where present."""
+    """The CUT keys whose rule is more than a range (conf/model/cut.yaml; its ranges are in CUT's signature)."""
     if "direction" in model and as_direction(get("direction")) is None:
         problems.add(f"model.direction={get('direction')!r}: use AB (domain A -> B) or BA (B -> A)")
     if "nce_layers" in model:

@@ -20,7 +20,7 @@ term, flip equivariance. tests/gan/test_cut_fixture.py replays a step of the off
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -28,15 +28,13 @@ from torch import nn
 
 from cyclegan.directions import DOMAINS_OF, normalize_direction
 from cyclegan.gan.diffaugment import DiffAugment, parse_policy
-from cyclegan.gan.family import GANFamily, NonNegative, Positive
+from cyclegan.gan.family import GANFamily
+from cyclegan.gan.hparams import Count, GanMode, LrPolicy, NonNegative, Positive, PositiveCount, UnitInterval
 from cyclegan.gan.losses import GANLoss
 from cyclegan.gan.patchnce import PatchSampleF, patch_nce_loss
 from cyclegan.gan.pool import ImagePool
-from cyclegan.gan.schedulers import LR_POLICIES
 from cyclegan.models import build_discriminator, build_generator
 from cyclegan.models.compile import compile_options
-from cyclegan.models.gan_modes import GAN_MODES
-from cyclegan.models.options import AtLeast, Below, OneOf
 from cyclegan.models.spec import discriminator_args, generator_args
 
 __all__ = ["CUT", "encoder_widths"]
@@ -69,33 +67,33 @@ class CUT(GANFamily):
         init_type: str = "xavier",
         init_gain: float = 0.02,
         antialias: bool = True,
-        netF_nc: Annotated[int, AtLeast(1)] = 256,
+        netF_nc: PositiveCount = 256,
         init_from: str | None = None,  # recorded only: cyclegan.training.init_from loads the weights before fit
         # losses
-        gan_mode: Annotated[str, OneOf(GAN_MODES)] = "lsgan",
+        gan_mode: GanMode = "lsgan",
         lambda_GAN: NonNegative = 1.0,
         lambda_NCE: NonNegative = 1.0,
         nce_idt: bool = True,
         nce_layers: Sequence[int] = (0, 4, 8, 12, 16),
         nce_T: Positive = 0.07,
-        num_patches: Annotated[int, AtLeast(1)] = 256,
+        num_patches: PositiveCount = 256,
         flip_equivariance: bool = False,
         nce_includes_all_negatives_from_minibatch: bool = False,
         lambda_gp: NonNegative = 10.0,
         d_loss_weight: NonNegative = 0.5,
-        pool_size: Annotated[int, AtLeast(0)] = 0,
+        pool_size: Count = 0,
         diffaugment: str | None = None,
         # optimisation (one Adam for G and F, one for D: per-parameter Adam, so the official three are the same)
         lr: Positive = 2e-4,
         lr_D: Positive | None = None,
-        beta1: Annotated[float, AtLeast(0), Below(1)] = 0.5,
-        beta2: Annotated[float, AtLeast(0), Below(1)] = 0.999,
-        lr_policy: Annotated[str, OneOf(LR_POLICIES)] = "linear",
-        n_epochs: Annotated[int, AtLeast(0)] = 200,
-        n_epochs_decay: Annotated[int, AtLeast(0)] = 200,
-        lr_step_epochs: Annotated[int, AtLeast(1)] = 50,
+        beta1: UnitInterval = 0.5,
+        beta2: UnitInterval = 0.999,
+        lr_policy: LrPolicy = "linear",
+        n_epochs: Count = 200,
+        n_epochs_decay: Count = 200,
+        lr_step_epochs: PositiveCount = 50,
         lr_gamma: Positive = 0.1,
-        lr_decay_start: Annotated[float, AtLeast(0), Below(1)] = 0.5,
+        lr_decay_start: UnitInterval = 0.5,
         plateau_monitor: str = "train/G_loss_epoch",
         # speed (cyclegan/gan/speed.py; docs/SPEED.md)
         channels_last: bool = False,

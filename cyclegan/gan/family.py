@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable, Mapping
-from typing import Annotated, Any
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -36,17 +36,12 @@ from cyclegan.gan.losses import gradient_penalty
 from cyclegan.gan.schedulers import build_scheduler, plateau_metric, time_budget_fraction, time_decay_factor
 from cyclegan.gan.speed import adam_kwargs, apply_speedups, channels_last_input
 from cyclegan.models import network_spec
-from cyclegan.models.options import Above, AtLeast
 from cyclegan.models.spec import network_keys
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GANFamily", "NonNegative", "Positive", "network_entries"]
-
-# Ranges of a family's hyper-parameters, in its constructor's signature: config/model_checks.py reads them, so a
-# wrong value is one line before anything is built.
-NonNegative = Annotated[float, AtLeast(0)]
-Positive = Annotated[float, Above(0)]
+__all__ = ["GANFamily", "network_entries"]
+# (The ranges of a family's hyper-parameters are annotations of its constructor's arguments: gan/hparams.py.)
 
 
 def network_entries(module: nn.Module, networks: Mapping[str, nn.Module]) -> dict[str, dict[str, Any]]:

@@ -19,26 +19,20 @@ With ``diffaugment`` set, every discriminator call of steps 2 and 3 judges an au
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from cyclegan.gan.diffaugment import DiffAugment, parse_policy
-from cyclegan.gan.family import GANFamily, NonNegative, Positive
+from cyclegan.gan.family import GANFamily
+from cyclegan.gan.hparams import Count, GanMode, LrPolicy, NonNegative, Positive, PositiveCount, UnitInterval
 from cyclegan.gan.losses import GANLoss
 from cyclegan.gan.pool import ImagePool
-from cyclegan.gan.schedulers import LR_POLICIES
 from cyclegan.models import build_discriminator, build_generator
-from cyclegan.models.gan_modes import GAN_MODES
-from cyclegan.models.options import AtLeast, Below, OneOf
 from cyclegan.models.spec import discriminator_args, generator_args
 from cyclegan.models.compile import compile_options
-
-
-# The ranges config/model_checks.py reads from this signature (a wrong value is one line before anything is built):
-# NonNegative, Positive (gan/family.py) and the Annotated[...] below.
 
 
 class CycleGAN(GANFamily):
@@ -60,26 +54,26 @@ class CycleGAN(GANFamily):
         residual_output: bool = False,
         init_from: str | None = None,  # recorded only: cyclegan.training.init_from loads the weights before fit
         # losses
-        gan_mode: Annotated[str, OneOf(GAN_MODES)] = "lsgan",
+        gan_mode: GanMode = "lsgan",
         lambda_cycle: NonNegative = 10.0,
         lambda_A: NonNegative | None = None,
         lambda_B: NonNegative | None = None,
         lambda_identity: NonNegative = 0.5,
         lambda_gp: NonNegative = 10.0,
         d_loss_weight: NonNegative = 0.5,
-        pool_size: Annotated[int, AtLeast(0)] = 50,
+        pool_size: Count = 50,
         diffaugment: str | None = None,
         # optimisation
         lr: Positive = 2e-4,
         lr_D: Positive | None = None,
-        beta1: Annotated[float, AtLeast(0), Below(1)] = 0.5,
-        beta2: Annotated[float, AtLeast(0), Below(1)] = 0.999,
-        lr_policy: Annotated[str, OneOf(LR_POLICIES)] = "linear",
-        n_epochs: Annotated[int, AtLeast(0)] = 100,
-        n_epochs_decay: Annotated[int, AtLeast(0)] = 100,
-        lr_step_epochs: Annotated[int, AtLeast(1)] = 50,
+        beta1: UnitInterval = 0.5,
+        beta2: UnitInterval = 0.999,
+        lr_policy: LrPolicy = "linear",
+        n_epochs: Count = 100,
+        n_epochs_decay: Count = 100,
+        lr_step_epochs: PositiveCount = 50,
         lr_gamma: Positive = 0.1,
-        lr_decay_start: Annotated[float, AtLeast(0), Below(1)] = 0.5,
+        lr_decay_start: UnitInterval = 0.5,
         plateau_monitor: str = "train/G_loss_epoch",
         # speed (cyclegan/gan/speed.py; docs/SPEED.md): applied in configure_model / configure_optimizers
         channels_last: bool = False,

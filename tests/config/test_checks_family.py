@@ -3,7 +3,10 @@ written for CycleGAN) and bad CUT values are one line before anything is built."
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from omegaconf import OmegaConf
 
 from conftest import compose_config
 from cyclegan.config.checks import ConfigError, validate_config
@@ -35,3 +38,11 @@ def test_a_cyclegan_preset_with_cut_names_the_foreign_keys_and_the_fix(tmp_path)
 def test_bad_cut_values_are_one_line(tmp_path, override, expected):
     with pytest.raises(ConfigError, match=expected.replace("[", r"\[").replace(".", r"\.")):
         validate_config(compose_config(tmp_path, "model=cut", "data=sample", override))
+
+
+@pytest.mark.parametrize("model", ["cut", "fastcut"])
+def test_the_cut_search_space_sweeps_keys_the_cut_families_have(tmp_path, model):
+    space = OmegaConf.load(Path(__file__).resolve().parents[2] / "conf" / "hparams_search" / "optuna_cut.yaml")
+    composed = compose_config(tmp_path, f"model={model}", "data=sample").model
+    swept = [key.split(".", 1)[1] for key in space.hydra.sweeper.params]
+    assert swept and all(key in composed for key in swept)
