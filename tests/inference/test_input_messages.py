@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import make_ckpt
-from cyclegan.evaluation.run import load_cyclegan
+from cyclegan.evaluation.networks import load_for_evaluation
 from cyclegan.inference.chain import parse_spec
 from cyclegan.inference.checkpoint import CheckpointError, load_generator
 from cyclegan.inference.compare import main as compare_main
@@ -69,6 +69,6 @@ def test_evaluate_given_a_folder_says_it_is_one_and_names_its_checkpoints(tmp_pa
     (run / "checkpoints").mkdir(parents=True)
     make_ckpt(run / "checkpoints" / "last.ckpt")
     with pytest.raises(CheckpointError) as e:
-        load_cyclegan(run)
+        load_for_evaluation(run)
     msg = str(e.value)
     assert "is a folder" in msg and str(run / "checkpoints" / "last.ckpt") in msg and "no such file" not in msg
