@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 
 import cyclegan.config.help as help_module
 
@@ -23,8 +24,9 @@ def help_of(capsys, monkeypatch):
             with pytest.raises(SystemExit) as done:  # Hydra exits after printing the help
                 runpy.run_path(str(ROOT / script), run_name="__main__")
             assert done.value.code in (0, None)
-        finally:
+        finally:  # Hydra's help leaves its job config set: later tests would read these overrides as theirs
             GlobalHydra.instance().clear()
+            HydraConfig.instance().cfg = None
         return capsys.readouterr().out
 
     return run
