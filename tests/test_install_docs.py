@@ -24,5 +24,6 @@ def test_the_readme_install_block_is_what_ci_runs():
     readme = (ROOT / "README.md").read_text()
     block = re.search(r"```bash\n(.*?)```", readme, re.S).group(1).splitlines()
     documented = pip_installs(block)
-    assert ["torch", "--index-url", "https://download.pytorch.org/whl/cpu"] in documented  # the CPU step, in the block
+    assert ["torch", "--index-url", "https://download.pytorch.org/whl/cpu", "--extra-index-url",
+            "https://pypi.org/simple"] in documented  # the CPU step, in the block
     assert pip_installs((ROOT / ".ci" / "run").read_text().splitlines()) == documented
