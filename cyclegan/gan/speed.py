@@ -263,7 +263,7 @@ def _device_type(model: nn.Module) -> str:
 
 def compile_notice(names: list[str], device_type: str) -> str:
     """What the user waits for while torch.compile works: the first steps compile, the progress bar stays at 0."""
-    took = ("minutes on a CPU (85 s for the CPU bench's small networks, about 4.5 minutes for the CPU demo's on 2 cores; "
+    took = ("minutes on a CPU (146 s for the painter preset's networks at 128 px on 2 quiet cores; "
             "compiled training rarely pays off on a CPU: docs/SPEED.md)" if device_type == "cpu"
             else "about 80 s on an H100 (docs/SPEED.md)")
     return (f"model.compile: {', '.join(names)} compile during the first training steps, with the progress bar at 0 % "
