@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cyclegan.app.painters import all_specs
 from tests.conftest import ROOT, make_ckpt
 
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
@@ -174,7 +175,10 @@ def test_the_painter_list_has_the_ckpt_and_the_bundled_painter(app, browser):
     assert combo.get_attribute("value") == "tiny.ckpt AB"
     combo.click()
     options = _wait(browser, lambda d: _css(d, "[role=option]"), "the painter list")
-    assert [o.get_attribute("aria-label") for o in options] == ["tiny.ckpt AB", "photo2monet_cpu"]
+    # the --ckpt painter first, then every bundled painter and the chains their names make
+    expected = [s.name for s in all_specs([f"{app.root / 'tiny.ckpt'}:AB"], [])]
+    assert expected[:3] == ["tiny.ckpt AB", "photo2monet_cpu", "photo2vangogh"]
+    assert [o.get_attribute("aria-label") for o in options] == expected
 
 
 def test_an_upload_is_painted_at_full_size_and_downloadable(app, browser, tmp_path):

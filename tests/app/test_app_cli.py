@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cyclegan.app.cli import main
+from cyclegan.inference import pretrained
 from tests.conftest import make_ckpt
 
 
@@ -13,11 +14,12 @@ def test_list_shows_the_ckpt_painters_the_bundled_ones_and_chains(tmp_path, caps
     make_ckpt(ckpt)
     assert main(["--list", "--ckpt", f"{ckpt}:AB", "--chain", f"{ckpt}:AB,pretrained:photo2monet_cpu"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split("  ")[0] for line in lines] == [
-        "monet2photo.ckpt AB",
-        "photo2monet_cpu",
-        "monet2photo.ckpt AB → photo2monet_cpu",  # --chain; the names alone make it a round trip, not offered
-    ]
+    names = [line.split("  ")[0] for line in lines]
+    # the --ckpt painter, the bundled ones, the chains their names make, then --chain
+    assert names[0] == "monet2photo.ckpt AB" and names[1:1 + len(pretrained.available())] == pretrained.available()
+    assert "monet2photo.ckpt AB → photo2vangogh" in names
+    # --chain comes last; the names alone make it a round trip (monet -> photo -> monet), not offered
+    assert names[-1] == "monet2photo.ckpt AB → photo2monet_cpu" and names.count(names[-1]) == 1
 
 
 @pytest.mark.parametrize("args, message", [
