@@ -78,12 +78,13 @@ def _card_title(name: str) -> str:
 
 
 def bundled_specs() -> list[PainterSpec]:
-    """One painter per generator bundled with the package (``pretrained:NAME``)."""
+    """One painter per generator bundled with the package (``pretrained:NAME``), the ones that take
+    photos first: the page selects the first painter, and what most people upload is a photo."""
     out = []
     for name in pretrained.available():
         source, target = domains_of(name)
         out.append(PainterSpec(name, (pretrained.PREFIX + name,), source, target, _card_title(name)))
-    return out
+    return sorted(out, key=lambda spec: spec.source != "photo")  # stable: by name within each group
 
 
 def _single_spec(spec: str, default_direction: str) -> PainterSpec:

@@ -177,7 +177,7 @@ def test_the_painter_list_has_the_ckpt_and_the_bundled_painter(app, browser):
     options = _wait(browser, lambda d: _css(d, "[role=option]"), "the painter list")
     # the --ckpt painter first, then every bundled painter and the chains their names make
     expected = [s.name for s in all_specs([f"{app.root / 'tiny.ckpt'}:AB"], [])]
-    assert expected[:3] == ["tiny.ckpt AB", "photo2monet_cpu", "photo2vangogh"]
+    assert expected[:3] == ["tiny.ckpt AB", "photo2monet_cpu", "photo2vangogh"]  # photo painters first
     assert [o.get_attribute("aria-label") for o in options] == expected
 
 

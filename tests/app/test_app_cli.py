@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cyclegan.app.cli import main
-from cyclegan.inference import pretrained
+from cyclegan.app.painters import bundled_specs
 from tests.conftest import make_ckpt
 
 
@@ -16,7 +16,8 @@ def test_list_shows_the_ckpt_painters_the_bundled_ones_and_chains(tmp_path, caps
     lines = capsys.readouterr().out.splitlines()
     names = [line.split("  ")[0] for line in lines]
     # the --ckpt painter, the bundled ones, the chains their names make, then --chain
-    assert names[0] == "monet2photo.ckpt AB" and names[1:1 + len(pretrained.available())] == pretrained.available()
+    bundled = [s.name for s in bundled_specs()]
+    assert names[0] == "monet2photo.ckpt AB" and names[1:1 + len(bundled)] == bundled
     assert "monet2photo.ckpt AB → photo2vangogh" in names
     # --chain comes last; the names alone make it a round trip (monet -> photo -> monet), not offered
     assert names[-1] == "monet2photo.ckpt AB → photo2monet_cpu" and names.count(names[-1]) == 1

@@ -12,14 +12,16 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.types import RunMode
 
+import cyclegan.inference.pretrained as pretrained
 from conftest import CONF_DIR, TINY_CLI, compose_config, run_cli
 
 PRESETS = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
 
 
 def test_the_presets_are_there_and_say_what_they_reproduce():
-    assert PRESETS == ["demo_cpu", "fast_h100", "kaggle_monet_resnet", "kaggle_tutorial_unet", "monet_10min",
-                       "monet_10min_naive", "monet_cpu", "monet_vangogh_via_photo", "reference_cyclegan", "sample_cpu", "vangogh_unet"]
+    assert PRESETS == ["demo_cpu", "fast_h100", "kaggle_monet_resnet", "kaggle_tutorial_unet", "monet2photo_fastcut_cpu",
+                       "monet_10min", "monet_10min_naive", "monet_cpu", "monet_vangogh_via_photo", "photo2vangogh_fastcut_cpu",
+                       "reference_cyclegan", "sample_cpu", "vangogh_unet"]
     for name in PRESETS:
         text = (Path(CONF_DIR) / "experiment" / f"{name}.yaml").read_text()
         assert text.startswith("# @package _global_\n# "), f"{name}: package line, then a comment naming its source"
@@ -104,6 +106,32 @@ def test_monet_cpu_is_the_two_core_painter_within_a_half_hour_budget(tmp_path):
     assert (default.model.upsample, default.model.residual_output, default.model.diffaugment) == ("deconv", False, None)
 
 
+def test_monet2photo_fastcut_cpu_is_the_bundled_monet2photo_recipe(tmp_path):
+    cfg = compose_config(tmp_path, "experiment=monet2photo_fastcut_cpu")
+    m = cfg.model
+    assert m._target_ == "cyclegan.gan.cut.CUT" and m.nce_idt is False and m.flip_equivariance is True  # FastCUT
+    assert cfg.data.name == "monet2photo" and m.direction == "AB" and cfg.trainer.accelerator == "cpu"
+    assert cfg.trainer.max_time == "00:00:15:00" and m.lr_policy == "linear_time"
+    assert (m.ngf, m.n_blocks, m.upsample, m.residual_output) == (32, 6, "resize", True)
+    # what moved the identity start (docs/RESULTS.md): strided D, normal init, D at twice G's lr, light NCE
+    assert (m.antialias, m.init_type, m.lambda_NCE, m.lr_D, m.lr) == (False, "normal", 1.0, 4e-4, 2e-4)
+    # the bundled painter's card names this preset and its architecture
+    card = pretrained.card("monet2photo")
+    assert "experiment=monet2photo_fastcut_cpu" in card and "ngf 32, 6 residual blocks" in card
+
+
+def test_photo2vangogh_fastcut_cpu_is_the_bundled_van_gogh_recipe(tmp_path):
+    cfg = compose_config(tmp_path, "experiment=photo2vangogh_fastcut_cpu")
+    m = cfg.model
+    assert m._target_ == "cyclegan.gan.cut.CUT" and m.nce_idt is False and m.lambda_NCE == 10.0  # FastCUT
+    assert cfg.data.name == "vangogh2photo" and m.direction == "BA" and cfg.trainer.max_time == "00:00:55:00"
+    # a random start on crops at the paintings' own scale, within the hour the painters are given
+    assert m.residual_output is False and (cfg.data.load_size, cfg.data.image_size) == (256, 128)
+    assert (m.antialias, m.init_type, m.lr_D, m.lr_policy) == (False, "normal", 4e-4, "linear_time")
+    card = pretrained.card("photo2vangogh")
+    assert "experiment=photo2vangogh_fastcut_cpu" in card and "ngf 32, 6 residual blocks" in card
+
+
 def test_every_preset_fast_dev_runs_on_the_sample(tmp_path):
     # Presets that name real datasets run on the bundled sample, with tiny networks. 256 px because
     # the Keras U-Net needs multiples of 256; torch.compile is the speed tests' business (slow on CPU).
@@ -118,6 +146,8 @@ def test_every_preset_fast_dev_runs_on_the_sample(tmp_path):
     assert sorted(r["experiment"] for r in rows) == PRESETS
     for row in rows:
         assert row["status"] == "ok", f"{row['experiment']}: {row['error']}"
-        assert math.isfinite(float(row["train/G_loss_epoch"])) and math.isfinite(float(row["val/cycle_A"]))
+        # CycleGAN presets report the cycle error, CUT ones how far G moved its input
+        val_key = "val/l1_to_input" if "fastcut" in row["experiment"] else "val/cycle_A"
+        assert math.isfinite(float(row["train/G_loss_epoch"])) and math.isfinite(float(row[val_key]))
         result = json.loads((Path(row["output_dir"]) / "result.json").read_text())
         assert f"experiment={row['experiment']}" in result["overrides"]
