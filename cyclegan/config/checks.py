@@ -77,7 +77,8 @@ def _check_data(data: DictConfig, problems: Problems) -> None:
                 f"data.load_size={round(get('image_size') * 286 / 256)}"
             )
     for key, minimum, nullable in (("batch_size", 1, False), ("eval_batch_size", 1, True), ("num_workers", 0, False),
-                                   ("epoch_length", 1, True), ("val_size", 0, True), ("max_train_images", 1, True)):
+                                   ("epoch_length", 1, True), ("val_size", 0, True), ("max_train_images", 1, True),
+                                   ("eval_size", 1, True)):
         if key in data:
             integer(problems, f"data.{key}", get(key), minimum, nullable=nullable)
     for key in ("rotate", "color_jitter"):

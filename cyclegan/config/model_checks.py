@@ -196,6 +196,12 @@ def check_sizes(model: DictConfig, data: DictConfig, problems: Problems) -> None
                 f"{lo}; {fix} (data.load_size too: it must stay >= image_size)"
             )
             return
+        eval_size = data.get("eval_size")
+        if isinstance(eval_size, int) and eval_size > 0 and (eval_size % m or eval_size < lo):
+            lower, upper = max(lo, eval_size // m * m), max(lo, (eval_size // m + 1) * m)
+            problems.add(f"data.eval_size={eval_size} does not fit model.gen={gen}: validation and test images "
+                         f"are translated at that size, which must be a multiple of {m} and at least {lo}; use "
+                         f"data.eval_size={lower}" + (f" or {upper}" if upper != lower else ""))
         try:
             D(torch.empty(batch, 3, size, size))
         except (RuntimeError, ValueError) as exc:

@@ -96,6 +96,7 @@ class UnpairedDataModule(pl.LightningDataModule):
         bad_image_policy: str = "skip",
         max_train_images: int | None = None,
         follow_links: bool = False,
+        eval_size: int | None = None,
     ):
         super().__init__()
         self.save_hyperparameters(logger=False)
@@ -112,6 +113,8 @@ class UnpairedDataModule(pl.LightningDataModule):
             raise ValueError(f"data.image_size ({image_size}) and data.batch_size ({batch_size}) must be positive")
         if epoch_length is not None and int(epoch_length) <= 0:
             raise ValueError(f"data.epoch_length must be positive or null, got {epoch_length}")
+        if eval_size is not None and int(eval_size) <= 0:
+            raise ValueError(f"data.eval_size must be positive or null (= data.image_size), got {eval_size}")
         if val_size is not None and int(val_size) < 0:
             raise ValueError(f"data.val_size must be >= 0, got {val_size}")
         if layout.needs_dirs and (dir_a is None or dir_b is None):
@@ -128,6 +131,10 @@ class UnpairedDataModule(pl.LightningDataModule):
         self.download = bool(download)
         self.image_size = int(image_size)
         self.load_size = int(load_size)
+        # The size validation and test images are resized to. It defaults to the training crop; a run that
+        # crops at the images' own scale (load_size = the images' size) validates at that scale with
+        # eval_size = load_size, so val/kid and val/target_rate see what evaluate.py will see.
+        self.eval_size = int(eval_size) if eval_size else self.image_size
         self.batch_size = int(batch_size)
         self.eval_batch_size = int(eval_batch_size) if eval_batch_size else self.batch_size
         self.num_workers = int(num_workers)
@@ -204,7 +211,7 @@ class UnpairedDataModule(pl.LightningDataModule):
 
     def _transform(self, train: bool):
         return build_transforms(
-            image_size=self.image_size,
+            image_size=self.image_size if train else self.eval_size,
             load_size=self.load_size,
             train=train,
             flip=self.flip,
@@ -213,7 +220,7 @@ class UnpairedDataModule(pl.LightningDataModule):
         )
 
     def _draft(self, train: bool) -> int:
-        return self.load_size if train else self.image_size
+        return self.load_size if train else self.eval_size
 
     def setup(self, stage: str | None = None) -> None:
         lists = self._resolve()

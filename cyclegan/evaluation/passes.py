@@ -81,7 +81,7 @@ def real_features(
                                         cache_dir=cache_dir, num_workers=num_workers) for split in splits])
     keep = evenly_spaced_indices(len(files), max_images)
     files = [files[i] for i in keep]
-    key = json.dumps([FEATURE_CACHE_VERSION, int(datamodule.image_size), [_file_identity(p) for p in files]])
+    key = json.dumps([FEATURE_CACHE_VERSION, int(datamodule.eval_size), [_file_identity(p) for p in files]])
     key = hashlib.sha256(key.encode()).hexdigest()
     dataset = _concat_datasets(datamodule, splits, domain)
     if len(keep) < len(dataset):

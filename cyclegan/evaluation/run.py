@@ -24,10 +24,11 @@ Per direction (``AB``: A test images through G_AB, ``BA``: B test images through
 translated, its real test images only go through its discriminator. Directions the file cannot
 translate are skipped with a log line.
 
-Every image goes through the datamodule's test pipeline (resize to ``data.image_size``), real reference
-images included, so real and translated images reach the Inception at the same resolution. Real-image
-features are cached on disk (``metrics.cache_dir``) keyed by the files (path, size, mtime), the image size
-and the Inception, so a second evaluation against the same data only runs the Inception on translations.
+Every image goes through the datamodule's test pipeline (resize to ``data.eval_size``, by default
+``data.image_size``), real reference images included, so real and translated images reach the Inception at
+the same resolution. Real-image features are cached on disk (``metrics.cache_dir``) keyed by the files
+(path, size, mtime), the image size and the Inception, so a second evaluation against the same data only
+runs the Inception on translations.
 
 Library use::
 
@@ -97,7 +98,9 @@ def resolve_compile(spec: Any, device: torch.device, n_images: int) -> Any:
     return spec
 
 
-def _check_image_size(nets: Mapping[str, DirectionNetworks], image_size: int) -> None:
+def _check_image_size(nets: Mapping[str, DirectionNetworks], datamodule) -> None:
+    image_size = int(datamodule.eval_size)
+    key = "data.image_size" if image_size == int(datamodule.image_size) else "data.eval_size"
     probe = torch.empty(1, 3, image_size, image_size, device="meta")
     for net in nets.values():
         check = getattr(net.generator, "check_input_size", None)
@@ -106,7 +109,7 @@ def _check_image_size(nets: Mapping[str, DirectionNetworks], image_size: int) ->
         try:
             check(probe)
         except ValueError as exc:
-            raise EvaluationError(f"data.image_size={image_size} does not fit the checkpoint's generator: {exc}") from None
+            raise EvaluationError(f"{key}={image_size} does not fit the checkpoint's generator: {exc}") from None
 
 
 def _parse_real_ref(real_ref: str | Sequence[str]) -> list[str]:
@@ -156,7 +159,7 @@ def evaluate_model(
     wanted = select_directions(nets, directions, source)
     nets = {d: nets[d] for d in wanted}
     datamodule.setup("test")
-    _check_image_size(nets, int(datamodule.image_size))
+    _check_image_size(nets, datamodule)
     extractor = extractor.to(device)
     modules = list({id(m): m for net in nets.values() for m in net.modules()}.values())
     for module in modules:
@@ -368,7 +371,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "checkpoint": info["checkpoint"],
         "epoch": info["epoch"],
         "global_step": info["global_step"],
-        "data": f"{cfg.data.get('name', '?')} ({str(m.get('split', 'test'))} split, {int(datamodule.image_size)} px)",
+        "data": f"{cfg.data.get('name', '?')} ({str(m.get('split', 'test'))} split, {int(datamodule.eval_size)} px)",
         "real_ref": f"{m.real_ref} split(s) of the target domain",
         "inception": getattr(extractor, "extractor_id", str(m.inception)),
         "device": str(device) + (" bf16" if cfg.get("bf16", False) else ""),

@@ -39,6 +39,8 @@ from cyclegan.config.checks import ConfigError, validate_config
     (["seed=-1", "data.seed=x"], ["seed=-1 must be an integer", "data.seed='x' must be an integer"]),
     (["data.max_train_images=abc"], ["data.max_train_images='abc' must be an integer >= 1 or null"]),
     (["data.max_train_images=0"], ["data.max_train_images=0 must be an integer >= 1 or null"]),
+    (["data.eval_size=0"], ["data.eval_size=0 must be an integer >= 1 or null"]),
+    (["data.eval_size=66"], ["data.eval_size=66 does not fit model.gen=resnet", "data.eval_size=64 or 68"]),
     (["paths.data_dir=${oc.env:CYCLEGAN_TEST_UNSET_VARIABLE}"],
      ["paths.data_dir cannot be resolved: Environment variable 'CYCLEGAN_TEST_UNSET_VARIABLE' not found",
       "${oc.env:NAME,default}"]),

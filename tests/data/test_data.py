@@ -253,6 +253,22 @@ def test_eval_pipeline_deterministic_and_domain_dataset(tmp_path):
     assert torch.equal(dd[1]["image"], dd[1]["image"])
 
 
+def test_eval_size_resizes_validation_and_test_images_but_not_training_crops(tmp_path):
+    """data.eval_size: a run that crops at the images' own scale validates at that scale."""
+    root = make_berkeley(tmp_path / "toy")
+    default = UnpairedDataModule(**dm_kwargs(name="toy", source="berkeley", root=str(root)))
+    assert default.eval_size == default.image_size == 16
+    dm = UnpairedDataModule(**dm_kwargs(name="toy", source="berkeley", root=str(root), eval_size=20))
+    dm.setup("fit")
+    dm.setup("test")
+    check_item(dm.data_train[0], 16)
+    check_item(dm.data_val[0], 20)
+    check_item(dm.data_test[0], 20)
+    assert dm.domain_dataset("train", "A")[0]["image"].shape == (3, 20, 20)  # what the domain classifier sees
+    with pytest.raises(ValueError, match="data.eval_size must be positive"):
+        UnpairedDataModule(**dm_kwargs(name="toy", source="berkeley", root=str(root), eval_size=-1))
+
+
 # ----------------------------------------------------------------------------- kaggle / folders / sample
 def test_kaggle_holdout_deterministic(tmp_path):
     root = tmp_path / "kaggle_monet"

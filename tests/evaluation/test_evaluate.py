@@ -248,6 +248,8 @@ def test_user_errors_name_the_key(tiny_ckpt, tmp_path):
         evaluate(eval_cfg(tmp_path / "b", tiny_ckpt, "metrics.real_ref=validation"))
     with pytest.raises(EvaluationError, match="data.image_size=30"):
         evaluate(eval_cfg(tmp_path / "c", tiny_ckpt, "data.image_size=30"))  # resnet needs multiples of 4
+    with pytest.raises(EvaluationError, match="data.eval_size=30"):
+        evaluate(eval_cfg(tmp_path / "d", tiny_ckpt, "data.eval_size=30"))  # the size evaluation translates at
 
 
 def test_evaluate_py_command_line(tiny_ckpt, tmp_path):

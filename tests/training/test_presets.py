@@ -126,7 +126,8 @@ def test_photo2vangogh_fastcut_cpu_is_the_bundled_van_gogh_recipe(tmp_path):
     assert m._target_ == "cyclegan.gan.cut.CUT" and m.nce_idt is False and m.lambda_NCE == 10.0  # FastCUT
     assert cfg.data.name == "vangogh2photo" and m.direction == "BA" and cfg.trainer.max_time == "00:00:55:00"
     # a random start on crops at the paintings' own scale, within the hour the painters are given
-    assert m.residual_output is False and (cfg.data.load_size, cfg.data.image_size) == (256, 128)
+    assert m.residual_output is False
+    assert (cfg.data.load_size, cfg.data.image_size, cfg.data.eval_size) == (256, 128, 256)
     assert (m.antialias, m.init_type, m.lr_D, m.lr_policy) == (False, "normal", 4e-4, "linear_time")
     card = pretrained.card("photo2vangogh")
     assert "experiment=photo2vangogh_fastcut_cpu" in card and "ngf 32, 6 residual blocks" in card
