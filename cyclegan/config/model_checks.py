@@ -167,6 +167,12 @@ def _largest_depth(size: int) -> int:
     return depth
 
 
+def _fitting_sizes(size: int, multiple: int, smallest: int) -> str:
+    """The sizes nearest ``size`` that a generator accepts: "28 or 32" (one when they coincide)."""
+    lower, upper = max(smallest, size // multiple * multiple), max(smallest, (size // multiple + 1) * multiple)
+    return f"{lower}" + (f" or {upper}" if upper != lower else "")
+
+
 def check_sizes(model: DictConfig, data: DictConfig, problems: Problems) -> None:
     """Run the chosen networks on a meta tensor of the configured size (shapes only, no memory)."""
     import torch
@@ -185,8 +191,7 @@ def check_sizes(model: DictConfig, data: DictConfig, problems: Problems) -> None
         _check_nce_layers(model, G, gen, problems)
         m, lo = G.size_multiple, G.min_size
         if size % m or size < lo:
-            lower, upper = max(lo, size // m * m), max(lo, (size // m + 1) * m)
-            fix = f"use data.image_size={lower}" + (f" or {upper}" if upper != lower else "")
+            fix = f"use data.image_size={_fitting_sizes(size, m, lo)}"
             what = f"model.gen={gen}"
             if "depth" in GENERATORS[gen].options and "depth" not in GENERATORS[gen].fixed:
                 what += f" with model.unet_depth={depth}"
@@ -198,10 +203,9 @@ def check_sizes(model: DictConfig, data: DictConfig, problems: Problems) -> None
             return
         eval_size = data.get("eval_size")
         if isinstance(eval_size, int) and eval_size > 0 and (eval_size % m or eval_size < lo):
-            lower, upper = max(lo, eval_size // m * m), max(lo, (eval_size // m + 1) * m)
             problems.add(f"data.eval_size={eval_size} does not fit model.gen={gen}: validation and test images "
                          f"are translated at that size, which must be a multiple of {m} and at least {lo}; use "
-                         f"data.eval_size={lower}" + (f" or {upper}" if upper != lower else ""))
+                         f"data.eval_size={_fitting_sizes(eval_size, m, lo)}")
         try:
             D(torch.empty(batch, 3, size, size))
         except (RuntimeError, ValueError) as exc:
