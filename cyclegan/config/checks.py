@@ -19,12 +19,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from cyclegan.config.keys import non_boolean_keys, unresolvable_keys
 from cyclegan.config.model_checks import check_model, check_sizes
 from cyclegan.config.problems import ConfigError, Problems, choice, get_value, integer, is_int, number
 from cyclegan.data.layouts import LAYOUTS
+from cyclegan.models.compile import compile_options, cpu_has_amx
 
 __all__ = [
     "ConfigError",
@@ -109,6 +111,28 @@ def _check_schedule_length(trainer: DictConfig, problems: Problems) -> None:
         problems.add("trainer.limit_train_batches=0 trains nothing: use null (every batch), a fraction or a count")
 
 
+def _trains_on_cpu(trainer: DictConfig) -> bool:
+    accelerator = str(trainer.get("accelerator", "auto")).lower()
+    if accelerator == "auto":
+        return not torch.cuda.is_available()
+    return accelerator == "cpu"
+
+
+def _check_cpu_compile(model: DictConfig, trainer: DictConfig, problems: Problems) -> None:
+    """Compiled bf16 training on an AMX CPU gave NaN losses (docs/SPEED.md) and the cause is not found:
+    refuse that one combination. On AVX512-BF16 CPUs without AMX it trained finite (a 12-minute preset run)."""
+    try:
+        compiled = compile_options(model.get("compile", False)) is not None
+    except ValueError:  # check_model reports the bad value
+        return
+    if compiled and "bf16" in str(trainer.get("precision", "")) and _trains_on_cpu(trainer) and cpu_has_amx():
+        value = model.get("compile")
+        shown = str(value).lower() if isinstance(value, bool) else value
+        problems.add(f"model.compile={shown} with trainer.precision={trainer.get('precision')} is refused "
+                     "on this CPU (AMX): compiled bf16 training gave NaN losses on an AMX CPU (docs/SPEED.md); "
+                     "use model.compile=false (eager bf16 is stable) or trainer.precision=32-true")
+
+
 def _check_callbacks(callbacks: DictConfig, problems: Problems) -> None:
     guard = callbacks.get("nan_guard")
     if guard and "policy" in guard:
@@ -124,8 +148,8 @@ def validate_config(cfg: DictConfig) -> None:
     Checked: missing mandatory (``???``) values; model choices (gen, disc, norm, init_type,
     gan_mode, lr_policy) and ranges (lr > 0, betas in [0, 1), pool_size >= 0, ...); data sizes
     (load_size >= image_size, batch_size >= 1, policies); that the image size flows through the
-    chosen generator and discriminator; a schedule that trains nothing;
-    ``callbacks.nan_guard.policy``.
+    chosen generator and discriminator; a schedule that trains nothing; compiled bf16 training on an
+    AMX CPU; ``callbacks.nan_guard.policy``.
     """
     problems = Problems()
     for message in unresolvable_keys(cfg):  # e.g. an unset ${oc.env:VAR}
@@ -148,6 +172,8 @@ def validate_config(cfg: DictConfig) -> None:
         if model is not None and model.get("lr_policy") == "linear_time" and cfg.trainer.get("max_time") is None:
             problems.add("model.lr_policy=linear_time decays the rate over trainer.max_time, which is not set: "
                          "add trainer.max_time=00:00:09:00 (DD:HH:MM:SS) or choose another model.lr_policy")
+        if model is not None:
+            _check_cpu_compile(model, cfg.trainer, problems)
     if isinstance(cfg.get("callbacks"), DictConfig):
         _check_callbacks(cfg.callbacks, problems)
     if "cpu_threads" in cfg:

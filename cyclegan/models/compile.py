@@ -95,3 +95,19 @@ def eager_fallback() -> Iterator[None]:
     compiling is a speed-up, never a reason for an evaluation or a translation to fail."""
     with torch._dynamo.config.patch(suppress_errors=True):
         yield
+
+
+def cpu_has_amx() -> bool:
+    """Whether this machine's CPU has AMX tiles (Intel Sapphire Rapids and later), where oneDNN picks
+    other bf16 kernels than on AVX512-BF16 CPUs; False when it cannot be told."""
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private, but the one torch itself uses
+    if probe is not None:
+        try:
+            return bool(probe())
+        except Exception:  # an older build or an unusual platform: read the flags instead
+            pass
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            return any(line.startswith("flags") and " amx_tile" in line for line in f)
+    except OSError:
+        return False

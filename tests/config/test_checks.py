@@ -112,3 +112,26 @@ def test_what_a_data_source_needs_is_read_from_its_layout(tmp_path, monkeypatch)
     with pytest.raises(ConfigError, match="data=pairs_of_dirs needs data.dir_a and data.dir_b"):
         validate_config(compose_config(tmp_path, *tiny_with("data.source=pairs_of_dirs", "data.root=null")))
     validate_config(compose_config(tmp_path, *tiny_with("data.source=bundled", "data.root=null")))  # needs no root
+
+
+@pytest.mark.parametrize("amx,overrides,refused", [
+    (True, ["model.compile=true", "trainer.precision=bf16-mixed", "trainer.accelerator=cpu"], True),
+    (False, ["model.compile=true", "trainer.precision=bf16-mixed", "trainer.accelerator=cpu"], False),
+    (True, ["model.compile=true", "trainer.precision=32-true", "trainer.accelerator=cpu"], False),
+    (True, ["model.compile=false", "trainer.precision=bf16-mixed", "trainer.accelerator=cpu"], False),
+    (True, ["model.compile=true", "trainer.precision=bf16-mixed", "trainer.accelerator=gpu"], False),
+])
+def test_compiled_bf16_training_is_refused_only_on_an_amx_cpu(tmp_path, monkeypatch, amx, overrides, refused):
+    import cyclegan.config.checks as checks
+
+    monkeypatch.setattr(checks, "cpu_has_amx", lambda: amx)
+    cfg = compose_config(tmp_path, *tiny_with(*overrides))
+    if not refused:
+        validate_config(cfg)
+        return
+    with pytest.raises(ConfigError) as e:
+        validate_config(cfg)
+    msg = str(e.value)
+    assert "\n" not in msg and "model.compile=true with trainer.precision=bf16-mixed is refused" in msg
+    assert "model.compile=false" in msg and "trainer.precision=32-true" in msg
+
