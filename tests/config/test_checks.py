@@ -134,4 +134,3 @@ def test_compiled_bf16_training_is_refused_only_on_an_amx_cpu(tmp_path, monkeypa
     msg = str(e.value)
     assert "\n" not in msg and "model.compile=true with trainer.precision=bf16-mixed is refused" in msg
     assert "model.compile=false" in msg and "trainer.precision=32-true" in msg
-
