@@ -34,3 +34,14 @@ def test_cut_keys_are_checked_from_its_signature_and_the_registry(tmp_path, over
     with pytest.raises(ConfigError, match=re.escape(fragment)):
         validate_config(compose_config(tmp_path, "data=sample", "model=cut", override))
     validate_config(compose_config(tmp_path, "data=sample", "model=cut"))
+
+
+def test_cut_takes_blur_pool_down_sampling_with_resize_up_sampling_from_the_command_line(tmp_path):
+    # the preset up-samples by resize-convolution; the error names model.antialias_up, a key of
+    # conf/model/cut.yaml, so its advice works as a plain override
+    preset = ("experiment=photo2vangogh_fastcut_cpu", "data=sample", "model.antialias=true")
+    with pytest.raises(ConfigError, match=re.escape("set antialias_up=false or upsample=deconv")):
+        validate_config(compose_config(tmp_path, *preset))
+    cfg = compose_config(tmp_path, *preset, "model.antialias_up=false")
+    validate_config(cfg)
+    assert cfg.model.antialias_up is False and cfg.model.upsample == "resize"
