@@ -10,7 +10,7 @@ import cyclegan.config.resolvers  # noqa: F401  (registers the config resolvers)
 from cyclegan.config.checks import validate_config
 from cyclegan.config.help import help_arguments
 from cyclegan.config.overrides import check_overrides
-from cyclegan.errors import exit_on_user_error
+from cyclegan.common.errors import exit_on_user_error
 from cyclegan.evaluation.run import evaluate
 
 

@@ -9,7 +9,7 @@ from omegaconf import DictConfig
 import cyclegan.config.resolvers  # noqa: F401  (registers the config resolvers)
 from cyclegan.config.help import help_arguments
 from cyclegan.config.overrides import check_overrides, reuse_stored_overrides
-from cyclegan.errors import exit_on_user_error
+from cyclegan.common.errors import exit_on_user_error
 from cyclegan.training.run import train
 
 # which stored configuration a resume in place took, and how loudly to say it (see __main__ below)

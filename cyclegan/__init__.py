@@ -13,19 +13,15 @@ Packages, by stage (docs/ARCHITECTURE.md has the data flow):
 - ``app``: the local web app (``python -m cyclegan.app``, Gradio): painters, uploads, the page;
 - ``tools``: around the stages, not part of a run: ``bench`` (the benchmark, ``python -m
   cyclegan.tools.bench``: training, inference, the Kaggle zip, the default callbacks' cost).
-
-The shared layer under them: ``errors`` (UserError: one line, exit 2; an exception's cause chain), ``directions`` (AB/BA, the one
-spelling of the two directions, and the aliases read as them), ``imaging`` (image files:
-listing, decoding with one transparency rule), ``files`` (atomic writes, temporary names, permissions),
-``devices`` (the device choice), ``openmp`` (the OpenMP wait policy, set before torch loads), ``pixels`` ([-1, 1] <-> uint8), ``subsets`` (evenly spaced subsets),
-``serialization`` (safe ``torch.load``), ``visualize`` (image grids, plots), ``loggers`` (W&B / TensorBoard).
+- ``common``: the shared layer under them all (errors, directions, image files, atomic writes,
+  devices, the OpenMP wait policy, pixels, subsets, safe loading, grids and plots, loggers).
 
 Import rule (tests/test_architecture.py checks it on every module's source):
 
 - ``inference`` imports only ``models`` and the shared layer;
 - ``evaluation`` may import ``inference``, ``models``, ``data`` and the shared layer;
 - ``app`` imports only ``inference``, ``models`` and the shared layer;
-- ``models`` and ``data`` import only the shared layer; the shared layer imports nothing above it;
+- ``models`` and ``data`` import only the shared layer (``common``); it imports nothing above it;
 - nothing imports ``training``; there are no import cycles;
 - imports sit at the top of a module; inside a function only for heavy or optional third-party
   packages (Lightning in the inference CLIs, onnx, torchmetrics, matplotlib, wandb).
@@ -39,10 +35,10 @@ import os
 
 # albumentations checks PyPI for a newer release on import; never do that (offline machines, CI).
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-# The OpenMP wait policy (cyclegan/openmp.py, docs/SPEED.md): a bounded spin instead of libgomp's ~3 ms, unless the
+# The OpenMP wait policy (cyclegan/common/openmp.py, docs/SPEED.md): a bounded spin instead of libgomp's ~3 ms, unless the
 # environment sets GOMP_SPINCOUNT or OMP_WAIT_POLICY. libgomp reads it when torch loads it, so it applies when
 # cyclegan is imported before torch (train.py, evaluate.py, python -m cyclegan.*).
-from cyclegan.openmp import apply_default_wait_policy  # noqa: E402  (no torch import there)
+from cyclegan.common.openmp import apply_default_wait_policy  # noqa: E402  (no torch import there)
 
 apply_default_wait_policy()
 

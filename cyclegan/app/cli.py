@@ -21,9 +21,9 @@ from cyclegan.app.handlers import DEFAULT_MAX_BATCH, DEFAULT_TILE
 from cyclegan.app.painters import all_specs, load_painters
 from cyclegan.app.ui import PAGE_CSS, build_page, sample_photos
 from cyclegan.app.uploads import DEFAULT_MAX_MEGAPIXELS, REFUSED_MEGAPIXELS
-from cyclegan.directions import direction_argument
-from cyclegan.errors import UserError, first_line
-from cyclegan.devices import resolve_device
+from cyclegan.common.directions import direction_argument
+from cyclegan.common.errors import UserError, first_line
+from cyclegan.common.devices import resolve_device
 
 __all__ = ["build_parser", "main"]
 

@@ -19,7 +19,7 @@ from typing import Sequence
 
 from cyclegan.app.painters import Painter
 from cyclegan.app.uploads import DEFAULT_MAX_MEGAPIXELS, UploadError, read_upload
-from cyclegan.imaging import IMAGE_EXTENSIONS
+from cyclegan.common.imaging import IMAGE_EXTENSIONS
 from cyclegan.inference.batching import module_device
 from cyclegan.inference.translate import translate_folder, translate_image
 

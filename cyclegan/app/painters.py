@@ -20,8 +20,8 @@ from typing import Iterable, Sequence
 import torch
 from torch import nn
 
-from cyclegan.directions import normalize_direction
-from cyclegan.errors import UserError
+from cyclegan.common.directions import normalize_direction
+from cyclegan.common.errors import UserError
 from cyclegan.inference import pretrained
 from cyclegan.inference.chain import Chain, parse_spec
 from cyclegan.inference.checkpoint import load_generator

@@ -16,8 +16,8 @@ from typing import Callable, Sequence
 
 from cyclegan.app.handlers import paint_batch, paint_upload
 from cyclegan.app.painters import Painter
-from cyclegan.errors import UserError, first_line, one_line
-from cyclegan.imaging import walk_images
+from cyclegan.common.errors import UserError, first_line, one_line
+from cyclegan.common.imaging import walk_images
 
 __all__ = ["build_page", "sample_photos", "SAMPLE_COUNT", "PAGE_CSS"]
 

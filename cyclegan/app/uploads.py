@@ -4,7 +4,7 @@ The rules (stated in the page too):
 - any file PIL reads (JPEG, PNG, WebP, BMP, TIFF, ...) is taken; anything else is refused with a
   message naming the file (:class:`UploadError`), never a traceback;
 - grayscale, 16-bit, palette, transparent (RGBA) and CMYK images become RGB the way training and
-  ``cyclegan.translate`` read them (:func:`cyclegan.imaging.load_image`), with a note saying so;
+  ``cyclegan.translate`` read them (:func:`cyclegan.common.imaging.load_image`), with a note saying so;
 - an image over the size limit (``max_pixels``, default :data:`DEFAULT_MAX_MEGAPIXELS` megapixels) is
   downscaled to it, keeping its aspect, with a note; a file over :data:`REFUSED_MEGAPIXELS` is refused
   (decoding it alone would take gigabytes).
@@ -20,8 +20,8 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from cyclegan.errors import UserError, first_line
-from cyclegan.imaging import ImageLoadError, load_image
+from cyclegan.common.errors import UserError, first_line
+from cyclegan.common.imaging import ImageLoadError, load_image
 
 __all__ = ["DEFAULT_MAX_MEGAPIXELS", "REFUSED_MEGAPIXELS", "UploadError", "Upload", "mode_notes", "read_upload"]
 

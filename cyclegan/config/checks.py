@@ -11,8 +11,8 @@ chosen image size flows through them: no memory, no weights), so it costs well u
 Groups or keys a config does not have are skipped, so the same function serves train.py and
 evaluate.py.
 
-A :class:`ConfigError` is a :class:`cyclegan.errors.UserError`: the entry points report it as one
-line and exit with code 2 (:func:`cyclegan.errors.exit_on_user_error`).
+A :class:`ConfigError` is a :class:`cyclegan.common.errors.UserError`: the entry points report it as one
+line and exit with code 2 (:func:`cyclegan.common.errors.exit_on_user_error`).
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ from omegaconf import DictConfig, OmegaConf
 from cyclegan.config.hydra_run import hydra_job
 from cyclegan.config.keys import boolean_parameters
 from cyclegan.config.problems import Problems, choice, get_value, integer, is_int, number
-from cyclegan.directions import as_direction
-from cyclegan.errors import one_line
+from cyclegan.common.directions import as_direction
+from cyclegan.common.errors import one_line
 from cyclegan.gan.diffaugment import parse_policy
 from cyclegan.models.options import Option, options_of
 from cyclegan.models.registry import (

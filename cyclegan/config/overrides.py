@@ -30,8 +30,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from cyclegan.config.groups import CONF_DIR, config_groups, group_options, help_groups  # noqa: F401 (re-exported)
 from cyclegan.config.resolvers import LauncherDevicesError  # also registers the resolvers the configs use
-from cyclegan.errors import UserError
-from cyclegan.errors import find_cause
+from cyclegan.common.errors import UserError
+from cyclegan.common.errors import find_cause
 
 log = logging.getLogger(__name__)
 

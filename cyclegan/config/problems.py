@@ -12,7 +12,7 @@ from typing import Any
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from cyclegan.errors import UserError, one_line
+from cyclegan.common.errors import UserError, one_line
 
 __all__ = ["ConfigError", "Problems", "get_value", "choice", "is_int", "is_number", "integer", "number"]
 

@@ -8,7 +8,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from cyclegan.config.help import app_help
-from cyclegan.errors import UserError
+from cyclegan.common.errors import UserError
 
 
 class LauncherDevicesError(UserError, ValueError):

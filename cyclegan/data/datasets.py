@@ -1,4 +1,4 @@
-"""Datasets: the unpaired / single-domain datasets (images decoded by :func:`cyclegan.imaging.load_image`).
+"""Datasets: the unpaired / single-domain datasets (images decoded by :func:`cyclegan.common.imaging.load_image`).
 
 Items:
 
@@ -26,8 +26,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, get_worker_info
 
-from cyclegan.imaging import ImageLoadError, load_image
-from cyclegan.pixels import from_uint8
+from cyclegan.common.imaging import ImageLoadError, load_image
+from cyclegan.common.pixels import from_uint8
 
 from .sources import ImageList
 

@@ -20,8 +20,8 @@ from urllib.request import urlopen  # module global so tests can monkeypatch it
 
 from tqdm import tqdm
 
-from cyclegan.errors import UserError
-from cyclegan.files import atomic_write, umask_permissions
+from cyclegan.common.errors import UserError
+from cyclegan.common.files import atomic_write, umask_permissions
 
 from .sources import BERKELEY_URL
 

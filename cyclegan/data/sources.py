@@ -27,8 +27,8 @@ from collections.abc import Sequence
 from importlib.resources import files
 from pathlib import Path
 
-from cyclegan.errors import UserError
-from cyclegan.imaging import IMAGE_EXTENSIONS, walk_images
+from cyclegan.common.errors import UserError
+from cyclegan.common.imaging import IMAGE_EXTENSIONS, walk_images
 
 from .tfrecord import index_records, parse_example, read_record, tfrecord_files
 
@@ -183,7 +183,7 @@ class TFRecordImageList(ImageList):
 
 # ----------------------------------------------------------------------------- scanning
 def scan_images(folder: str | os.PathLike, follow_links: bool = False) -> list[str]:
-    """All image files under ``folder`` (:func:`cyclegan.imaging.walk_images`: recursive, each real
+    """All image files under ``folder`` (:func:`cyclegan.common.imaging.walk_images`: recursive, each real
     folder once, links to folders outside ``folder`` left out unless ``follow_links``
     (``data.follow_links``), hidden files and ``__MACOSX`` skipped), sorted.
 

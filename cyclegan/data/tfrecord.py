@@ -29,7 +29,7 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-from cyclegan.errors import UserError
+from cyclegan.common.errors import UserError
 
 __all__ = [
     "TFRecordError",

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from cyclegan.evaluation.passes import real_features
-from cyclegan.files import atomic_write
+from cyclegan.common.files import atomic_write
 
 log = logging.getLogger(__name__)
 

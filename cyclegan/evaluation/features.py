@@ -1,7 +1,7 @@
 """Inception features of images, with an on-disk cache of the real sets' features.
 
 :func:`compute_features` takes a folder, image files, tensors, arrays or PIL images; files are decoded
-by :func:`cyclegan.imaging.load_image` (the same decode as training). Features are float32 CPU
+by :func:`cyclegan.common.imaging.load_image` (the same decode as training). Features are float32 CPU
 tensors [N, F].
 """
 
@@ -19,10 +19,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from cyclegan.errors import MissingFileError
+from cyclegan.common.errors import MissingFileError
 from cyclegan.evaluation.inception import images_to_uint8
-from cyclegan.files import atomic_write
-from cyclegan.imaging import load_image, to_rgb, walk_images
+from cyclegan.common.files import atomic_write
+from cyclegan.common.imaging import load_image, to_rgb, walk_images
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ ImageItem = Union[PathLike, torch.Tensor, np.ndarray, "Image.Image"]  # noqa: F8
 
 
 def _load_uint8(path: PathLike) -> torch.Tensor:
-    """An image file as uint8 RGB [3, H, W] (:func:`cyclegan.imaging.load_image`: the training decode)."""
+    """An image file as uint8 RGB [3, H, W] (:func:`cyclegan.common.imaging.load_image`: the training decode)."""
     arr = np.asarray(load_image(path), dtype=np.uint8)
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
 

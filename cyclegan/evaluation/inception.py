@@ -43,9 +43,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cyclegan.errors import MissingFileError, UserError
-from cyclegan.pixels import from_uint8
-from cyclegan.serialization import is_torchscript, safe_load
+from cyclegan.common.errors import MissingFileError, UserError
+from cyclegan.common.pixels import from_uint8
+from cyclegan.common.serialization import is_torchscript, safe_load
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ from typing import Any, Mapping, Optional, Sequence
 
 from torch import nn
 
-from cyclegan.directions import DIRECTIONS, LABELS, as_direction, normalize_direction
-from cyclegan.errors import UserError
+from cyclegan.common.directions import DIRECTIONS, LABELS, as_direction, normalize_direction
+from cyclegan.common.errors import UserError
 from cyclegan.inference.checkpoint import load_networks
 from cyclegan.models import ImageGenerator
 

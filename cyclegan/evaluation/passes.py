@@ -21,14 +21,14 @@ import torch
 from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader, Subset
 
-from cyclegan.directions import DOMAINS_OF
+from cyclegan.common.directions import DOMAINS_OF
 from cyclegan.evaluation.discriminator import discriminator_decisions
 from cyclegan.evaluation.features import compute_features
 from cyclegan.evaluation.networks import DirectionNetworks
 from cyclegan.evaluation.paired import PairedMetrics
 from cyclegan.evaluation.progress import Progress
 from cyclegan.models.compile import eager_fallback
-from cyclegan.subsets import evenly_spaced_indices
+from cyclegan.common.subsets import evenly_spaced_indices
 
 log = logging.getLogger(__name__)
 

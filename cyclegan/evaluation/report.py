@@ -20,8 +20,8 @@ import shutil
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
-from cyclegan.directions import LABELS, as_direction
-from cyclegan.files import atomic_write_text
+from cyclegan.common.directions import LABELS, as_direction
+from cyclegan.common.files import atomic_write_text
 
 # known metrics, in table order: key -> (label, what it means)
 METRIC_INFO = {

@@ -50,7 +50,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from cyclegan.directions import DOMAINS_OF, LABELS
+from cyclegan.common.directions import DOMAINS_OF, LABELS
 from cyclegan.evaluation.domain_rate import DomainClassifier, domain_classifier_for
 from cyclegan.evaluation.inception import load_inception
 from cyclegan.evaluation.metrics import MIFID_EPS, few_images_note, generative_metrics
@@ -58,10 +58,10 @@ from cyclegan.evaluation.networks import (DirectionNetworks, EvaluationError, lo
                                           parse_directions, select_directions)
 from cyclegan.evaluation.passes import DomainPass, cat, cat_flags, evenly_spaced, real_features, translation_pass
 from cyclegan.evaluation.report import write_report
-from cyclegan.devices import resolve_device
-from cyclegan.loggers import instantiate_group, log_image
+from cyclegan.common.devices import resolve_device
+from cyclegan.common.loggers import instantiate_group, log_image
 from cyclegan.models.compile import auto_compile, compile_for_inference, compile_options
-from cyclegan.visualize import image_grid, save_image_grid
+from cyclegan.common.visualize import image_grid, save_image_grid
 
 log = logging.getLogger(__name__)
 

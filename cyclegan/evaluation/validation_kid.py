@@ -40,12 +40,12 @@ import torch
 from pytorch_lightning.utilities import rank_zero_warn
 from torch import nn
 
-from cyclegan.directions import DOMAINS_OF
+from cyclegan.common.directions import DOMAINS_OF
 from cyclegan.evaluation.domain_rate import DomainClassifier, domain_classifier_for
 from cyclegan.evaluation.features import as_items, compute_features
 from cyclegan.evaluation.inception import load_inception
 from cyclegan.evaluation.metrics import kid_from_features, kid_subset_size
-from cyclegan.subsets import evenly_spaced, evenly_spaced_indices
+from cyclegan.common.subsets import evenly_spaced, evenly_spaced_indices
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cyclegan.directions import DOMAINS_OF, normalize_direction
+from cyclegan.common.directions import DOMAINS_OF, normalize_direction
 from cyclegan.gan.diffaugment import DiffAugment, parse_policy
 from cyclegan.gan.family import GANFamily
 from cyclegan.gan.hparams import Count, GanMode, LrPolicy, NonNegative, Positive, PositiveCount, UnitInterval

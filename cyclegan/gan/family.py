@@ -6,7 +6,7 @@ with its ``_target_`` (docs/ARCHITECTURE.md, "Adding a model family"). It declar
 - :meth:`~GANFamily.generators`: direction ("AB"/"BA") -> the generator translating that way;
 - :meth:`~GANFamily.discriminators`: direction -> the discriminator judging that direction's output;
 - ``visual_layout`` (optional): the training image grid's ``rows`` (label, ``last_visuals`` names) and
-  ``columns`` (labels), cyclegan.visualize.cycle_grid's arguments; None is CycleGAN's grid.
+  ``columns`` (labels), cyclegan.common.visualize.cycle_grid's arguments; None is CycleGAN's grid.
 
 and the base puts ``checkpoint["generators"] = {direction: {"prefix", "spec"}}`` (and the same for the
 ``discriminators``) into every checkpoint, so inference and evaluation rebuild any family's networks
@@ -31,7 +31,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from cyclegan.errors import ArgumentsError
+from cyclegan.common.errors import ArgumentsError
 from cyclegan.gan.losses import gradient_penalty
 from cyclegan.gan.schedulers import build_scheduler, plateau_metric, time_budget_fraction, time_decay_factor
 from cyclegan.gan.speed import adam_kwargs, apply_speedups, channels_last_input

@@ -20,7 +20,7 @@ from typing import Any
 
 from torch.optim import Optimizer, lr_scheduler
 
-from cyclegan.errors import UserError
+from cyclegan.common.errors import UserError
 
 
 class PlateauMonitorError(UserError, ValueError):

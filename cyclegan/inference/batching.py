@@ -20,12 +20,12 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from cyclegan.errors import MissingFileError, UserError, first_line
-from cyclegan.imaging import IMAGE_EXTENSIONS, ImageLoadError, load_image, walk_images
+from cyclegan.common.errors import MissingFileError, UserError, first_line
+from cyclegan.common.imaging import IMAGE_EXTENSIONS, ImageLoadError, load_image, walk_images
 from cyclegan.inference.checkpoint import size_multiple_of
 from cyclegan.inference.tiling import forward_padded, forward_tiled, to_uint8_nhwc
 from cyclegan.models.compile import eager_fallback, is_compiled
-from cyclegan.pixels import from_uint8
+from cyclegan.common.pixels import from_uint8
 
 __all__ = ["TranslateError", "list_images", "read_rgb", "ImageDataset", "make_loader", "default_workers",
            "module_device", "inference_setup", "size_batches", "infer_loop", "encoder_pool", "drain"]
@@ -45,7 +45,7 @@ class TranslateError(UserError, ValueError):
 
 def list_images(input_path: str | os.PathLike, exclude: str | os.PathLike | None = None) -> tuple[Path, list[Path]]:
     """(root, sorted relative paths) of the images in a file or (recursively) a folder
-    (:func:`cyclegan.imaging.walk_images`); ``exclude``: a folder inside it to skip (the output)."""
+    (:func:`cyclegan.common.imaging.walk_images`); ``exclude``: a folder inside it to skip (the output)."""
     p = Path(input_path)
     if not p.exists():
         raise MissingFileError(f"no such file or directory: {p}")
@@ -62,7 +62,7 @@ def list_images(input_path: str | os.PathLike, exclude: str | os.PathLike | None
 
 
 def read_rgb(path: Path, size: int | None = None) -> np.ndarray:
-    """An image file as uint8 H x W x 3 (:func:`cyclegan.imaging.load_image`), resized to size x size if given."""
+    """An image file as uint8 H x W x 3 (:func:`cyclegan.common.imaging.load_image`), resized to size x size if given."""
     img = load_image(path, draft_size=size)
     if size is not None and img.size != (size, size):
         img = img.resize((size, size), Image.BICUBIC)

@@ -9,7 +9,7 @@ from typing import Any, Iterable, Sequence
 import torch
 from torch import nn
 
-from cyclegan.directions import as_direction, normalize_direction
+from cyclegan.common.directions import as_direction, normalize_direction
 from cyclegan.inference.batching import TranslateError
 from cyclegan.inference.checkpoint import lcm_multiple, load_generator
 
@@ -38,7 +38,7 @@ class Chain(nn.Module):
 
 def parse_spec(spec: str, default_direction: str = "AB") -> tuple[Path, str]:
     """``"path.ckpt:AB"`` -> (Path("path.ckpt"), "AB") (``:B2A`` and the other spellings of
-    cyclegan.directions too); no suffix -> ``default_direction``."""
+    cyclegan.common.directions too); no suffix -> ``default_direction``."""
     head, sep, tail = str(spec).rpartition(":")
     direction = as_direction(tail) if sep and head else None
     if direction:

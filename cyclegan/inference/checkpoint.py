@@ -1,7 +1,7 @@
 """The one loader of trained generators for inference: checkpoints, exports, reference weights.
 
 Three kinds of file are understood, all read with ``torch.load(..., weights_only=True)``
-(:func:`cyclegan.serialization.safe_load`):
+(:func:`cyclegan.common.serialization.safe_load`):
 
 * a Lightning training checkpoint (``.ckpt``) of any model family: the generator of a direction is
   rebuilt from ``checkpoint["generators"][direction]`` (its registry spec and state-dict prefix; a CUT
@@ -34,13 +34,13 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from cyclegan.directions import DIRECTIONS, as_direction
-from cyclegan.errors import MissingFileError, first_line
+from cyclegan.common.directions import DIRECTIONS, as_direction
+from cyclegan.common.errors import MissingFileError, first_line
 from cyclegan.inference.pretrained import card_direction, resolve as resolve_pretrained
 from cyclegan.models import build_discriminator, build_generator, load_reference_weights
 from cyclegan.models.reference import OFFICIAL_WEIGHTS
 from cyclegan.models.spec import discriminator_args, generator_args
-from cyclegan.serialization import (
+from cyclegan.common.serialization import (
     CheckpointError, is_torchscript, safe_load, state_dict_mismatch, torchscript_refusal,
 )
 

@@ -24,19 +24,19 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cyclegan.devices import resolve_device
-from cyclegan.directions import direction_argument
-from cyclegan.errors import UserError, first_line
-from cyclegan.files import atomic_write, blocking_file
-from cyclegan.imaging import PIL_FORMATS
+from cyclegan.common.devices import resolve_device
+from cyclegan.common.directions import direction_argument
+from cyclegan.common.errors import UserError, first_line
+from cyclegan.common.files import atomic_write, blocking_file
+from cyclegan.common.imaging import PIL_FORMATS
 from cyclegan.inference.batching import TranslateError, list_images, read_rgb
 from cyclegan.inference.chain import load_chain, parse_spec
 from cyclegan.inference.pretrained import is_pretrained
 from cyclegan.inference.tiling import translate_tensor
 from cyclegan.inference.write_errors import reporting_write_errors
-from cyclegan.pixels import from_uint8
-from cyclegan.subsets import evenly_spaced
-from cyclegan.visualize import image_grid, label_grid
+from cyclegan.common.pixels import from_uint8
+from cyclegan.common.subsets import evenly_spaced
+from cyclegan.common.visualize import image_grid, label_grid
 
 __all__ = ["comparison_grid", "checkpoint_label", "pick_evenly", "main"]
 

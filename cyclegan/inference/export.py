@@ -31,8 +31,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from cyclegan.errors import first_line
-from cyclegan.files import atomic_write
+from cyclegan.common.errors import first_line
+from cyclegan.common.files import atomic_write
 from cyclegan.inference.checkpoint import EXPORT_FORMAT, EXPORT_VERSION, TS_META, CheckpointError, size_multiple_of
 from cyclegan.inference.write_errors import reporting_write_errors, without_temp_names
 from cyclegan.models import network_spec

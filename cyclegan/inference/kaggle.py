@@ -17,8 +17,8 @@ from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
 
-from cyclegan.devices import resolve_device
-from cyclegan.files import atomic_write, blocking_file
+from cyclegan.common.devices import resolve_device
+from cyclegan.common.files import atomic_write, blocking_file
 from cyclegan.inference import batching
 from cyclegan.inference.batching import TranslateError
 from cyclegan.inference.write_errors import reporting_write_errors

@@ -18,7 +18,7 @@ import os
 import re
 from pathlib import Path
 
-from cyclegan.serialization import CheckpointError
+from cyclegan.common.serialization import CheckpointError
 
 PREFIX = "pretrained:"
 FOLDER = Path(__file__).resolve().parent / "pretrained"

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cyclegan.inference.checkpoint import size_multiple_of
-from cyclegan.pixels import to_uint8
+from cyclegan.common.pixels import to_uint8
 
 __all__ = ["translate_tensor", "forward_padded", "forward_tiled", "to_uint8_nhwc"]
 

@@ -37,11 +37,11 @@ from PIL import Image, ImageOps
 from torch import nn
 from tqdm.auto import tqdm
 
-from cyclegan.devices import resolve_device
-from cyclegan.directions import direction_argument
-from cyclegan.errors import UserError, first_line
-from cyclegan.files import atomic_write, blocking_file
-from cyclegan.imaging import IMAGE_EXTENSIONS, PIL_FORMATS, load_image, to_rgb
+from cyclegan.common.devices import resolve_device
+from cyclegan.common.directions import direction_argument
+from cyclegan.common.errors import UserError, first_line
+from cyclegan.common.files import atomic_write, blocking_file
+from cyclegan.common.imaging import IMAGE_EXTENSIONS, PIL_FORMATS, load_image, to_rgb
 from cyclegan.inference.batching import (
     ImageDataset,
     TranslateError,
@@ -64,7 +64,7 @@ from cyclegan.inference.pretrained import pretrained_listing
 from cyclegan.inference.tiling import to_uint8_nhwc, translate_tensor
 from cyclegan.inference.write_errors import reporting_write_errors
 from cyclegan.models.compile import auto_compile, compile_for_inference
-from cyclegan.pixels import from_uint8
+from cyclegan.common.pixels import from_uint8
 
 __all__ = ["translate_image", "translate_folder", "build_parser", "main"]
 

@@ -1,7 +1,7 @@
 """A failed write of an output (image, zip, exported generator) as one line naming the user's path.
 
 Outputs are written to a hidden temporary file beside the target and renamed over it
-(:func:`cyclegan.files.atomic_write`), so the raw error names ``.out.zip.tmp-1234``, a name the
+(:func:`cyclegan.common.files.atomic_write`), so the raw error names ``.out.zip.tmp-1234``, a name the
 user never gave; errors raised by ``write()`` (a full disk) name no file at all; torch's own
 writers (``torch.save``, ``torch.jit.save``) raise a ``RuntimeError`` without the path. Here every
 such failure becomes ``cannot write <target>: <reason>; <what to do>``.
@@ -16,12 +16,12 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from cyclegan.errors import UserError, first_line
-from cyclegan.files import blocking_file
+from cyclegan.common.errors import UserError, first_line
+from cyclegan.common.files import blocking_file
 
 __all__ = ["OutputWriteError", "reporting_write_errors", "write_failure", "without_temp_names"]
 
-# cyclegan.files.temporary_name: ".<name>.tmp-<pid>" plus an optional suffix (".onnx")
+# cyclegan.common.files.temporary_name: ".<name>.tmp-<pid>" plus an optional suffix (".onnx")
 _TEMP_NAME = re.compile(r"\.([^/\\'\"\s]+?)\.tmp-\d+(?:\.\w+)?")
 _TORCH_STRERROR = re.compile(r"strerror:\s*(.+?)\s*$", re.M)
 _NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS}

@@ -19,8 +19,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from cyclegan.errors import MissingFileError
-from cyclegan.serialization import safe_load
+from cyclegan.common.errors import MissingFileError
+from cyclegan.common.serialization import safe_load
 
 from .registry import DISCRIMINATORS, GENERATORS
 

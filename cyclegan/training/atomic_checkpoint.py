@@ -24,15 +24,15 @@ import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from cyclegan.errors import find_cause
-from cyclegan.files import atomic_write, temporary_glob, temporary_name, temporary_writer_pid
+from cyclegan.common.errors import find_cause
+from cyclegan.common.files import atomic_write, temporary_glob, temporary_name, temporary_writer_pid
 
 log = logging.getLogger(__name__)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """torch.save into `.<name>.tmp-<pid>` beside the target, fsync, then os.replace over it
-    (:func:`cyclegan.files.atomic_write`).
+    (:func:`cyclegan.common.files.atomic_write`).
 
     os.replace is atomic on POSIX and Windows within one filesystem: readers see the old file or
     the new one, never a half-written one. Remote paths (s3://, gs://, ...) use Lightning's own save.
@@ -141,7 +141,7 @@ def disk_full_cause(exc: BaseException | None) -> OSError | None:
     return find_cause(exc, OSError, where=lambda e: e.errno in (errno.ENOSPC, errno.EDQUOT))
 
 
-TEMPORARY_PATTERN = temporary_glob("*.ckpt")  # the temporary files of cyclegan.files.atomic_write
+TEMPORARY_PATTERN = temporary_glob("*.ckpt")  # the temporary files of cyclegan.common.files.atomic_write
 
 
 def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:

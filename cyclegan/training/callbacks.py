@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 
-from cyclegan.loggers import log_image
-from cyclegan.visualize import MIN_TILE, cycle_grid, plot_loss_curves, save_array
+from cyclegan.common.loggers import log_image
+from cyclegan.common.visualize import MIN_TILE, cycle_grid, plot_loss_curves, save_array
 
 
 class ImageGridLogger(pl.Callback):
     """Every `every_n_steps` steps, and once at the end of training: per example, a row "A -> B" (real A,
     translated, reconstructed) and a row "B -> A", labelled, tiles of at least `min_tile` px
-    (cyclegan.visualize.cycle_grid); a model family that declares a ``visual_layout`` (CUT: real and
+    (cyclegan.common.visualize.cycle_grid); a model family that declares a ``visual_layout`` (CUT: real and
     translated, and its identity row) gets its own rows and columns.
 
     Saved as `<output_dir>/images/step_XXXXXXX.png` and sent to W&B / TensorBoard. The grid at the end

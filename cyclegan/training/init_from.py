@@ -24,10 +24,10 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from cyclegan.errors import UserError
+from cyclegan.common.errors import UserError
 from cyclegan.inference.chain import parse_spec
 from cyclegan.inference.checkpoint import CheckpointError, load_networks
-from cyclegan.serialization import state_dict_mismatch
+from cyclegan.common.serialization import state_dict_mismatch
 
 log = logging.getLogger(__name__)
 

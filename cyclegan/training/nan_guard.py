@@ -39,7 +39,7 @@ import pytorch_lightning as pl
 import torch
 
 from cyclegan.config.checks import NAN_POLICIES
-from cyclegan.errors import UserError
+from cyclegan.common.errors import UserError
 from cyclegan.training.saving import checkpoint_dir, save_checkpoint
 
 log = logging.getLogger(__name__)

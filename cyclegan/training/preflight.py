@@ -22,10 +22,10 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from cyclegan.errors import UserError, one_line
+from cyclegan.common.errors import UserError, one_line
 from cyclegan.models import build_discriminator, build_generator
 from cyclegan.models.spec import discriminator_args, generator_args, network_keys
-from cyclegan.serialization import CheckpointError, safe_load
+from cyclegan.common.serialization import CheckpointError, safe_load
 from cyclegan.training.atomic_checkpoint import remove_stale_temporaries
 from cyclegan.training.resume_checkpoint import ResumeError, newest_checkpoint
 

@@ -6,7 +6,7 @@ being continued: ``<run dir>/checkpoints`` (``callbacks.model_checkpoint.dirpath
 ``hydra.run.dir``. It never looks in another run's folder: a run folder that is missing or has no
 checkpoint is one line (exit 2), which names the newest run beside it as a hint only, and a run
 whose checkpoints are all unreadable (truncated, TorchScript, not a checkpoint) is one line naming
-each file tried. Every checkpoint is read through :func:`cyclegan.serialization.safe_load`
+each file tried. Every checkpoint is read through :func:`cyclegan.common.serialization.safe_load`
 (``weights_only=True``: no code in a file runs).
 """
 
@@ -19,8 +19,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from cyclegan.errors import MissingFileError, UserError, one_line
-from cyclegan.serialization import safe_load
+from cyclegan.common.errors import MissingFileError, UserError, one_line
+from cyclegan.common.serialization import safe_load
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class NothingTrained(UserError):
 def read_checkpoint(path: str | os.PathLike) -> Any:
     """The checkpoint at ``path``, memory-mapped (tensors are not read until used) and weights only.
 
-    Raises MissingFileError or :class:`cyclegan.serialization.CheckpointError` (one line).
+    Raises MissingFileError or :class:`cyclegan.common.serialization.CheckpointError` (one line).
     """
     return safe_load(path, map_location="cpu", mmap=True)
 

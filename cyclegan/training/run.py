@@ -32,8 +32,8 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from cyclegan.config.checks import validate_config
 from cyclegan.config.hydra_run import hydra_job, in_multirun
-from cyclegan.errors import MissingFileError, UserError, find_cause, one_line
-from cyclegan.loggers import instantiate_group
+from cyclegan.common.errors import MissingFileError, UserError, find_cause, one_line
+from cyclegan.common.loggers import instantiate_group
 from cyclegan.training.atomic_checkpoint import AtomicCheckpointIO, PublishCheckpoints, disk_full_cause
 from cyclegan.training.init_from import build_model
 from cyclegan.training.metrics_history import carry_over_metrics

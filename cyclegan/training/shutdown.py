@@ -23,7 +23,7 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from cyclegan.errors import UserError
+from cyclegan.common.errors import UserError
 from cyclegan.training.saving import checkpoint_dir, save_checkpoint
 
 log = logging.getLogger(__name__)

@@ -27,8 +27,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from cyclegan.config.hydra_run import hydra_job, in_multirun
-from cyclegan.errors import one_line
-from cyclegan.files import atomic_write_text  # jobs of a parallel launcher may rewrite a summary at once
+from cyclegan.common.errors import one_line
+from cyclegan.common.files import atomic_write_text  # jobs of a parallel launcher may rewrite a summary at once
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ import torch
 from lightning_fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 
-from cyclegan.errors import UserError, find_cause, one_line
+from cyclegan.common.errors import UserError, find_cause, one_line
 
 log = logging.getLogger(__name__)
 

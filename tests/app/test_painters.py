@@ -8,7 +8,7 @@ import torch
 from cyclegan.app.painters import (
     PainterSpec, all_specs, bundled_specs, chain_spec, ckpt_specs, domains_of, find_chains, load_painters,
 )
-from cyclegan.errors import UserError
+from cyclegan.common.errors import UserError
 from cyclegan.inference import pretrained
 from cyclegan.inference.chain import Chain
 from tests.conftest import make_ckpt

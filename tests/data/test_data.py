@@ -27,7 +27,7 @@ from cyclegan.data import (
     sample_dir,
     scan_images,
 )
-from cyclegan.imaging import ImageLoadError, load_image
+from cyclegan.common.imaging import ImageLoadError, load_image
 from cyclegan.data.tfrecord import crc32c, index_records, iter_examples, iter_records, masked_crc32c, parse_example
 
 CONF_DATA = Path(__file__).resolve().parents[2] / "conf" / "data"

@@ -13,9 +13,9 @@ from PIL import Image
 
 from conftest import TINY_MODEL, compose_config, folders_dm, tiny_fit, tiny_with, write_image
 from cyclegan.data import DatasetNotFoundError
-from cyclegan.errors import exit_on_user_error
+from cyclegan.common.errors import exit_on_user_error
 from cyclegan.gan.module import CycleGAN
-from cyclegan.imaging import ImageLoadError
+from cyclegan.common.imaging import ImageLoadError
 from cyclegan.training.run import train
 
 

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from conftest import TINY, compose_config
-from cyclegan.errors import exit_on_user_error
+from cyclegan.common.errors import exit_on_user_error
 from cyclegan.training.run import train
 
 

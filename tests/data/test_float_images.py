@@ -11,7 +11,7 @@ from PIL import Image
 
 from conftest import rand_img
 from cyclegan.data import UnpairedDataModule
-from cyclegan.imaging import ImageLoadError, load_image
+from cyclegan.common.imaging import ImageLoadError, load_image
 
 
 def _float_tiff(path, fill=None):

@@ -12,7 +12,7 @@ import pytest
 from conftest import rand_img
 from cyclegan.data import UnpairedDataModule
 from cyclegan.data.sources import scan_images
-from cyclegan.imaging import walk_images
+from cyclegan.common.imaging import walk_images
 
 
 @pytest.fixture()

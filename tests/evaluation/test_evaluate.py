@@ -264,7 +264,7 @@ def test_evaluate_py_command_line(tiny_ckpt, tmp_path):
 
     missing = subprocess.run([*cmd[:2], f"ckpt_path={tmp_path / 'nope.ckpt'}", *cmd[3:]], cwd=ROOT,
                              capture_output=True, text=True, timeout=300)
-    assert missing.returncode == 2  # user errors: one line, exit code 2 (cyclegan.errors.exit_on_user_error)
+    assert missing.returncode == 2  # user errors: one line, exit code 2 (cyclegan.common.errors.exit_on_user_error)
     assert "nope.ckpt: no such file" in missing.stderr + missing.stdout
     assert "Traceback" not in missing.stderr
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from conftest import compose_config
-from cyclegan.errors import UserError
+from cyclegan.common.errors import UserError
 from cyclegan.evaluation.networks import load_for_evaluation
 from cyclegan.evaluation.run import EvaluationError, evaluate
 from cyclegan.inference.checkpoint import load_generator

@@ -12,7 +12,7 @@ from conftest import TINY, compose_config
 from cyclegan.evaluation.run import evaluate
 from cyclegan.inference.checkpoint import load_generator
 from cyclegan.inference.translate import main as translate_main
-from cyclegan.serialization import safe_load
+from cyclegan.common.serialization import safe_load
 from cyclegan.training.preflight import ResumeError, check_resume_checkpoint
 from cyclegan.training.run import train
 

@@ -11,7 +11,7 @@ from conftest import make_ckpt, rand_img
 from cyclegan.inference.compare import comparison_grid, main, pick_evenly
 from cyclegan.inference.chain import load_chain
 from cyclegan.inference.tiling import translate_tensor
-from cyclegan.pixels import to_uint8
+from cyclegan.common.pixels import to_uint8
 
 SIZE, PAD = 32, 2
 

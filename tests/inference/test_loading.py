@@ -15,7 +15,7 @@ from cyclegan.inference.compare import main as compare_main
 from cyclegan.inference.export import export_torchscript
 from cyclegan.inference.translate import main as translate_main
 from cyclegan.models import build_generator
-from cyclegan.serialization import safe_load
+from cyclegan.common.serialization import safe_load
 
 
 @pytest.fixture()

@@ -21,7 +21,7 @@ from cyclegan.inference.chain import Chain, load_chain, parse_spec
 from cyclegan.inference.kaggle import KaggleZipError, make_kaggle_zip
 from cyclegan.inference.tiling import translate_tensor
 from conftest import TINY_RESNET, RunsACommand, make_ckpt, rand_img
-from cyclegan.imaging import to_rgb
+from cyclegan.common.imaging import to_rgb
 from cyclegan.inference.batching import TranslateError, size_batches
 from cyclegan.inference.translate import build_parser, main, translate_folder
 

@@ -16,7 +16,7 @@ from cyclegan.inference.compare import main as compare_main
 from cyclegan.inference.export import export_torchscript
 from cyclegan.inference.translate import main as translate_main
 from cyclegan.models import build_generator
-from cyclegan.serialization import is_torchscript, pickle_globals, safe_load
+from cyclegan.common.serialization import is_torchscript, pickle_globals, safe_load
 
 
 class _Talks(torch.nn.Module):

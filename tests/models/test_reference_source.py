@@ -2,7 +2,7 @@
 
 import pytest
 
-from cyclegan.errors import MissingFileError
+from cyclegan.common.errors import MissingFileError
 from cyclegan.inference.checkpoint import load_generator
 from cyclegan.models import build_generator, load_reference_weights
 

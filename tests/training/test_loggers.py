@@ -11,7 +11,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import TINY, compose_config, wandb_run_records
-from cyclegan.loggers import instantiate_group
+from cyclegan.common.loggers import instantiate_group
 from cyclegan.training.run import train
 
 SCALARS = {"train/G_loss_step", "train/D_A_step", "train/D_B_step", "train/cycle_A_step", "train/lr",

@@ -15,7 +15,7 @@ import torch
 
 from conftest import TINY, compose_config, run_cli
 from cyclegan.config import overrides
-from cyclegan.errors import exit_on_user_error
+from cyclegan.common.errors import exit_on_user_error
 from cyclegan.training.resume_checkpoint import read_checkpoint
 from cyclegan.training.run import train
 

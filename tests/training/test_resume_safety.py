@@ -21,7 +21,7 @@ from omegaconf import OmegaConf
 
 from conftest import TINY, compose_config, run_cli
 from cyclegan.config.checks import ConfigError
-from cyclegan.errors import exit_on_user_error
+from cyclegan.common.errors import exit_on_user_error
 from cyclegan.training.preflight import check_resume_checkpoint, preflight_run
 from cyclegan.training.nan_guard import TrainingDiverged
 from cyclegan.training.resume_checkpoint import find_last_checkpoint

@@ -16,7 +16,7 @@ import pytorch_lightning as pl
 import torch
 
 from conftest import ROOT, TINY_MODEL, compose_config, tiny_fit, tiny_with
-from cyclegan.errors import exit_on_user_error
+from cyclegan.common.errors import exit_on_user_error
 from cyclegan.gan.module import CycleGAN
 from cyclegan.training.run import train
 from cyclegan.training.shutdown import GracefulShutdown, TrainingInterrupted

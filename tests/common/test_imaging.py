@@ -1,4 +1,4 @@
-"""cyclegan.imaging: one image rule for training, translation and evaluation; listing; atomic writes."""
+"""cyclegan.common.imaging: one image rule for training, translation and evaluation; listing; atomic writes."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from torch import nn
 
 from cyclegan.data.datasets import DomainDataset
 from cyclegan.data.sources import FileImageList
-from cyclegan.devices import DeviceError, resolve_device
+from cyclegan.common.devices import DeviceError, resolve_device
 from cyclegan.evaluation.features import compute_features
-from cyclegan.files import atomic_write
+from cyclegan.common.files import atomic_write
 from conftest import write_image
-from cyclegan.imaging import ImageLoadError, load_image, walk_images
+from cyclegan.common.imaging import ImageLoadError, load_image, walk_images
 from cyclegan.inference.translate import translate_folder
 
 

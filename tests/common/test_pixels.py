@@ -1,8 +1,8 @@
-"""cyclegan.pixels: the one [-1, 1] <-> uint8 convention of training, translation, evaluation and grids."""
+"""cyclegan.common.pixels: the one [-1, 1] <-> uint8 convention of training, translation, evaluation and grids."""
 
 import torch
 
-from cyclegan.pixels import from_uint8, to_uint8
+from cyclegan.common.pixels import from_uint8, to_uint8
 
 
 def test_every_uint8_value_survives_the_round_trip():

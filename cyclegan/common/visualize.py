@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
-from cyclegan.pixels import to_uint8
+from cyclegan.common.pixels import to_uint8
 
 
 def image_grid(rows: Sequence[torch.Tensor], max_columns: int = 8, pad: int = 2) -> np.ndarray:

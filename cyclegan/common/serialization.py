@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from cyclegan.errors import MissingFileError, UserError, first_line
+from cyclegan.common.errors import MissingFileError, UserError, first_line
 
 __all__ = ["CheckpointError", "is_torchscript", "torchscript_refusal", "pickle_globals", "safe_load",
            "state_dict_mismatch"]

@@ -1,4 +1,4 @@
-"""cyclegan/openmp.py, applied by cyclegan/__init__.py: a bounded spin unless the environment chose a policy or a spin
+"""cyclegan/common/openmp.py, applied by cyclegan/__init__.py: a bounded spin unless the environment chose a policy or a spin
 count, or the machine is busier than its cores."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from cyclegan.openmp import DEFAULT_SPINCOUNT, apply_default_wait_policy, choose_spincount
+from cyclegan.common.openmp import DEFAULT_SPINCOUNT, apply_default_wait_policy, choose_spincount
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def libgomp_setting(**env: str) -> dict[str, str]:

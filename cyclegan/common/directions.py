@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from cyclegan.errors import UserError
+from cyclegan.common.errors import UserError
 
 DIRECTIONS = ("AB", "BA")
 # direction -> (source domain, target domain)

@@ -1,4 +1,4 @@
-"""cyclegan.errors: every error class about the user's inputs is a UserError, one place reports them."""
+"""cyclegan.common.errors: every error class about the user's inputs is a UserError, one place reports them."""
 
 import importlib
 import inspect
@@ -9,7 +9,7 @@ import pytest
 
 import cyclegan
 from cyclegan.config.checks import ConfigError
-from cyclegan.errors import MissingFileError, UserError, exit_on_user_error, find_cause, first_line, one_line
+from cyclegan.common.errors import MissingFileError, UserError, exit_on_user_error, find_cause, first_line, one_line
 
 
 def _package_exceptions() -> list[type[BaseException]]:
@@ -143,7 +143,7 @@ class BuggyThing:
 
 def test_a_family_given_an_option_no_network_takes_raises_a_user_error():
     from conftest import TINY_MODEL
-    from cyclegan.errors import ArgumentsError
+    from cyclegan.common.errors import ArgumentsError
     from cyclegan.gan.module import CycleGAN
 
     with pytest.raises(ArgumentsError, match="^model: CycleGAN got unknown_key, which no registered network takes"):

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cyclegan.directions import DirectionError, as_direction, direction_argument, normalize_direction
-from cyclegan.errors import UserError
+from cyclegan.common.directions import DirectionError, as_direction, direction_argument, normalize_direction
+from cyclegan.common.errors import UserError
 from cyclegan.evaluation.run import EvaluationError, parse_directions
 from cyclegan.inference.chain import parse_spec
 

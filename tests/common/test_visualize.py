@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from cyclegan.visualize import CYCLE_COLUMNS, cycle_grid, upscale
+from cyclegan.common.visualize import CYCLE_COLUMNS, cycle_grid, upscale
 
 KEYS = ("real_A", "fake_B", "rec_A", "real_B", "fake_A", "rec_B")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from cyclegan.errors import UserError
+from cyclegan.common.errors import UserError
 
 __all__ = ["DeviceError", "resolve_device"]
 

@@ -8,7 +8,7 @@
   EXIF orientation applied, transparent pixels composited on white, 16-bit and float images
   scaled. Training, translation and evaluation read images only through these.
 
-Writing files safely is :mod:`cyclegan.files`; choosing a device is :mod:`cyclegan.devices`.
+Writing files safely is :mod:`cyclegan.common.files`; choosing a device is :mod:`cyclegan.common.devices`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import struct
 import numpy as np
 from PIL import Image, ImageOps
 
-from cyclegan.errors import UserError
+from cyclegan.common.errors import UserError
 
 log = logging.getLogger(__name__)
 

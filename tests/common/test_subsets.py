@@ -1,8 +1,8 @@
-"""cyclegan.subsets: evenly spaced subsets, the same rule for evaluation, validation KID and compare grids."""
+"""cyclegan.common.subsets: evenly spaced subsets, the same rule for evaluation, validation KID and compare grids."""
 
 import pytest
 
-from cyclegan.subsets import evenly_spaced, evenly_spaced_indices
+from cyclegan.common.subsets import evenly_spaced, evenly_spaced_indices
 
 
 @pytest.mark.parametrize("n,count", [(10, 3), (100, 7), (5, 4), (1000, 999), (2, 2)])
