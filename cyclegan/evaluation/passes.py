@@ -26,6 +26,7 @@ from cyclegan.evaluation.discriminator import discriminator_decisions
 from cyclegan.evaluation.features import compute_features
 from cyclegan.evaluation.networks import DirectionNetworks
 from cyclegan.evaluation.paired import PairedMetrics
+from cyclegan.evaluation.periodic import PeriodicArtifacts
 from cyclegan.evaluation.progress import Progress
 from cyclegan.models.compile import eager_fallback
 from cyclegan.common.subsets import evenly_spaced_indices
@@ -105,6 +106,7 @@ class DomainPass:
 
     fake_features: list[torch.Tensor] = field(default_factory=list)
     paired: PairedMetrics = field(default_factory=lambda: PairedMetrics(value_range=(-1.0, 1.0)))
+    periodic: PeriodicArtifacts = field(default_factory=PeriodicArtifacts)
     real_judged_real: list[torch.Tensor] = field(default_factory=list)  # D_X on real X images
     fake_judged_real: list[torch.Tensor] = field(default_factory=list)  # D_Y on G(x)
     examples: dict[str, list[torch.Tensor]] = field(default_factory=lambda: {"real": [], "fake": [], "rec": []})
@@ -151,6 +153,7 @@ def _domain_pass(
         fake = fake[:n].float().clamp(-1, 1)  # tanh outputs; clamp bf16 rounding
         rec = rec[:n].float().clamp(-1, 1) if rec is not None else None
         result.paired.update(x, fake, rec)
+        result.periodic.update(x, fake)
         result.fake_features.append(
             compute_features(fake, extractor, batch_size=batch_size, device=device, value_range=(-1.0, 1.0)))
         if kept < num_examples:

@@ -34,6 +34,11 @@ METRIC_INFO = {
     "memorization_distance_thr": ("memorization d_thr", "d if d < ε else 1"),
     "ssim": ("SSIM(x, G(x)) ↑", "structure kept by the translation"),
     "cycle_l1": ("cycle L1 ↓", "mean |x − F(G(x))| on [0, 1]"),
+    "periodic_artifact_db": ("periodic artefact peak (dB) ↓", "sharpest peak of the translations' mean spectrum "
+                             "over the inputs' at periods ≤ 8 px, broad changes removed: 0 = identity; a "
+                             "checkerboard or stride grating printed on every image stands out"),
+    "periodic_artifact_period": ("… its period (px)", "the period of that peak: 1.41 = the pixel checkerboard, "
+                                 "2.83 = a 4-pixel diagonal grating"),
     "d_accuracy": ("D accuracy", "target discriminator's real/fake accuracy; 0.5 = indistinguishable"),
     "target_rate": ("target-domain rate ↑", "share of translations a domain classifier (logistic regression on "
                     "Inception features, fitted on the training images) takes for the target domain"),

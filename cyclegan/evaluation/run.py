@@ -240,6 +240,7 @@ def score_direction(
     scores = generative_metrics(real, fake, train_ref_features=train, kid_subset_size_max=kid_subset_size,
                                 kid_subsets=kid_subsets, mifid_eps=mifid_eps, seed=seed)
     scores.update(passes[src].paired.compute())
+    scores.update(passes[src].periodic.compute())
     reasons = missing_reasons(nets, source)
     if nets.discriminator is not None:  # its real images come from the pass over the target domain
         real_ok, fake_fooled = cat_flags(passes[tgt].real_judged_real), cat_flags(passes[src].fake_judged_real)

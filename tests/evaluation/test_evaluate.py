@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 N_TEST, N_TRAIN = 4, 26
 EVAL = ["data.image_size=32", "data.num_workers=0", "metrics.inception=tiny"]
 KEYS = {"fid", "kid_mean", "kid_std", "mifid", "ssim", "cycle_l1", "d_accuracy", "n_real", "n_fake",
-        "n_train_ref", "n_pairs", "d_n_real", "d_n_fake"}
+        "n_train_ref", "n_pairs", "d_n_real", "d_n_fake", "periodic_artifact_db", "periodic_artifact_period"}
 
 
 def sample_datamodule(**kw):
@@ -176,6 +176,7 @@ def test_identity_translation_and_discriminator_wiring(tiny_ckpt):
     for d in ("AB", "BA"):
         assert results[d]["ssim"] == pytest.approx(1.0, abs=1e-4)
         assert results[d]["cycle_l1"] == pytest.approx(0.0, abs=1e-6)
+        assert results[d]["periodic_artifact_db"] == pytest.approx(0.0, abs=1e-6)  # nothing printed over them
         assert results[d]["d_accuracy"] == pytest.approx(0.5)
     assert (results["AB"]["d_accuracy_real"], results["AB"]["d_accuracy_fake"]) == (1.0, 0.0)
     assert (results["BA"]["d_accuracy_real"], results["BA"]["d_accuracy_fake"]) == (0.0, 1.0)
