@@ -12,6 +12,7 @@ measured generators (docs/RESULTS.md, 2026-12-04).
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
@@ -19,6 +20,8 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["PeriodicArtifacts", "MAX_PERIOD"]
+
+log = logging.getLogger(__name__)
 
 MAX_PERIOD = 8.0   # pixels: strided and transposed convolutions repeat every 2, 4 or 8 pixels
 _NEIGHBOURHOOD = 7  # frequency bins on a side of the local median
@@ -77,6 +80,8 @@ class PeriodicArtifacts:
     def compute(self) -> dict[str, Any]:
         if self._inputs is None:
             return {"periodic_artifact_db": float("nan"), "periodic_artifact_period": float("nan")}
+        if self.skipped:  # said once, so a score on part of the images is never taken for one on all
+            log.warning("periodic artefacts: %d image(s) of another size than the first batch were left out", self.skipped)
         floor = 1e-12 * float(self._inputs.mean()) + 1e-30
         ratio_db = 10.0 * torch.log10((self._translations + floor) / (self._inputs + floor))
         excess = ratio_db - _local_median(ratio_db, _NEIGHBOURHOOD)
